@@ -1,0 +1,5 @@
+import sys
+
+from segstudio.cli import main
+
+sys.exit(main())

@@ -1,0 +1,60 @@
+"""Command-line entry point: ``segstudio [PATH]``, ``segstudio evaluate``, ``segstudio predict``.
+
+Only argument parsing lives here. Each subcommand is a module in ``segstudio.commands``
+imported on demand, so ``segstudio --help`` stays fast and never imports torch or Qt.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from segstudio import __version__
+
+SUBCOMMANDS = {
+    "evaluate": "Evaluate predictions (or a model) against a dataset's ground truth.",
+    "predict": "Run a model over images and write palette PNG masks.",
+}
+
+
+def _gui_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="segstudio",
+        description="Review segmentation models against ground truth and hand-correct labels.",
+        epilog="Subcommands: " + "; ".join(f"'segstudio {k}': {v}" for k, v in SUBCOMMANDS.items())
+        + " Run 'segstudio SUBCOMMAND --help' for their options.",
+    )
+    parser.add_argument("path", nargs="?", help="dataset folder, COCO JSON or image to open "
+                        "(default: the bundled demo)")
+    parser.add_argument("--version", action="version", version=f"segstudio {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="load the demo model, run it once through the GUI worker, print versions "
+                        "and the device found, exit 0 on success")
+    parser.add_argument("--model", help="model to select at start-up (registry name or file)")
+    parser.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"], default=None,
+                        help="inference device (default: the saved setting, else auto)")
+    return parser
+
+
+def _run_module(module_name: str, parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    module = importlib.import_module(f"segstudio.commands.{module_name}")
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    return int(module.run(args) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        name = argv[0]
+        parser = argparse.ArgumentParser(prog=f"segstudio {name}", description=SUBCOMMANDS[name])
+        return _run_module(name, parser, argv[1:])
+    parser = _gui_parser()
+    args = parser.parse_args(argv)
+    module_name = "selftest" if args.self_test else "gui"
+    module = importlib.import_module(f"segstudio.commands.{module_name}")
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
