@@ -1,0 +1,209 @@
+"""The review session: which dataset is open, which image is shown, what the models predicted.
+
+Qt-free on purpose: the main window binds widgets to a :class:`ReviewSession`, and tests drive it
+without a display. The session owns
+
+* the per-image prediction cache for the session (results for an image the user has left are stored
+  for *that* image and shown when it comes back),
+* the job bookkeeping that drops stale results (a newer request for the same image wins),
+* the per-image statistics behind the dataset browser (confusion matrix, mean IoU, error pixels) and
+  their sum, the dataset-level confusion matrix,
+* the documents of images with unsaved edits, so switching images never loses work.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segstudio.core.metrics import ConfusionMatrix
+
+__all__ = ["Prediction", "ImageStats", "ReviewSession", "compute_stats", "prediction_from_runner"]
+
+
+@dataclass
+class Prediction:
+    """A model's (or a predictions folder's) answer for one image, as plain numpy arrays."""
+
+    mask: np.ndarray
+    confidence: np.ndarray | None = None
+    entropy: np.ndarray | None = None
+    instances: Any = None          # core.masks.InstanceMask for instance models
+    source: str = ""               # model spec or predictions folder it came from
+    stats: ImageStats | None = None  # filled by the worker for images that are not open
+
+
+@dataclass
+class ImageStats:
+    """What the dataset browser shows for one image with a prediction."""
+
+    confusion: np.ndarray          # (C, C) int64, rows gt, cols pred
+    classes_present: frozenset[int] = field(default_factory=frozenset)
+
+    @property
+    def mean_iou(self) -> float | None:
+        return _matrix_metrics(self.confusion).mean_iou()
+
+    @property
+    def error_pixels(self) -> int:
+        return int(self.confusion.sum() - np.trace(self.confusion))
+
+
+def _matrix_metrics(matrix: np.ndarray) -> ConfusionMatrix:
+    cm = ConfusionMatrix(matrix.shape[0])
+    cm.matrix = matrix.astype(np.int64, copy=True)
+    return cm
+
+
+def gt_classes(gt: np.ndarray, num_classes: int) -> frozenset[int]:
+    """Class ids present in a ground-truth mask (the ignore index and out-of-range ids excluded)."""
+    counts = np.bincount(gt.ravel(), minlength=num_classes)[:num_classes]
+    return frozenset(int(i) for i in np.flatnonzero(counts))
+
+
+def compute_stats(gt: np.ndarray | None, pred: np.ndarray, num_classes: int,
+                  ignore_index: int = 255) -> ImageStats | None:
+    """Confusion matrix and classes present for one image; None without ground truth."""
+    if gt is None or gt.shape != pred.shape:
+        return None
+    cm = ConfusionMatrix(num_classes, ignore_index)
+    cm.update(gt, pred)
+    return ImageStats(cm.matrix.copy(), gt_classes(gt, num_classes))
+
+
+def prediction_from_runner(result: Any, source: str = "") -> Prediction:
+    """Turn the runner's SemanticPrediction / InstancePrediction into a :class:`Prediction`."""
+    instances = getattr(result, "instances", None)
+    if instances is not None:
+        return Prediction(mask=result.semantic, instances=instances, source=source)
+    return Prediction(mask=result.mask, confidence=getattr(result, "confidence", None),
+                      entropy=getattr(result, "entropy", None), source=source)
+
+
+class ReviewSession:
+    """One open dataset and everything learnt about its images during this session.
+
+    Parameters
+    ----------
+    dataset : core.datasets.Dataset
+        The dataset (or single image) under review.
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.index = 0
+        self.predictions: dict[str, Prediction] = {}
+        self.stats: dict[str, ImageStats] = {}
+        self._latest_job: dict[str, int] = {}
+        self._documents: dict[str, Any] = {}
+        self._presence: dict[str, frozenset[int]] = {}
+
+    # --- images -------------------------------------------------------------------------------
+    @property
+    def class_table(self):
+        return self.dataset.class_table
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.dataset.samples]
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def current_name(self) -> str:
+        return self.dataset[self.index].name
+
+    @property
+    def root(self) -> Path:
+        return Path(self.dataset.root)
+
+    def step(self, delta: int) -> int:
+        """Index of the image ``delta`` away from the current one, clamped to the dataset."""
+        return max(0, min(len(self.dataset) - 1, self.index + delta))
+
+    def open(self, index: int, make_document):
+        """Make image ``index`` current and return its document.
+
+        ``make_document(sample)`` builds a fresh document (decoding the image and ground truth);
+        an image with unsaved edits gets its kept document back instead, history and all. The
+        cached prediction for the image, if any, is set on the document.
+        """
+        previous = self._documents.get(self.current_name) if len(self.dataset) else None
+        if previous is not None and not getattr(previous, "modified", False):
+            del self._documents[self.current_name]
+        sample = self.dataset[index]
+        document = self._documents.get(sample.name)
+        if document is None:
+            document = make_document(sample)
+            cached = self.predictions.get(sample.name)
+            if cached is not None:
+                document.set_prediction(cached.mask, cached.confidence, cached.entropy, cached.instances)
+        self._documents[sample.name] = document
+        self.index = index
+        if document.gt is not None:
+            self._presence[sample.name] = gt_classes(document.gt, self.class_table.num_classes)
+        return document
+
+    @property
+    def document(self):
+        return self._documents.get(self.current_name)
+
+    # --- predictions --------------------------------------------------------------------------
+    def job_requested(self, job_id: int, names: list[str]) -> None:
+        """Remember that ``job_id`` is now the newest request for each image in ``names``."""
+        for name in names:
+            self._latest_job[name] = job_id
+
+    def accept_prediction(self, job_id: int, name: str, prediction: Prediction) -> bool:
+        """Store a finished prediction for image ``name``.
+
+        Returns True when it belongs on the image being shown (the caller then sets it on the
+        document); False when it was stored for another image, or dropped as stale because a newer
+        job was requested for the same image.
+        """
+        if job_id < self._latest_job.get(name, job_id):
+            return False
+        self.predictions[name] = prediction
+        document = self._documents.get(name)
+        if document is not None and name != self.current_name:
+            document.set_prediction(prediction.mask, prediction.confidence, prediction.entropy,
+                                    prediction.instances)
+        if name == self.current_name or document is not None:
+            self.refresh_stats(name)
+        elif prediction.stats is not None:
+            self.stats[name] = prediction.stats
+            self._presence[name] = prediction.stats.classes_present
+        return name == self.current_name
+
+    def refresh_stats(self, name: str | None = None) -> None:
+        """Recompute an open image's statistics from its document (after a prediction or an edit)."""
+        name = name or self.current_name
+        document = self._documents.get(name)
+        if document is None or document.pred is None or document.gt is None:
+            self.stats.pop(name, None)
+            return
+        self.stats[name] = ImageStats(document.confusion.matrix.copy(),
+                                      gt_classes(document.gt, self.class_table.num_classes))
+        self._presence[name] = self.stats[name].classes_present
+
+    def dataset_confusion(self) -> ConfusionMatrix:
+        """Confusion matrix summed over every image that has a prediction and ground truth."""
+        cm = ConfusionMatrix(self.class_table.num_classes, self.class_table.ignore_index)
+        for stats in self.stats.values():
+            cm.matrix += stats.confusion
+        return cm
+
+    # --- dataset browser ----------------------------------------------------------------------
+    def classes_present(self, name: str) -> frozenset[int]:
+        """Classes in an image's ground truth, decoding its mask once if it was never opened."""
+        if name not in self._presence:
+            mask = self.dataset[self.dataset.index_of(name)].load_mask()
+            self._presence[name] = (frozenset() if mask is None
+                                    else gt_classes(mask, self.class_table.num_classes))
+        return self._presence[name]
+
+    def modified_names(self) -> list[str]:
+        return [n for n, d in self._documents.items() if getattr(d, "modified", False)]

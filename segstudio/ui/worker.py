@@ -1,0 +1,282 @@
+"""Model loading and inference off the GUI thread.
+
+An :class:`InferenceWorker` lives in its own ``QThread`` and runs jobs one at a time; the GUI talks
+to it only through an :class:`InferenceController`, which hands out job ids, keeps a
+``CancelToken`` per job and shuts the thread down cleanly. Every result travels back through a
+queued signal as plain numpy arrays (a :class:`segstudio.core.session.Prediction`) tagged with its
+job id and image name; the GUI decides where it belongs. torch is first imported here, in the
+worker thread, by the warm-up job, never on the GUI thread.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from segstudio.core.errors import SegStudioError
+from segstudio.core.session import compute_stats, prediction_from_runner
+
+__all__ = ["ModelRequest", "InferenceController", "InferenceWorker", "ModelInfo"]
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """Which model to run where: a registry name or file, a device, and user overrides."""
+
+    spec: str
+    device: str = "auto"
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def key(self) -> tuple:
+        return (self.spec, self.device, tuple((k, repr(v)) for k, v in self.overrides))
+
+
+@dataclass
+class ModelInfo:
+    """What the GUI learns about a loaded model (no torch objects cross the thread boundary)."""
+
+    spec: str
+    name: str
+    kind: str
+    class_table: Any
+    device_name: str
+
+
+@dataclass
+class _Job:
+    job_id: int
+    kind: str                      # 'warmup' | 'load' | 'image' | 'dataset'
+    cancel: Any = None             # runner.CancelToken, made in the worker (needs the runner module)
+    model: ModelRequest | None = None
+    image_name: str = ""
+    image: Any = None
+    dataset: Any = None
+    indices: list[int] = field(default_factory=list)
+
+
+def _default_runner_factory(request: ModelRequest):
+    from segstudio.inference.registry import resolve_model
+    from segstudio.inference.runner import Runner
+
+    entry = resolve_model(request.spec, **dict(request.overrides))
+    return Runner(entry, device=request.device)
+
+
+def _default_environment() -> tuple[list, dict]:
+    from segstudio.inference.registry import list_models
+    from segstudio.inference.runner import gpu_report
+
+    return list_models(), gpu_report()
+
+
+class InferenceWorker(QObject):
+    """Runs jobs in the worker thread. Use it through :class:`InferenceController`."""
+
+    started = Signal(int, str)              # job_id, image name ('' for a dataset job)
+    progress = Signal(int, int, int)        # job_id, done, total
+    finished = Signal(int, str, object)     # job_id, image name, Prediction
+    failed = Signal(int, str)               # job_id, message
+    cancelled = Signal(int)                 # job_id
+    job_ended = Signal(int)                 # job_id, after finished/failed/cancelled
+    model_loaded = Signal(int, object)      # job_id, ModelInfo
+    environment_found = Signal(object, object)  # list[ModelEntry], gpu_report dict
+
+    def __init__(self, runner_factory: Callable[[ModelRequest], Any] | None = None,
+                 environment: Callable[[], tuple[list, dict]] | None = None, cache_size: int = 2):
+        super().__init__()
+        self._runner_factory = runner_factory or _default_runner_factory
+        self._environment = environment or _default_environment
+        self._runners: OrderedDict[tuple, Any] = OrderedDict()
+        self._cache_size = cache_size
+
+    @Slot(object)
+    def run_job(self, job: _Job) -> None:
+        if job.cancel is not None and job.cancel.cancelled:
+            self.cancelled.emit(job.job_id)
+            self.job_ended.emit(job.job_id)
+            return
+        self.started.emit(job.job_id, job.image_name)
+        try:
+            getattr(self, f"_run_{job.kind}")(job)
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the user, not kill the thread
+            # Whatever a cancelled job raised on its way out (the runner's Cancelled, ours) is a cancel.
+            if job.cancel is not None and job.cancel.cancelled:
+                self.cancelled.emit(job.job_id)
+            else:
+                self.failed.emit(job.job_id, _describe(exc))
+        self.job_ended.emit(job.job_id)
+
+    def _run_warmup(self, job: _Job) -> None:
+        models, report = self._environment()
+        self.environment_found.emit(models, report)
+
+    def _runner(self, request: ModelRequest):
+        runner = self._runners.get(request.key)
+        if runner is None:
+            runner = self._runner_factory(request)
+            self._runners[request.key] = runner
+            while len(self._runners) > self._cache_size:
+                self._runners.popitem(last=False)
+        self._runners.move_to_end(request.key)
+        return runner
+
+    def _model_info(self, request: ModelRequest, runner) -> ModelInfo:
+        entry = runner.entry
+        return ModelInfo(request.spec, entry.name, entry.kind, entry.class_table, runner.device_name)
+
+    def _run_load(self, job: _Job) -> None:
+        runner = self._runner(job.model)
+        self.model_loaded.emit(job.job_id, self._model_info(job.model, runner))
+
+    def _run_image(self, job: _Job) -> None:
+        runner = self._runner(job.model)
+        self.model_loaded.emit(job.job_id, self._model_info(job.model, runner))
+        result = runner.predict(job.image, cancel=job.cancel,
+                                progress=lambda done, total: self.progress.emit(job.job_id, done, total))
+        job.cancel.raise_if_cancelled()
+        self.finished.emit(job.job_id, job.image_name, prediction_from_runner(result, job.model.spec))
+
+    def _run_dataset(self, job: _Job) -> None:
+        runner = self._runner(job.model)
+        self.model_loaded.emit(job.job_id, self._model_info(job.model, runner))
+        table = job.dataset.class_table
+        total = len(job.indices)
+        self.progress.emit(job.job_id, 0, total)
+        for done, index in enumerate(job.indices, start=1):
+            job.cancel.raise_if_cancelled()
+            sample = job.dataset[index]
+            result = runner.predict(sample.load_image(), cancel=job.cancel)
+            prediction = prediction_from_runner(result, job.model.spec)
+            try:
+                gt = sample.load_mask()
+            except SegStudioError:
+                gt = None  # a bad mask leaves the image without statistics, the run goes on
+            prediction.stats = compute_stats(gt, prediction.mask, table.num_classes, table.ignore_index)
+            job.cancel.raise_if_cancelled()
+            self.finished.emit(job.job_id, sample.name, prediction)
+            self.progress.emit(job.job_id, done, total)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SegStudioError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class InferenceController(QObject):
+    """The GUI side of the worker: submits jobs, cancels them, owns and stops the thread.
+
+    Its signals mirror the worker's and are delivered on the GUI thread.
+    """
+
+    started = Signal(int, str)
+    progress = Signal(int, int, int)
+    finished = Signal(int, str, object)
+    failed = Signal(int, str)
+    cancelled = Signal(int)
+    job_ended = Signal(int)
+    model_loaded = Signal(int, object)
+    environment_found = Signal(object, object)
+    _submitted = Signal(object)
+
+    def __init__(self, parent: QObject | None = None, **worker_options):
+        super().__init__(parent)
+        self._ids = itertools.count(1)
+        self._tokens: dict[int, Any] = {}
+        self._started_at: dict[int, float] = {}
+        self._thread = QThread()
+        self._thread.setObjectName("segstudio-inference")
+        self._worker = InferenceWorker(**worker_options)
+        self._worker.moveToThread(self._thread)
+        self._submitted.connect(self._worker.run_job)
+        for name in ("started", "progress", "finished", "failed", "cancelled", "model_loaded",
+                     "environment_found"):
+            getattr(self._worker, name).connect(getattr(self, name))
+        self._worker.job_ended.connect(self._on_job_ended)
+        self._thread.finished.connect(self._worker.deleteLater)
+        self._thread.start()
+
+    # --- submitting ---------------------------------------------------------------------------
+    def _submit(self, job: _Job) -> int:
+        self._tokens[job.job_id] = job.cancel
+        self._started_at[job.job_id] = time.monotonic()
+        self._submitted.emit(job)
+        return job.job_id
+
+    def _new_job(self, kind: str, **fields) -> _Job:
+        return _Job(next(self._ids), kind, cancel=_Token(), **fields)
+
+    def warm_up(self) -> int:
+        """Import torch and the model registry in the worker; ``environment_found`` reports back."""
+        return self._submit(self._new_job("warmup"))
+
+    def load_model(self, model: ModelRequest) -> int:
+        return self._submit(self._new_job("load", model=model))
+
+    def predict_image(self, model: ModelRequest, image_name: str, image) -> int:
+        return self._submit(self._new_job("image", model=model, image_name=image_name, image=image))
+
+    def predict_dataset(self, model: ModelRequest, dataset, indices: list[int]) -> int:
+        return self._submit(self._new_job("dataset", model=model, dataset=dataset, indices=list(indices)))
+
+    # --- state and control --------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return bool(self._tokens)
+
+    def elapsed(self, job_id: int) -> float:
+        return time.monotonic() - self._started_at.get(job_id, time.monotonic())
+
+    def cancel(self, job_id: int | None = None) -> None:
+        """Cancel one job, or every pending and running job when ``job_id`` is None."""
+        ids = list(self._tokens) if job_id is None else [job_id]
+        for i in ids:
+            token = self._tokens.get(i)
+            if token is not None:
+                token.cancel()
+
+    def shutdown(self, timeout_ms: int = 30000) -> bool:
+        """Cancel everything, stop the thread and wait for it. Returns True once it has stopped."""
+        self.cancel()
+        self._thread.quit()
+        stopped = self._thread.wait(timeout_ms)
+        return bool(stopped)
+
+    @Slot(int)
+    def _on_job_ended(self, job_id: int) -> None:
+        self._tokens.pop(job_id, None)
+        self._started_at.pop(job_id, None)
+        self.job_ended.emit(job_id)
+
+
+class _Token:
+    """A cancel flag shared by the GUI and the worker.
+
+    It has the runner's ``CancelToken`` interface (``cancel``, ``cancelled``,
+    ``raise_if_cancelled``) but is made on the GUI thread without importing the inference package,
+    which would pull torch in before the window is up.
+    """
+
+    def __init__(self):
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise JobCancelled()
+
+
+class JobCancelled(Exception):
+    """Raised in the worker when a job's token was cancelled between steps."""

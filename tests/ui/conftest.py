@@ -1,0 +1,42 @@
+"""UI test fixtures: a private settings file per test, and no QThread may outlive its test."""
+from __future__ import annotations
+
+import threading
+import weakref
+
+import pytest
+from PySide6.QtCore import QSettings, QThread, QThreadPool
+
+_started_threads: "weakref.WeakSet[QThread]" = weakref.WeakSet()
+_original_start = QThread.start
+
+
+def _tracking_start(self, *args, **kwargs):
+    _started_threads.add(self)
+    return _original_start(self, *args, **kwargs)
+
+
+QThread.start = _tracking_start
+
+
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path, monkeypatch):
+    """Point QSettings (INI, user scope) at a fresh folder so tests never share settings."""
+    folder = tmp_path / "settings"
+    folder.mkdir()
+    monkeypatch.setenv("SEGSTUDIO_SETTINGS_DIR", str(folder))
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left_running():
+    """Fail a test that leaves a QThread, a pool runnable or a non-daemon thread running."""
+    before = set(threading.enumerate())
+    yield
+    running = [t.objectName() or repr(t) for t in list(_started_threads) if t.isRunning()]
+    assert not running, f"QThread(s) left running: {running}"
+    assert QThreadPool.globalInstance().waitForDone(5000), "QThreadPool jobs still running"
+    leaked = [t.name for t in threading.enumerate()
+              if t not in before and t.is_alive() and not t.daemon]
+    assert not leaked, f"threads left running: {leaked}"

@@ -1,0 +1,62 @@
+"""Stand-ins for the inference package: a runner the test can hold mid-job and release."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class FakeEntry:
+    name: str = "fake"
+    kind: str = "semantic"
+    class_table: object = None
+
+
+@dataclass
+class FakePrediction:
+    mask: np.ndarray
+    confidence: np.ndarray
+    entropy: np.ndarray
+
+
+class GatedRunner:
+    """Predicts ``(image.sum(-1) % 3)`` in ``steps`` steps; each step waits until the gate is open.
+
+    A test closes the gate to keep a job "running" for as long as it needs, then opens it; nothing
+    depends on timing.
+    """
+
+    device_name = "cpu"
+
+    def __init__(self, steps: int = 4, fail_with: Exception | None = None):
+        self.entry = FakeEntry()
+        self.steps = steps
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.fail_with = fail_with
+        self.calls = 0
+
+    def predict(self, image, cancel=None, progress=None):
+        self.calls += 1
+        self.entered.set()
+        if self.fail_with is not None:
+            raise self.fail_with
+        for step in range(self.steps):
+            while not self.gate.wait(0.01):
+                if cancel is not None and cancel.cancelled:
+                    break
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            if progress is not None:
+                progress(step + 1, self.steps)
+        return self.expected(image)
+
+    @staticmethod
+    def expected(image) -> FakePrediction:
+        image = np.asarray(image)
+        flat = image if image.ndim == 2 else image.astype(np.int64).sum(-1)
+        mask = (flat % 3).astype(np.uint8)
+        return FakePrediction(mask, np.ones(mask.shape, np.float32), np.zeros(mask.shape, np.float32))
