@@ -29,6 +29,7 @@ __all__ = [
     "match_instances",
     "instance_overlaps",
     "InstanceOverlaps",
+    "greedy_matches",
 ]
 
 # cv2.calcHist counts in int32 but hands the histogram back as float32, which is exact only up to
@@ -502,9 +503,24 @@ def _classes_of(inst: Any, ids: np.ndarray) -> np.ndarray:
     return np.array([classes.get(int(i), -1) for i in ids], dtype=np.int64)
 
 
-def _greedy_matches(ov: InstanceOverlaps, iou_threshold: float,
-                    same_class: np.ndarray | None) -> list[tuple[int, int, float]]:
-    """One-to-one matches, highest IoU first; exact (unique) for thresholds above 0.5."""
+def greedy_matches(ov: InstanceOverlaps, iou_threshold: float,
+                   same_class: np.ndarray | None = None) -> list[tuple[int, int, float]]:
+    """One-to-one matches at IoU >= threshold, highest IoU first.
+
+    Parameters
+    ----------
+    ov : InstanceOverlaps
+        Pairwise overlaps from :func:`instance_overlaps`.
+    iou_threshold : float
+        Minimum IoU of a match.
+    same_class : numpy.ndarray, optional
+        ``(G, P)`` bool, pairs allowed to match; all pairs when omitted.
+
+    Returns
+    -------
+    list of (gt_id, pred_id, iou)
+        Greedy is exact above 0.5, where each instance has at most one candidate partner.
+    """
     iou = ov.iou()
     ok = (iou >= iou_threshold) & (ov.intersection > 0)
     if same_class is not None:
@@ -547,7 +563,7 @@ def match_instances(gt: InstanceMask, pred: InstanceMask, iou_threshold: float =
     same = None
     if match_class:
         same = _classes_of(gt, ov.gt_ids)[:, None] == _classes_of(pred, ov.pred_ids)[None, :]
-    matches = _greedy_matches(ov, iou_threshold, same)
+    matches = greedy_matches(ov, iou_threshold, same)
     tp = len(matches)
     return InstanceMetrics.from_counts(tp, ov.pred_ids.size - tp, ov.gt_ids.size - tp,
                                        sum(m[2] for m in matches), iou_threshold, matches)
