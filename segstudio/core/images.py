@@ -80,6 +80,17 @@ class _Header:
         return self.width, self.height
 
 
+def _pil_open(path) -> Image.Image:
+    """``Image.open`` (lazy: header only) without Pillow's own bomb check; callers apply ours."""
+    with _PIL_GUARD_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
 def _check_file(path) -> None:
     """Raise ImageReadError for the cases that should not reach a decoder."""
     try:
@@ -98,13 +109,7 @@ def _read_header(path) -> _Header:
     """Size, format and EXIF orientation from the file header, without decoding pixels."""
     _check_file(path)
     try:
-        with _PIL_GUARD_LOCK:
-            saved = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None
-            try:
-                im = Image.open(path)
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
+        im = _pil_open(path)
         with im:
             width, height = im.size
             fmt = im.format or ""
@@ -237,13 +242,7 @@ def _bgr_to_rgb(img: np.ndarray) -> np.ndarray:
 def _decode_with_pillow(path, header: _Header) -> np.ndarray:
     """Fallback for files OpenCV refuses; also tells truncated files from unsupported ones."""
     try:
-        with _PIL_GUARD_LOCK:
-            saved = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None
-            try:
-                im = Image.open(path)
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
+        im = _pil_open(path)
         with im:
             im.load()
             mode = im.mode
