@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
-from segstudio.core import tools
+from segstudio.core import errormap, tools
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import MaskSizeMismatch
 from segstudio.core.history import EditAtom, EditHistory, HistoryBudget, default_budget
@@ -179,8 +179,6 @@ class ImageDocument:
             self.error_codes = None
 
     def _codes(self, gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
-        from segstudio.core import errormap  # landing in parallel; imported on first use meanwhile
-
         return errormap.error_codes(gt, pred, ignore_index=self.ignore_index, class_id=self._error_class)
 
     def set_prediction(self, pred: np.ndarray | None, confidence: np.ndarray | None = None,
@@ -324,15 +322,18 @@ class ImageDocument:
 
     # ------------------------------------------------------------------ incremental bookkeeping
     def _after_change(self, box: Bbox, changed: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
-        """Move the changed pixels in the confusion matrix and redo the error map inside ``box``."""
+        """Move the changed pixels in the confusion matrix and recode them in the error map.
+
+        A pixel's error code depends on its own (gt, pred) pair only, so only changed pixels are
+        recoded: a long diagonal stroke does not recompute its whole bounding box.
+        """
         if self.pred is None:
             return
         x, y, w, h = box
         rows, cols = slice(y, y + h), slice(x, x + w)
-        pred_box = self.pred[rows, cols]
-        p = pred_box[changed]
+        p = self.pred[rows, cols][changed]
         self.confusion.apply_edit(old, new, p, p)
-        self.error_codes[rows, cols] = self._codes(self.gt[rows, cols], pred_box)
+        self.error_codes[rows, cols][changed] = self._codes(new, p)
 
     def _check_value(self, value: int) -> int:
         value = int(value)
