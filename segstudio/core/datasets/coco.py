@@ -1,0 +1,321 @@
+"""COCO instance annotations: a ``.json`` file, or a folder with ``annotations/*.json`` and images.
+
+Opening reads and checks the JSON (keys and types only); segmentations (polygons, compressed and
+uncompressed RLE) are decoded with pycocotools when a sample's masks are loaded. The class table is
+background (0) followed by the categories in the order the file lists them; ``category_to_class``
+maps each COCO category id to its contiguous class id.
+
+Instances are numbered 1..N in annotation order (later annotations paint over earlier ones where
+they overlap). Crowd annotations (``iscrowd: 1``) are not instances: in the semantic mask their
+pixels not covered by an instance become the ignore index.
+"""
+from __future__ import annotations
+
+import json
+import os
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segstudio.core.classes import ClassInfo, ClassTable, voc_colormap
+from segstudio.core.datasets.base import (
+    Dataset,
+    MaskDecoder,
+    Sample,
+    load_class_table,
+    natural_key,
+    subfolders,
+)
+from segstudio.core.errors import DatasetError, MaskSizeMismatch
+from segstudio.core.masks import InstanceMask
+
+__all__ = ["CocoDecoder", "find_coco_annotations", "open_coco", "table_from_categories"]
+
+
+def find_coco_annotations(folder: Path) -> list[Path]:
+    """The ``.json`` files of ``folder/annotations/`` when that folder holds no mask images."""
+    annotations = folder / "annotations"
+    if not annotations.is_dir():
+        return []
+    try:
+        with os.scandir(annotations) as it:
+            names = [e.name for e in it if e.is_file() and not e.name.startswith(".")]
+    except OSError:
+        return []
+    suffixes = {os.path.splitext(n)[1].lower() for n in names}
+    if suffixes & {".png", ".bmp", ".tif", ".tiff"}:
+        return []
+    return sorted((annotations / n for n in names if n.lower().endswith(".json")),
+                  key=lambda p: natural_key(p.name))
+
+
+def open_coco(path: str | PathLike, class_table: ClassTable | str | PathLike | None = None,
+              split: str | None = None) -> Dataset:
+    """Open a COCO annotation file, or the one a folder's ``annotations/`` holds.
+
+    Parameters
+    ----------
+    path : path
+        A ``.json`` file, or a folder with ``annotations/*.json``.
+    class_table : ClassTable, path or None
+        Default: built from the categories. A given table must name every category; categories are
+        matched to its classes by name.
+    split : str or None
+        For a folder: choose the annotation file whose name contains ``split``. Without it a folder
+        with several files uses the one naming ``val``, else fails listing them.
+
+    Raises
+    ------
+    DatasetError
+        Invalid JSON, missing or mistyped keys, unknown category ids, images not found; the
+        message names the JSON file.
+    """
+    path = Path(path)
+    json_path = path if not path.is_dir() else _choose_annotation_file(path, split)
+    data = _load_json(json_path)
+    categories, images, annotations = _validate(json_path, data)
+
+    if class_table is None:
+        table, cat_to_class = table_from_categories(categories, name=json_path.stem)
+    else:
+        table = class_table if isinstance(class_table, ClassTable) else load_class_table(class_table)
+        cat_to_class = _map_categories_by_name(json_path, categories, table)
+
+    image_dir = _find_image_dir(json_path, images) if images else json_path.parent
+    by_image: dict[Any, list[dict]] = {img["id"]: [] for img in images}
+    for ann in annotations:
+        by_image[ann["image_id"]].append(ann)
+    has_gt = "annotations" in data
+    decoder = CocoDecoder(table, json_path, cat_to_class)
+    samples = []
+    for img in images:
+        file_name = img["file_name"]
+        name = os.path.splitext(os.path.basename(file_name))[0]
+        decoder.records[name] = (img, by_image[img["id"]])
+        gt = json_path if has_gt else None
+        samples.append(Sample(name, image_dir / file_name, gt, gt, decoder))
+    root = path if path.is_dir() else json_path
+    return Dataset(root, "coco", table, samples, split=split)
+
+
+def table_from_categories(categories: list[dict], name: str = "") -> tuple[ClassTable, dict[int, int]]:
+    """Background (0) + the categories in file order, VOC-map colours; and category id -> class id."""
+    cmap = voc_colormap(256)
+    classes = [ClassInfo(0, "background", (0, 0, 0, 255))]
+    cat_to_class = {}
+    for i, cat in enumerate(categories, start=1):
+        classes.append(ClassInfo(i, str(cat["name"]), (*(int(v) for v in cmap[i % 256]), 255)))
+        cat_to_class[cat["id"]] = i
+    ignore = 255 if len(classes) <= 255 else 65535
+    return ClassTable(classes, ignore, name), cat_to_class
+
+
+class CocoDecoder(MaskDecoder):
+    """Decodes one COCO file's segmentations; ``records`` maps sample name -> (image, annotations)."""
+
+    def __init__(self, class_table: ClassTable, json_path: Path, category_to_class: dict[int, int]):
+        super().__init__(class_table)
+        self.json_path = json_path
+        self.category_to_class = category_to_class
+        self.records: dict[str, tuple[dict, list[dict]]] = {}
+
+    def load_mask(self, sample: Sample) -> np.ndarray | None:
+        """Semantic mask painted from the instances; crowd-only pixels are the ignore index."""
+        if sample.mask_path is None:
+            return None
+        instances, crowd = self._decode(sample)
+        dtype = np.uint8 if max(self.class_table.num_classes, self.class_table.ignore_index) < 256 \
+            else np.uint16
+        semantic = np.zeros(instances.ids.shape, dtype=dtype)
+        semantic[crowd] = self.class_table.ignore_index
+        lut = np.zeros(max(instances.classes, default=0) + 1, dtype=dtype)
+        for inst_id, class_id in instances.classes.items():
+            lut[inst_id] = class_id
+        covered = instances.ids > 0
+        semantic[covered] = lut[instances.ids[covered]]
+        return semantic
+
+    def load_instances(self, sample: Sample) -> InstanceMask | None:
+        """Non-crowd annotations as instances 1..N in annotation order."""
+        if sample.instance_path is None:
+            return None
+        return self._decode(sample)[0]
+
+    def _decode(self, sample: Sample) -> tuple[InstanceMask, np.ndarray]:
+        from pycocotools import mask as mask_utils
+
+        img, anns = self.records[sample.name]
+        height, width = int(img["height"]), int(img["width"])
+        actual = sample.image_shape()
+        if actual != (height, width):
+            raise MaskSizeMismatch(self.json_path, f"image '{img['file_name']}' is annotated as "
+                                   f"{width}x{height} but the file is {actual[1]}x{actual[0]}")
+        ids = np.zeros((height, width), dtype=np.int32)
+        crowd = np.zeros((height, width), dtype=bool)
+        classes: dict[int, int] = {}
+        next_id = 1
+        for ann in anns:
+            region = self._decode_segmentation(mask_utils, ann, height, width)
+            if ann.get("iscrowd", 0):
+                crowd |= region
+                continue
+            ids[region] = next_id
+            classes[next_id] = self.category_to_class[ann["category_id"]]
+            next_id += 1
+        # An instance painted over entirely by a later one no longer exists.
+        present = set(np.unique(ids).tolist())
+        classes = {i: c for i, c in classes.items() if i in present}
+        return InstanceMask(ids, classes), crowd
+
+    def _decode_segmentation(self, mask_utils, ann: dict, height: int, width: int) -> np.ndarray:
+        segm = ann["segmentation"]
+        where = f"annotation {ann.get('id', '?')} (image {ann['image_id']})"
+        try:
+            if isinstance(segm, list):
+                polygons = [p for p in segm if isinstance(p, list) and len(p) >= 6]
+                if not polygons:
+                    return np.zeros((height, width), dtype=bool)
+                rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+            else:
+                size = segm.get("size")
+                if list(size) != [height, width]:
+                    raise DatasetError(self.json_path, f"{where}: RLE size {size} differs from the "
+                                       f"image's {[height, width]}")
+                counts = segm["counts"]
+                if isinstance(counts, list):
+                    rle = mask_utils.frPyObjects(segm, height, width)
+                else:
+                    rle = {"size": [height, width],
+                           "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+            return mask_utils.decode(rle).astype(bool)
+        except DatasetError:
+            raise
+        except Exception as exc:  # pycocotools raises bare Exceptions and TypeErrors on bad input
+            raise DatasetError(self.json_path, f"{where}: cannot decode the segmentation: {exc}"
+                               ) from exc
+
+
+def _choose_annotation_file(folder: Path, split: str | None) -> Path:
+    files = find_coco_annotations(folder)
+    if not files:
+        raise DatasetError(folder, "no COCO annotation file: expected annotations/*.json")
+    if split is not None:
+        chosen = [f for f in files if split in f.stem]
+        if not chosen:
+            raise DatasetError(folder / "annotations", f"no annotation file for split '{split}' "
+                               f"(found: {', '.join(f.name for f in files)})")
+        files = chosen
+    if len(files) > 1:
+        instances = [f for f in files if f.stem.startswith("instances")]
+        files = instances or files
+    if len(files) > 1:
+        val = [f for f in files if "val" in f.stem]
+        if len(val) == 1:
+            return val[0]
+        raise DatasetError(folder / "annotations", f"several annotation files, pass a split to "
+                           f"choose: {', '.join(f.name for f in files)}")
+    return files[0]
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        with open(path, "rb") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise DatasetError(path, "no such file") from None
+    except IsADirectoryError:
+        raise DatasetError(path, "expected a COCO .json file, found a folder") from None
+    except OSError as exc:
+        raise DatasetError(path, f"cannot read the file: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(path, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                           ) from None
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise DatasetError(path, f"not valid JSON: {exc}") from None
+
+
+def _require(path: Path, record: Any, where: str, keys: dict[str, tuple[type, ...]]) -> None:
+    if not isinstance(record, dict):
+        raise DatasetError(path, f"{where} is not an object")
+    for key, types in keys.items():
+        if key not in record:
+            raise DatasetError(path, f"{where} lacks the key '{key}'")
+        value = record[key]
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise DatasetError(path, f"{where}: '{key}' has the wrong type "
+                               f"({type(value).__name__})")
+
+
+def _validate(path: Path, data: Any) -> tuple[list[dict], list[dict], list[dict]]:
+    """Check the structure the decoder relies on; return (categories, images, annotations)."""
+    if not isinstance(data, dict):
+        raise DatasetError(path, "not a COCO annotation file: the top level is not an object")
+    for key in ("images", "categories"):
+        if key not in data:
+            raise DatasetError(path, f"not a COCO annotation file: no '{key}' list")
+        if not isinstance(data[key], list):
+            raise DatasetError(path, f"'{key}' is not a list")
+    annotations = data.get("annotations", [])
+    if not isinstance(annotations, list):
+        raise DatasetError(path, "'annotations' is not a list")
+    categories = data["categories"]
+    for i, cat in enumerate(categories):
+        _require(path, cat, f"category {i}", {"id": (int,), "name": (str,)})
+    cat_ids = {c["id"] for c in categories}
+    if len(cat_ids) != len(categories):
+        raise DatasetError(path, "two categories share an id")
+    images = data["images"]
+    image_ids = set()
+    names = {}
+    for i, img in enumerate(images):
+        _require(path, img, f"image {i}", {"id": (int, str), "file_name": (str,),
+                                           "width": (int,), "height": (int,)})
+        if img["id"] in image_ids:
+            raise DatasetError(path, f"image {i}: the id {img['id']} is used twice")
+        image_ids.add(img["id"])
+        stem = os.path.splitext(os.path.basename(img["file_name"]))[0]
+        if stem in names:
+            raise DatasetError(path, f"images {names[stem]} and {i} share the name '{stem}'")
+        names[stem] = i
+    for i, ann in enumerate(annotations):
+        where = f"annotation {i}"
+        _require(path, ann, where, {"image_id": (int, str), "category_id": (int,),
+                                    "segmentation": (list, dict)})
+        if ann["image_id"] not in image_ids:
+            raise DatasetError(path, f"{where}: image_id {ann['image_id']} is not in 'images'")
+        if ann["category_id"] not in cat_ids:
+            raise DatasetError(path, f"{where}: category_id {ann['category_id']} is not in "
+                               f"'categories'")
+        segm = ann["segmentation"]
+        if isinstance(segm, dict) and ("counts" not in segm or "size" not in segm):
+            raise DatasetError(path, f"{where}: an RLE segmentation needs 'counts' and 'size'")
+    return categories, images, annotations
+
+
+def _map_categories_by_name(path: Path, categories: list[dict], table: ClassTable) -> dict[int, int]:
+    mapping = {}
+    for cat in categories:
+        try:
+            mapping[cat["id"]] = table.index_of(cat["name"])
+        except KeyError:
+            raise DatasetError(path, f"category '{cat['name']}' is not in the class table "
+                               f"'{table.name}'") from None
+    return mapping
+
+
+def _find_image_dir(json_path: Path, images: list[dict]) -> Path:
+    """The folder the images' ``file_name`` is relative to, judged by the first image."""
+    first = images[0]["file_name"]
+    here, above = json_path.parent, json_path.parent.parent
+    candidates = [here, above, here / "images", above / "images"]
+    # instances_val2017.json -> val2017/ or images/val2017/
+    tag = json_path.stem.split("_", 1)[-1]
+    candidates += [above / tag, above / "images" / tag, here / tag]
+    candidates += [above / d for d in subfolders(above) if d != "annotations"]
+    for folder in candidates:
+        if (folder / first).is_file():
+            return folder
+    raise DatasetError(json_path, f"cannot find the image '{first}' next to the annotations "
+                       f"(looked in {', '.join(str(c) for c in candidates[:7])})")
