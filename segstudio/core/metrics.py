@@ -95,18 +95,18 @@ class ConfusionMatrix:
         """LUTs sending a uint8 id to its row offset / column in a (C+1)x(C+1) grid.
 
         Skipped ids go to the extra bin ``C``, so the combined index never needs a validity mask.
-        Only used while ``(C+1)**2`` fits in uint16.
+        Used for small arrays only (brush edits), while ``(C+1)**2`` stays a small bincount. The
+        tables are intp so ``take`` and ``bincount`` never convert.
         """
         if self._lut8 is None:
             c = self.num_classes
             k = c + 1
-            col = np.full(256, c, dtype=np.uint16)
+            col = np.full(256, c, dtype=np.intp)
             n = min(c, 256)
-            col[:n] = np.arange(n, dtype=np.uint16)
+            col[:n] = np.arange(n)
             if 0 <= self.ignore_index < 256:
                 col[self.ignore_index] = c
-            row = (col * k).astype(np.uint16)
-            self._lut8 = (row, col)
+            self._lut8 = (col * k, col)
         return self._lut8
 
     def _counts(self, gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -118,17 +118,17 @@ class ConfusionMatrix:
         if gt.dtype == np.uint8 and pred.dtype == np.uint8:
             if gt.size >= _CV_MIN_PIXELS:
                 return self._counts_cv(gt, pred)
-            if (c + 1) ** 2 <= 65536:
+            if (c + 1) ** 2 <= 65536:  # C <= 255: a bincount of at most 64K bins
                 return self._counts_lut(gt, pred)
         return self._counts_generic(gt, pred)
 
     def _counts_lut(self, gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
-        # Small arrays (brush edits): one uint16 combined index and a bincount of (C+1)**2 bins is
-        # a few microseconds, far below np.add.at.
+        # Small arrays (brush edits): one combined index and a bincount of (C+1)**2 bins is a few
+        # microseconds, far below np.add.at; ``take`` is ~2x faster than fancy indexing here.
         row, col = self._luts_uint8()
         k = self.num_classes + 1
-        idx = row[gt.ravel()]
-        idx += col[pred.ravel()]
+        idx = row.take(gt.ravel())
+        idx += col.take(pred.ravel())
         return np.bincount(idx, minlength=k * k).reshape(k, k)[:-1, :-1].astype(np.int64)
 
     def _counts_cv(self, gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -214,6 +214,18 @@ class ConfusionMatrix:
         new_gt, new_pred = _check_pair(new_gt, new_pred)
         if old_gt.shape != new_gt.shape:
             raise MaskSizeMismatch(None, f"old values shape {old_gt.shape} != new values shape {new_gt.shape}")
+        k = self.num_classes + 1
+        if (old_gt.size < _CV_MIN_PIXELS and k * k <= 65536 and old_gt.dtype == np.uint8
+                and new_gt.dtype == np.uint8 and old_pred.dtype == np.uint8 and new_pred.dtype == np.uint8):
+            # The brush path, called once per dab: one bincount difference, one in-place add.
+            row, col = self._luts_uint8()
+            new_idx = row.take(new_gt.ravel())
+            new_idx += col.take(new_pred.ravel())
+            old_idx = row.take(old_gt.ravel())
+            old_idx += col.take(old_pred.ravel())
+            delta = np.bincount(new_idx, minlength=k * k) - np.bincount(old_idx, minlength=k * k)
+            self.matrix += delta.reshape(k, k)[:-1, :-1]
+            return
         self.matrix += self._counts(new_gt, new_pred)
         self.matrix -= self._counts(old_gt, old_pred)
 
