@@ -1,0 +1,300 @@
+"""The project store: a SQLite file beside the dataset with the stroke journal and the review state.
+
+``<dataset root>/.segstudio/project.sqlite`` (or a per-user folder when the dataset is read-only)
+holds
+
+* the **journal**: every committed stroke of every image (its atom, with the changed mask bit-packed and
+  zlib-compressed), plus undo and redo markers, in order. Replaying the journal over the labels last
+  written to disk gives the labels as they were when the app stopped, crash included, and rebuilds the
+  undo stacks;
+* per-image **review state**: status, free-text note and the last computed metrics (JSON).
+
+The database runs in WAL mode with ``synchronous=NORMAL``: each journal entry is its own transaction,
+which survives the process being killed (a power cut may lose the last few, never corrupt the file).
+The store is used from one thread (the GUI's); open another :class:`ProjectStore` for another thread.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+import zlib
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segstudio.core.history import EditAtom, EditHistory
+
+__all__ = ["ProjectStore", "STATUSES", "store_path_for"]
+
+STATUSES = ("unreviewed", "accepted", "fixed", "needs_attention")
+STORE_DIR = ".segstudio"
+STORE_FILE = "project.sqlite"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    image   TEXT NOT NULL,
+    op      TEXT NOT NULL CHECK (op IN ('do', 'undo', 'redo')),
+    x INTEGER, y INTEGER, w INTEGER, h INTEGER,
+    layer   TEXT,
+    dtype   TEXT,
+    mask    BLOB,
+    old     BLOB,
+    new     BLOB,
+    saved   INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_image ON journal (image, seq);
+CREATE TABLE IF NOT EXISTS images (
+    name    TEXT PRIMARY KEY,
+    status  TEXT NOT NULL DEFAULT 'unreviewed',
+    note    TEXT NOT NULL DEFAULT '',
+    metrics TEXT,
+    updated REAL NOT NULL
+);
+"""
+
+
+def _user_store_path(root: Path) -> Path:
+    import platformdirs
+
+    key = hashlib.sha1(str(root).encode("utf-8")).hexdigest()[:12]
+    base = Path(platformdirs.user_data_dir("segstudio", appauthor=False))
+    return base / "projects" / f"{root.name or 'root'}-{key}" / STORE_FILE
+
+
+def store_path_for(dataset_root: str | PathLike) -> Path:
+    """Where the store of a dataset lives by default: ``<root>/.segstudio/project.sqlite``."""
+    return Path(dataset_root).resolve() / STORE_DIR / STORE_FILE
+
+
+def _pack(atom: EditAtom) -> tuple:
+    x, y, w, h = (int(v) for v in atom.bbox)
+    mask = np.packbits(np.ascontiguousarray(atom.changed, dtype=bool), axis=None)
+    old = np.ascontiguousarray(atom.old_values)
+    new = np.ascontiguousarray(atom.new_values, dtype=old.dtype)
+    return (x, y, w, h, atom.layer, old.dtype.str, zlib.compress(mask.tobytes(), 1),
+            zlib.compress(old.tobytes(), 1), zlib.compress(new.tobytes(), 1))
+
+
+def _unpack(row: tuple) -> EditAtom:
+    x, y, w, h, layer, dtype, mask, old, new = row
+    bits = np.frombuffer(zlib.decompress(mask), dtype=np.uint8)
+    changed = np.unpackbits(bits, count=w * h).reshape(h, w).view(bool)
+    dt = np.dtype(dtype)
+    old_v = np.frombuffer(zlib.decompress(old), dtype=dt).copy()
+    new_v = np.frombuffer(zlib.decompress(new), dtype=dt).copy()
+    return EditAtom((x, y, w, h), changed, old_v, new_v, layer)
+
+
+class ProjectStore:
+    """Journal and review state of one dataset, in one SQLite file.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The database file; its folder is created. Use :meth:`for_dataset` to pick the usual place.
+    """
+
+    def __init__(self, path: str | PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), isolation_level=None)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        except BaseException:
+            self._db.close()
+            raise
+
+    @classmethod
+    def for_dataset(cls, dataset_root: str | PathLike, *, fallback_dir: str | PathLike | None = None
+                    ) -> ProjectStore:
+        """Open the store of a dataset, in the dataset if it is writable, else in a per-user folder.
+
+        Parameters
+        ----------
+        dataset_root : str or PathLike
+            The dataset's root folder.
+        fallback_dir : str or PathLike, optional
+            Folder used instead of the platformdirs user data folder when the dataset is read-only.
+        """
+        root = Path(dataset_root).resolve()
+        try:
+            return cls(store_path_for(root))
+        except (OSError, sqlite3.Error):
+            pass
+        if fallback_dir is not None:
+            key = hashlib.sha1(str(root).encode("utf-8")).hexdigest()[:12]
+            return cls(Path(fallback_dir) / f"{root.name or 'root'}-{key}" / STORE_FILE)
+        return cls(_user_store_path(root))
+
+    def close(self) -> None:
+        """Close the database (the WAL is checkpointed into the main file)."""
+        self._db.close()
+
+    def __enter__(self) -> ProjectStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ journal
+    def journal_commit(self, image_name: str, atom: EditAtom) -> int:
+        """Record a committed stroke of ``image_name``; returns its sequence number."""
+        cur = self._db.execute(
+            "INSERT INTO journal (image, op, x, y, w, h, layer, dtype, mask, old, new, created) "
+            "VALUES (?, 'do', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (image_name, *_pack(atom), time.time()))
+        return int(cur.lastrowid)
+
+    def _marker(self, image_name: str, op: str) -> int:
+        cur = self._db.execute("INSERT INTO journal (image, op, created) VALUES (?, ?, ?)",
+                               (image_name, op, time.time()))
+        return int(cur.lastrowid)
+
+    def journal_undo(self, image_name: str) -> int:
+        """Record that the newest stroke of ``image_name`` was undone."""
+        return self._marker(image_name, "undo")
+
+    def journal_redo(self, image_name: str) -> int:
+        """Record that the last undone stroke of ``image_name`` was redone."""
+        return self._marker(image_name, "redo")
+
+    def mark_saved(self, image_name: str) -> None:
+        """The labels of ``image_name`` were written to disk: its journal so far is no longer pending.
+
+        The entries are kept (marked saved) so that an undo after saving can still be replayed.
+        """
+        self._db.execute("UPDATE journal SET saved = 1 WHERE image = ? AND saved = 0", (image_name,))
+
+    def pending_recovery(self) -> dict[str, int]:
+        """Images with journal entries (strokes, undos, redos) not yet saved to disk, and how many."""
+        rows = self._db.execute(
+            "SELECT image, COUNT(*) FROM journal WHERE saved = 0 GROUP BY image ORDER BY image")
+        return {name: int(n) for name, n in rows}
+
+    def replay(self, image_name: str, gt: np.ndarray, history: EditHistory | None = None) -> np.ndarray:
+        """Restore the labels of ``image_name`` as they were after its last journal entry.
+
+        Parameters
+        ----------
+        image_name : str
+            The image.
+        gt : np.ndarray
+            Its labels as last saved to disk (all ignore index for an image that had none). Not modified.
+        history : EditHistory, optional
+            Filled with the undo and redo stacks the session had, so undo works after a recovery.
+
+        Returns
+        -------
+        np.ndarray
+            A new array with the unsaved entries applied.
+        """
+        out = np.array(gt, copy=True)
+        undo: list[EditAtom] = []
+        redo: list[EditAtom] = []
+        rows = self._db.execute(
+            "SELECT op, saved, x, y, w, h, layer, dtype, mask, old, new FROM journal "
+            "WHERE image = ? ORDER BY seq", (image_name,))
+        for op, saved, *data in rows:
+            if op == "do":
+                atom = _unpack(tuple(data))
+                redo.clear()
+                undo.append(atom)
+                values = atom.new_values
+            elif op == "undo" and undo:
+                atom = undo.pop()
+                redo.append(atom)
+                values = atom.old_values
+            elif op == "redo" and redo:
+                atom = redo.pop()
+                undo.append(atom)
+                values = atom.new_values
+            else:
+                continue
+            if not saved:
+                x, y, w, h = atom.bbox
+                out[y:y + h, x:x + w][atom.changed] = values
+        if history is not None:
+            history.clear()
+            for atom in undo + redo[::-1]:
+                history.push(atom)
+            for _ in redo:
+                history.undo()
+        return out
+
+    def clear(self, image_name: str) -> None:
+        """Forget the journal of ``image_name`` (its edits were discarded or reloaded)."""
+        self._db.execute("DELETE FROM journal WHERE image = ?", (image_name,))
+
+    def journal_length(self, image_name: str) -> int:
+        """Number of journal entries of ``image_name``, saved or not."""
+        (n,) = self._db.execute("SELECT COUNT(*) FROM journal WHERE image = ?", (image_name,)).fetchone()
+        return int(n)
+
+    # ------------------------------------------------------------------ review state
+    def _upsert(self, name: str, column: str, value: Any) -> None:
+        self._db.execute(
+            f"INSERT INTO images (name, {column}, updated) VALUES (?, ?, ?) "
+            f"ON CONFLICT(name) DO UPDATE SET {column} = excluded.{column}, updated = excluded.updated",
+            (name, value, time.time()))
+
+    def set_status(self, image_name: str, status: str) -> None:
+        """Set the review status: one of :data:`STATUSES`."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown review status {status!r}; expected one of {STATUSES}")
+        self._upsert(image_name, "status", status)
+
+    def status(self, image_name: str) -> str:
+        """Review status of an image (``'unreviewed'`` when never set)."""
+        row = self._db.execute("SELECT status FROM images WHERE name = ?", (image_name,)).fetchone()
+        return row[0] if row else "unreviewed"
+
+    def statuses(self) -> dict[str, str]:
+        """Every image with a recorded review state -> its status."""
+        return dict(self._db.execute("SELECT name, status FROM images ORDER BY name"))
+
+    def set_note(self, image_name: str, note: str) -> None:
+        """Store a free-text note for an image."""
+        self._upsert(image_name, "note", str(note))
+
+    def note(self, image_name: str) -> str:
+        """The note of an image (empty when none)."""
+        row = self._db.execute("SELECT note FROM images WHERE name = ?", (image_name,)).fetchone()
+        return row[0] if row else ""
+
+    def set_metrics(self, image_name: str, metrics: dict) -> None:
+        """Store the last computed metrics of an image (a JSON-like dict; NaN is stored as null)."""
+        self._upsert(image_name, "metrics", json.dumps(_plain(metrics), allow_nan=False))
+
+    def metrics(self, image_name: str) -> dict | None:
+        """The last stored metrics of an image, or ``None``."""
+        row = self._db.execute("SELECT metrics FROM images WHERE name = ?", (image_name,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def review_rows(self) -> list[dict]:
+        """Every image with review state: ``{'name', 'status', 'note', 'metrics'}``, sorted by name."""
+        rows = self._db.execute("SELECT name, status, note, metrics FROM images ORDER BY name")
+        return [{"name": n, "status": s, "note": t, "metrics": json.loads(m) if m else None}
+                for n, s, t, m in rows]
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy of a metrics structure: numpy scalars and arrays unwrapped, NaN -> None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
