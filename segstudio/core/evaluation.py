@@ -1,0 +1,348 @@
+"""Evaluate predictions against a dataset's ground truth: the report ``segstudio evaluate`` writes.
+
+Dataset figures come from the confusion matrix summed over all images (never from averaging
+per-image figures) and instance figures from TP/FP/FN and matched IoUs summed over all images. The
+report is a JSON-ready dict::
+
+    {"dataset": str, "predictions": str, "classes": [name, ...],
+     "summary": {"pixel_accuracy", "mean_iou", "fw_iou", "mean_f1",
+                 "per_class": {name: {"iou", "precision", "recall", "f1", "gt_pixels", "pred_pixels"}}},
+     "images": [{"name", "pixel_accuracy", "mean_iou", "per_class": {...}}, ...],   # worst first
+     "missing_predictions": [name, ...], "missing_ground_truth": [name, ...],
+     "instances": {"iou_threshold", "tp", "fp", "fn", "precision", "recall", "f1",
+                   "pq", "sq", "rq"}}                                 # only with instances on both sides
+
+Undefined values are ``None`` (JSON null).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from os import PathLike
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from segstudio.core._atomic import atomic_write_bytes
+from segstudio.core.datasets import Dataset, Sample
+from segstudio.core.datasets.base import files_by_stem, natural_key, scan_files
+from segstudio.core.errors import DatasetError, PredictionError
+from segstudio.core.masks import InstanceMask, read_semantic_mask
+from segstudio.core.metrics import ConfusionMatrix, InstanceMetrics, match_instances
+
+__all__ = ["PredictionFolder", "evaluate", "format_summary", "write_report"]
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class PredictionFolder:
+    """Prediction masks in a folder, found by the sample's name (``<name>.png``, any image suffix).
+
+    Index PNGs are read as class ids, palette PNGs as palette indices, colour PNGs through the class
+    table (see ``read_semantic_mask``). Calling the folder with a sample returns its prediction or
+    ``None`` when there is no file for it.
+
+    Parameters
+    ----------
+    folder : path
+        The folder of prediction masks (not searched recursively).
+    class_table : ClassTable
+        The dataset's classes.
+    binary_mapping : dict or None
+        How to read {0, 255}-only masks.
+
+    Raises
+    ------
+    PredictionError
+        The folder is missing or holds no image files.
+    """
+
+    def __init__(self, folder: str | PathLike, class_table, binary_mapping: dict[int, int] | None = None):
+        self.path = Path(folder)
+        self.class_table = class_table
+        self.binary_mapping = binary_mapping
+        if not self.path.is_dir():
+            raise PredictionError(self.path, "no such folder" if not self.path.exists()
+                                  else "not a folder")
+        try:
+            self.files = files_by_stem(scan_files(self.path), self.path, unique=False)
+        except DatasetError as exc:
+            raise PredictionError(self.path, exc.reason) from exc
+        if not self.files:
+            raise PredictionError(self.path, "no prediction masks (.png ...) in the folder")
+
+    def __call__(self, sample: Sample) -> np.ndarray | None:
+        """The prediction for ``sample``, or ``None``.
+
+        Raises
+        ------
+        MaskReadError
+            The file cannot be decoded; ``MaskSizeMismatch`` naming the prediction file when its
+            size differs from the image's.
+        """
+        path = self.files.get(sample.name)
+        if path is None:
+            return None
+        return read_semantic_mask(path, self.class_table, expected_shape=sample.image_shape(),
+                                  binary_mapping=self.binary_mapping)
+
+
+class _IndexedStream:
+    """Look up ``(index, value)`` pairs from an iterator by index, reading ahead only as needed.
+
+    Pairs must come in increasing index order (gaps are missing predictions) and lookups too; an
+    index the stream has passed is missing. At most one pair is held back.
+    """
+
+    def __init__(self, pairs: Iterable[tuple[int, Any]]):
+        self._it: Iterator[tuple[int, Any]] | None = iter(pairs)
+        self._buffer: dict[int, Any] = {}
+
+    def get(self, index: int) -> Any:
+        while index not in self._buffer and self._it is not None:
+            try:
+                i, value = next(self._it)
+            except StopIteration:
+                self._it = None
+                break
+            self._buffer[int(i)] = value
+            if int(i) > index:
+                break
+        for stale in [i for i in self._buffer if i < index]:
+            del self._buffer[stale]
+        return self._buffer.pop(index, None)
+
+
+def _lookup(source: Any) -> Callable[[int, Sample], Any] | None:
+    if source is None:
+        return None
+    if callable(source):
+        return lambda index, sample: source(sample)
+    stream = _IndexedStream(source)
+    return lambda index, sample: stream.get(index)
+
+
+def _split_prediction(value: Any) -> tuple[np.ndarray | None, InstanceMask | None]:
+    """An array, a semantic prediction (``.mask``) or an instance prediction (``.instances`` and
+    ``.semantic``) -> (semantic ids, instances)."""
+    if value is None or isinstance(value, np.ndarray):
+        return value, None
+    if isinstance(value, InstanceMask):
+        return None, value
+    instances = getattr(value, "instances", None)
+    semantic = getattr(value, "semantic", None)
+    if semantic is None:
+        semantic = getattr(value, "mask", None)
+    return (None if semantic is None else np.asarray(semantic)), instances
+
+
+def _check_prediction(sample: Sample, pred: np.ndarray, gt: np.ndarray, table) -> None:
+    if pred.shape != gt.shape:
+        raise PredictionError(sample.image_path, f"prediction is {pred.shape[1::-1]} (width, height) "
+                              f"but the ground truth is {gt.shape[1::-1]}")
+    if not np.issubdtype(pred.dtype, np.integer):
+        raise PredictionError(sample.image_path, f"prediction has dtype {pred.dtype}, expected "
+                              f"integer class ids")
+    bad = (pred >= table.num_classes) & (pred != table.ignore_index)
+    if bad.any():
+        raise PredictionError(sample.image_path, f"prediction holds class id {int(pred[bad].max())} "
+                              f"but the class table has {table.num_classes} classes")
+
+
+def evaluate(dataset: Dataset, predictions: Any, *, progress: ProgressCallback | None = None,
+             instance_predictions: Any = None, iou_threshold: float = 0.5,
+             source: str | None = None) -> dict:
+    """Score predictions against every sample of ``dataset`` that has ground truth.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Ground truth and class table.
+    predictions : callable, iterable or path
+        ``f(sample) -> array | None``; or an iterable of ``(index, value)`` pairs, e.g. a runner's
+        ``predict_dataset``; or a folder of prediction masks (read with ``PredictionFolder``).
+        A value is an HxW array of class ids, or a prediction object with ``.mask`` (semantic) or
+        ``.semantic`` and ``.instances`` (instance models; its instances are scored too).
+    progress : callable, optional
+        ``progress(done, total)`` after each sample.
+    instance_predictions : callable or iterable, optional
+        Instance predictions (``InstanceMask``), given like ``predictions``.
+    iou_threshold : float
+        IoU at which a predicted instance matches a ground-truth instance.
+    source : str, optional
+        What ``"predictions"`` says in the report; default the folder path, or ``""``.
+
+    Returns
+    -------
+    dict
+        The report (see the module docstring).
+
+    Raises
+    ------
+    PredictionError
+        A prediction's size differs from its ground truth's, or it holds ids beyond the table.
+    MaskReadError, ImageReadError
+        A ground-truth or prediction file cannot be read; ``MaskSizeMismatch`` names the file.
+    """
+    table = dataset.class_table
+    if isinstance(predictions, (str, PathLike)):
+        predictions = PredictionFolder(predictions, table)
+    if source is None:
+        source = str(getattr(predictions, "path", ""))
+    names = table.names
+    semantic_of = _lookup(predictions)
+    instances_of = _lookup(instance_predictions)
+    total = ConfusionMatrix(table.num_classes, table.ignore_index)
+    instance_total: InstanceMetrics | None = None
+    images, missing_pred, missing_gt = [], [], []
+    count = len(dataset)
+    for index, sample in enumerate(dataset):
+        pred, pred_instances = _split_prediction(semantic_of(index, sample))
+        if instances_of is not None:
+            pred_instances = instances_of(index, sample)
+        if pred is None:
+            if pred_instances is None:
+                missing_pred.append(sample.name)
+        else:
+            gt = sample.load_mask()
+            if gt is None:
+                missing_gt.append(sample.name)
+            else:
+                _check_prediction(sample, pred, gt, table)
+                cm = ConfusionMatrix(table.num_classes, table.ignore_index)
+                cm.update(gt, pred)
+                total += cm
+                images.append(_image_entry(sample.name, cm, names))
+        if pred_instances is not None:
+            gt_instances = sample.load_instances()
+            if gt_instances is not None:
+                scores = match_instances(gt_instances, pred_instances, iou_threshold)
+                instance_total = scores if instance_total is None else instance_total + scores
+        if progress is not None:
+            progress(index + 1, count)
+    images.sort(key=lambda e: (e["mean_iou"] is None, e["mean_iou"] or 0.0, natural_key(e["name"])))
+    report = {
+        "dataset": str(dataset.root),
+        "predictions": source,
+        "classes": names,
+        "summary": total.summary(names),
+        "images": images,
+        "missing_predictions": missing_pred,
+        "missing_ground_truth": missing_gt,
+    }
+    if instance_total is not None:
+        report["instances"] = {key: getattr(instance_total, key) for key in
+                               ("iou_threshold", "tp", "fp", "fn", "precision", "recall", "f1",
+                                "pq", "sq", "rq")}
+    return report
+
+
+def _image_entry(name: str, cm: ConfusionMatrix, names: list[str]) -> dict:
+    """One image's figures; ``per_class`` lists only the classes present in its gt or prediction."""
+    summary = cm.summary(names)
+    present = cm.present()
+    return {
+        "name": name,
+        "pixel_accuracy": summary["pixel_accuracy"],
+        "mean_iou": summary["mean_iou"],
+        "per_class": {n: v for (n, v), p in zip(summary["per_class"].items(), present) if p},
+    }
+
+
+def write_report(report: dict, path: str | PathLike) -> None:
+    """Write ``report`` atomically as JSON (``.json``) or CSV (``.csv``).
+
+    The CSV has a ``scope`` column: one ``image`` row per image (worst first), then a ``dataset``
+    row named ``ALL``; its columns are pixel accuracy, mean IoU and the IoU of every class (empty
+    where undefined or, for an image, where the class is absent).
+
+    Raises
+    ------
+    ValueError
+        Any other suffix.
+    OSError
+        The file cannot be written.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        text = json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        # File names that are not valid UTF-8 reach us as lone surrogates; backslashreplace writes
+        # them as \udcXX, which inside a JSON string is the matching escape, so the file stays valid.
+        data = text.encode("utf-8", errors="backslashreplace")
+    elif suffix == ".csv":
+        data = _report_csv(report).encode("utf-8", errors="backslashreplace")
+    else:
+        raise ValueError(f"{path}: unknown report format '{suffix}', use .json or .csv")
+    atomic_write_bytes(path, data)
+
+
+def _report_csv(report: dict) -> str:
+    classes = report["classes"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["scope", "name", "pixel_accuracy", "mean_iou"] + [f"iou:{c}" for c in classes])
+
+    def cell(value):
+        return "" if value is None else value
+
+    for image in report["images"]:
+        per_class = image["per_class"]
+        writer.writerow(["image", image["name"], cell(image["pixel_accuracy"]),
+                         cell(image["mean_iou"])]
+                        + [cell(per_class.get(c, {}).get("iou")) for c in classes])
+    summary = report["summary"]
+    writer.writerow(["dataset", "ALL", cell(summary["pixel_accuracy"]), cell(summary["mean_iou"])]
+                    + [cell(summary["per_class"][c]["iou"]) for c in classes])
+    return out.getvalue()
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{value:.{digits}f}"
+
+
+def format_summary(report: dict, worst: int = 5) -> str:
+    """A plain-text table of the report for a terminal.
+
+    Parameters
+    ----------
+    report : dict
+        As ``evaluate`` returns it.
+    worst : int
+        How many of the worst images to list.
+    """
+    s = report["summary"]
+    lines = [
+        f"Dataset      {report['dataset']}",
+        f"Predictions  {report['predictions']}",
+        f"Images       {len(report['images'])} evaluated, "
+        f"{len(report.get('missing_predictions', []))} without prediction, "
+        f"{len(report.get('missing_ground_truth', []))} without ground truth",
+        "",
+        f"pixel accuracy  {_fmt(s['pixel_accuracy'])}",
+        f"mean IoU        {_fmt(s['mean_iou'])}",
+        f"FW IoU          {_fmt(s['fw_iou'])}",
+        f"mean F1         {_fmt(s['mean_f1'])}",
+        "",
+    ]
+    width = min(24, max([5] + [len(c) for c in report["classes"]]))
+    lines.append(f"{'class':<{width}}  {'IoU':>6}  {'prec':>6}  {'recall':>6}  {'F1':>6}  "
+                 f"{'gt px':>11}  {'pred px':>11}")
+    for name in report["classes"]:
+        c = s["per_class"][name]
+        lines.append(f"{name[:width]:<{width}}  {_fmt(c['iou']):>6}  {_fmt(c['precision']):>6}  "
+                     f"{_fmt(c['recall']):>6}  {_fmt(c['f1']):>6}  {c['gt_pixels']:>11}  "
+                     f"{c['pred_pixels']:>11}")
+    if report["images"] and worst > 0:
+        shown = ", ".join(f"{e['name']} ({_fmt(e['mean_iou'], 3)})" for e in report["images"][:worst])
+        lines += ["", f"worst images (mean IoU): {shown}"]
+    inst = report.get("instances")
+    if inst:
+        lines += ["", f"instances @ IoU {inst['iou_threshold']:.2f}: TP {inst['tp']}  FP {inst['fp']}"
+                  f"  FN {inst['fn']}  precision {_fmt(inst['precision'])}  recall "
+                  f"{_fmt(inst['recall'])}  F1 {_fmt(inst['f1'])}  PQ {_fmt(inst['pq'])}  "
+                  f"SQ {_fmt(inst['sq'])}  RQ {_fmt(inst['rq'])}"]
+    return "\n".join(lines)
