@@ -129,15 +129,20 @@ def _as_id_dtype(path, arr: np.ndarray) -> np.ndarray:
     raise MaskReadError(path, f"unsupported mask sample type {arr.dtype}: ids must be 8- or 16-bit")
 
 
-def _value_counts(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Present values and their pixel counts, O(n) for 8/16-bit ids."""
-    counts = np.bincount(ids.ravel(), minlength=256 if ids.dtype == np.uint8 else 0)
-    values = np.flatnonzero(counts)
-    return values, counts[values]
+def _present_values(ids: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of an id array; a histogram for 8/16-bit ids (several times faster
+    than np.unique or np.bincount, which sort or widen the whole image)."""
+    if ids.dtype in (np.uint8, np.uint16) and ids.size:
+        bins = 256 if ids.dtype == np.uint8 else 65536
+        hist = cv2.calcHist([np.ascontiguousarray(ids)], [0], None, [bins], [0, bins]).ravel()
+        return np.flatnonzero(hist)
+    return np.unique(ids)
 
 
-def _listing(values, counts, limit=10) -> str:
-    shown = ", ".join(f"{int(v)} x{int(n)}" for v, n in list(zip(values, counts))[:limit])
+def _listing(ids: np.ndarray, values, limit: int = 10) -> str:
+    """The first ``limit`` values as ``v xN``, with exact pixel counts computed only for those."""
+    values = [int(v) for v in values]
+    shown = ", ".join(f"{v} x{int(np.count_nonzero(ids == v))}" for v in values[:limit])
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
 
@@ -201,10 +206,10 @@ def read_semantic_mask(path: str | PathLike, class_table: ClassTable | None = No
         ids = decoded.values
         if label_map is not None:
             ids = _apply_label_map(path, ids, np.asarray(label_map))
-    values, counts = _value_counts(ids)
+    values = _present_values(ids)
     if binary_mapping is not None:
-        ids = _apply_binary_mapping(path, ids, values, counts, binary_mapping)
-        values, counts = _value_counts(ids)
+        ids = _apply_binary_mapping(path, ids, values, binary_mapping)
+        values = _present_values(ids)
     elif decoded.kind == "index" and label_map is None:
         is_class_255 = class_table is not None and class_table.num_classes > 255
         if not is_class_255 and 255 in values and set(values.tolist()) <= {0, 255}:
@@ -212,7 +217,7 @@ def read_semantic_mask(path: str | PathLike, class_table: ClassTable | None = No
                 path, "holds only the values 0 and 255, which reads as a binary mask: pass "
                       "binary_mapping={0: 0, 255: 1} for background/foreground, or {0: 0, 255: 255} "
                       "if 255 means 'ignore'")
-    return _check_range(path, ids, values, counts, class_table)
+    return _check_range(path, ids, values, class_table)
 
 
 def _apply_label_map(path, ids: np.ndarray, label_map: np.ndarray) -> np.ndarray:
@@ -223,11 +228,10 @@ def _apply_label_map(path, ids: np.ndarray, label_map: np.ndarray) -> np.ndarray
     return mapped.astype(np.uint8 if mapped.max(initial=0) <= 255 else np.uint16)
 
 
-def _apply_binary_mapping(path, ids, values, counts, mapping: dict[int, int]) -> np.ndarray:
-    missing = [i for i, v in enumerate(values) if int(v) not in mapping]
+def _apply_binary_mapping(path, ids, values, mapping: dict[int, int]) -> np.ndarray:
+    missing = [int(v) for v in values if int(v) not in mapping]
     if missing:
-        raise MaskReadError(path, "values not in binary_mapping: "
-                                  + _listing(values[missing], counts[missing]))
+        raise MaskReadError(path, "values not in binary_mapping: " + _listing(ids, missing))
     lut = np.zeros(int(values.max()) + 1 if values.size else 1, dtype=np.int64)
     for stored, class_id in mapping.items():
         if 0 <= stored < len(lut):
@@ -278,7 +282,7 @@ def _colours_to_ids(path, rgba: np.ndarray, table: ClassTable | None) -> np.ndar
     return ids
 
 
-def _check_range(path, ids, values, counts, table: ClassTable | None) -> np.ndarray:
+def _check_range(path, ids, values, table: ClassTable | None) -> np.ndarray:
     if table is None:
         if ids.dtype == np.uint16 and (not values.size or values.max() <= 255):
             return ids.astype(np.uint8)
@@ -288,7 +292,7 @@ def _check_range(path, ids, values, counts, table: ClassTable | None) -> np.ndar
         raise ClassIdOutOfRange(
             path, f"ids not in the {table.num_classes}-class table '{table.name}' (ids 0.."
                   f"{table.num_classes - 1}, ignore {table.ignore_index}): "
-                  + _listing(values[bad], counts[bad]))
+                  + _listing(ids, values[bad]))
     wide = table.num_classes > 255 or table.ignore_index > 255
     return ids.astype(np.uint16 if wide else np.uint8, copy=False)
 
@@ -468,20 +472,23 @@ def semantic_to_instances(mask: np.ndarray, ignore_index: int = 255, background:
     InstanceMask
         Ids 1..N, numbered class by class (ascending) and, within a class, in OpenCV's raster order.
     """
+    mask = np.asarray(mask)
     ids = np.zeros(mask.shape, dtype=np.int32)
     classes: dict[int, int] = {}
     next_id = 1
-    values = np.unique(mask)
-    for c in values:
+    for c in _present_values(mask):
         c = int(c)
         if c == ignore_index or (background is not None and c == background):
             continue
-        n, labels = cv2.connectedComponents((mask == c).view(np.uint8), connectivity=connectivity,
-                                            ltype=cv2.CV_32S)
+        binary = (mask == c).view(np.uint8)
+        n, labels = cv2.connectedComponents(binary, connectivity=connectivity, ltype=cv2.CV_32S)
         if n <= 1:
             continue
-        fg = labels > 0
-        ids[fg] = labels[fg] + (next_id - 1)
+        # Shift this class's labels past the ids already used; classes are disjoint, so adding
+        # whole images avoids the slower boolean-indexed assignment.
+        if next_id > 1:
+            labels += binary.astype(np.int32) * np.int32(next_id - 1)
+        ids += labels
         for k in range(n - 1):
             classes[next_id + k] = c
         next_id += n - 1
@@ -539,7 +546,12 @@ def write_index_png(path: str | PathLike, mask: np.ndarray) -> None:
         if lo < 0 or hi > 65535:
             raise ValueError(f"ids must lie in 0..65535 for a PNG, got {lo}..{hi}")
         mask = mask.astype(np.uint8 if hi <= 255 else np.uint16)
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(mask), [cv2.IMWRITE_PNG_COMPRESSION, _PNG_LEVEL])
+    # Label maps gain little from PNG row filters; skipping them (and run-length deflate for 8-bit)
+    # is 4-8x faster than OpenCV's defaults at a similar file size.
+    params = [cv2.IMWRITE_PNG_COMPRESSION, _PNG_LEVEL, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+    if mask.dtype == np.uint8:
+        params += [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(mask), params)
     if not ok:
         raise OSError(f"{path}: PNG encoding failed")
     atomic_write_bytes(path, buf.tobytes())

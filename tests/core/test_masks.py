@@ -40,7 +40,7 @@ def save_palette(path, arr, palette_rgb):
 
 def png_chunks(path):
     """(type, data) of every chunk, parsed by hand so tests do not trust the code under test."""
-    data = open(path, "rb").read()
+    data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, out = 8, []
     while pos < len(data):
@@ -176,6 +176,20 @@ def test_ids_out_of_range_listed_with_counts(tmp_path):
     message = str(info.value)
     assert str(path) in message and "30 x3" in message and "40 x2" in message
     assert "255" not in message.split(":")[-1].replace("ignore 255", "")
+
+
+def test_16bit_ids_out_of_range_listed_exactly(tmp_path):
+    mask = np.zeros((4, 5), np.uint16)
+    mask[0, 0] = 299  # the last class: fine
+    mask[1, :2] = 300
+    mask[2, :3] = 65534
+    mask[3, 0] = 65535  # the ignore index of a >255-class table
+    path = tmp_path / "oor16.png"
+    write_index_png(path, mask)
+    with pytest.raises(ClassIdOutOfRange) as info:
+        read_semantic_mask(path, ClassTable.generic(300))
+    assert str(path) in str(info.value)
+    assert str(info.value).endswith(": 300 x2, 65534 x3")
 
 
 def test_size_mismatch_checked_from_header(tmp_path):
