@@ -1,0 +1,147 @@
+"""``segstudio evaluate``: score a folder of predictions, or a model, against a dataset.
+
+The summary table goes to stdout, a progress bar to stderr. Bad input ends the run with one line
+``segstudio evaluate: error: <path>: <reason>`` on stderr and exit code 2; Ctrl+C cancels between
+images and exits with 130.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import TextIO
+
+from segstudio.core.errors import SegStudioError
+
+PROG = "segstudio evaluate"
+EXIT_BAD_INPUT = 2
+EXIT_CANCELLED = 130
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``segstudio evaluate``."""
+    parser.add_argument("--dataset", required=True, metavar="PATH",
+                        help="dataset folder, COCO .json file or image")
+    parser.add_argument("--format", default="auto",
+                        choices=["auto", "folder", "voc", "coco", "cityscapes"],
+                        help="dataset layout (default: detected from the folder)")
+    parser.add_argument("--split", default=None, help="dataset split (train, val ...)")
+    parser.add_argument("--classes", metavar="FILE", default=None,
+                        help="class table: a classes.json or a class_names.txt")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--predictions", metavar="DIR",
+                        help="folder of prediction masks named like the images (index or palette PNG)")
+    source.add_argument("--model", metavar="SPEC",
+                        help="model to run: 'demo', 'torchvision:NAME', a model file or SMP folder")
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"],
+                        help="inference device for --model (default: auto)")
+    parser.add_argument("--batch-size", type=int, default=1, metavar="N",
+                        help="images per forward pass for --model (default: 1)")
+    parser.add_argument("--tile", type=int, default=None, metavar="N",
+                        help="tile size in pixels for --model on large images (default: whole image)")
+    parser.add_argument("--report", metavar="FILE", default=None,
+                        help="write the full report to FILE.json or FILE.csv")
+    parser.add_argument("--iou-threshold", type=float, default=0.5,
+                        help="IoU for an instance match (default: 0.5)")
+
+
+class ProgressBar:
+    """A one-line ``\\r`` progress bar; redraws at most ten times a second."""
+
+    def __init__(self, stream: TextIO, width: int = 30):
+        self.stream = stream
+        self.width = width
+        self._last = 0.0
+        self._drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last < 0.1:
+            return
+        self._last = now
+        filled = self.width * done // total if total else self.width
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r[{bar}] {done}/{total}")
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        """End the bar's line so that later output starts on a fresh one."""
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+
+def _error(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _print_stdout(text: str) -> None:
+    # Names that are not valid UTF-8 carry lone surrogates; print them escaped rather than crash.
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    sys.stdout.write(text.encode(encoding, errors="backslashreplace").decode(encoding) + "\n")
+    sys.stdout.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the evaluation; return the exit code (0, 2 for bad input, 130 when interrupted)."""
+    from segstudio.core.datasets import open_dataset
+    from segstudio.core.evaluation import evaluate, format_summary, write_report
+
+    if args.report and not args.report.lower().endswith((".json", ".csv")):
+        return _error(f"{args.report}: the report must be a .json or .csv file")
+    bar = ProgressBar(sys.stderr)
+    token = None
+    try:
+        dataset = open_dataset(args.dataset, args.format, class_table=args.classes, split=args.split)
+        for warning in dataset.warnings:
+            print(f"{PROG}: warning: {warning}", file=sys.stderr)
+        if args.predictions is not None:
+            report = evaluate(dataset, args.predictions, progress=bar,
+                              iou_threshold=args.iou_threshold)
+        else:
+            predictions, token, source = _model_predictions(args, dataset)
+            report = evaluate(dataset, predictions, progress=bar, iou_threshold=args.iou_threshold,
+                              source=source)
+        bar.close()
+        if report["missing_predictions"]:
+            missing = report["missing_predictions"]
+            print(f"{PROG}: warning: {len(missing)} image(s) have no prediction, e.g. {missing[0]}",
+                  file=sys.stderr)
+        if report["missing_ground_truth"]:
+            print(f"{PROG}: warning: {len(report['missing_ground_truth'])} image(s) have no ground "
+                  f"truth and were skipped", file=sys.stderr)
+        if args.report:
+            write_report(report, args.report)
+    except SegStudioError as exc:
+        bar.close()
+        return _error(str(exc))
+    except OSError as exc:
+        bar.close()
+        return _error(f"{exc.filename or args.report}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        if token is not None:
+            token.cancel()
+        bar.close()
+        print(f"{PROG}: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    _print_stdout(format_summary(report))
+    return 0
+
+
+def _model_predictions(args: argparse.Namespace, dataset):
+    """Run ``--model`` over the samples that have ground truth, lazily, as ``(index, prediction)``."""
+    from segstudio.inference.registry import resolve_model
+    from segstudio.inference.runner import CancelToken, Runner
+
+    entry = resolve_model(args.model)
+    if entry.class_table.num_classes != dataset.class_table.num_classes:
+        print(f"{PROG}: warning: the model has {entry.class_table.num_classes} classes, the dataset "
+              f"{dataset.class_table.num_classes}", file=sys.stderr)
+    runner = Runner(entry, device=args.device, tile_size=args.tile, batch_size=args.batch_size)
+    token = CancelToken()
+    indices = [i for i, s in enumerate(dataset) if s.mask_path or s.instance_path]
+    predictions = runner.predict_dataset(dataset, indices=indices, cancel=token)
+    return predictions, token, f"{args.model} ({runner.device_name})"

@@ -1,0 +1,136 @@
+"""``segstudio evaluate`` end to end: through ``cli.main`` and once as ``python -m segstudio``."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from segstudio.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_png(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), array)
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """Two images, classes background/object; the prediction of b misses 10 object pixels."""
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "class_names.txt").write_text("background\nobject\n")
+    gt = np.zeros((8, 10), np.uint8)
+    gt[2:6, 2:7] = 1  # 20 object pixels
+    for name in ("a", "b"):
+        write_png(tmp_path / "ds" / "images" / f"{name}.png", np.full((8, 10, 3), 90, np.uint8))
+        write_png(tmp_path / "ds" / "masks" / f"{name}.png", gt)
+    write_png(tmp_path / "pred" / "a.png", gt)
+    worse = gt.copy()
+    worse[2:4, 2:7] = 0
+    write_png(tmp_path / "pred" / "b.png", worse)
+    return tmp_path / "ds", tmp_path / "pred"
+
+
+def expected_mean_iou():
+    # object: TP 20 + 10, FN 10 -> 30/40; background: TP 60 + 60, FP 10 -> 120/130.
+    return (30 / 40 + 120 / 130) / 2
+
+
+def test_evaluate_prints_summary_and_writes_reports(dataset, tmp_path, capsys):
+    ds, pred = dataset
+    report_json, report_csv = tmp_path / "out.json", tmp_path / "out.csv"
+    assert main(["evaluate", "--dataset", str(ds), "--predictions", str(pred),
+                 "--report", str(report_json)]) == 0
+    out, err = capsys.readouterr()
+    assert f"mean IoU        {expected_mean_iou():.4f}" in out
+    assert "object" in out and "2 evaluated" in out
+    assert "\r[" in err and "2/2" in err
+    report = json.loads(report_json.read_text())
+    assert report["summary"]["mean_iou"] == pytest.approx(expected_mean_iou())
+    assert [e["name"] for e in report["images"]] == ["b", "a"]
+    assert main(["evaluate", "--dataset", str(ds), "--predictions", str(pred),
+                 "--report", str(report_csv)]) == 0
+    lines = report_csv.read_text().splitlines()
+    assert lines[0].startswith("scope,name,pixel_accuracy,mean_iou") and len(lines) == 4
+
+
+def test_missing_prediction_is_a_warning(dataset, capsys):
+    ds, pred = dataset
+    (pred / "a.png").unlink()
+    assert main(["evaluate", "--dataset", str(ds), "--predictions", str(pred)]) == 0
+    out, err = capsys.readouterr()
+    assert "1 image(s) have no prediction, e.g. a" in err
+    assert "1 evaluated, 1 without prediction" in out
+
+
+def one_error_line(err):
+    lines = [line for line in err.replace("\r", "\n").splitlines()
+             if line.strip() and not line.startswith("[")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("segstudio evaluate: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("breakage, named", [
+    (lambda ds, pred: ds / "nowhere", lambda ds, pred: str(ds / "nowhere")),
+    (lambda ds, pred: write_png(pred / "b.png", np.zeros((8, 9), np.uint8)) or ds,
+     lambda ds, pred: str(pred / "b.png")),
+    (lambda ds, pred: (ds / "masks" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n") and ds,
+     lambda ds, pred: str(ds / "masks" / "a.png")),
+])
+def test_bad_input_exits_2_with_one_line_naming_the_file(dataset, capsys, breakage, named):
+    ds, pred = dataset
+    target = breakage(ds, pred)
+    assert main(["evaluate", "--dataset", str(target), "--predictions", str(pred)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert named(ds, pred) in one_error_line(err)
+
+
+def test_missing_predictions_folder_and_bad_report_suffix(dataset, tmp_path, capsys):
+    ds, pred = dataset
+    assert main(["evaluate", "--dataset", str(ds), "--predictions", str(tmp_path / "none")]) == 2
+    assert str(tmp_path / "none") in one_error_line(capsys.readouterr().err)
+    assert main(["evaluate", "--dataset", str(ds), "--predictions", str(pred),
+                 "--report", str(tmp_path / "r.txt")]) == 2
+    assert "r.txt" in one_error_line(capsys.readouterr().err)
+
+
+def test_ctrl_c_exits_130(dataset, capsys, monkeypatch):
+    import segstudio.core.evaluation as evaluation
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluation, "evaluate", interrupted)
+    ds, pred = dataset
+    assert main(["evaluate", "--dataset", str(ds), "--predictions", str(pred)]) == 130
+    assert "cancelled" in capsys.readouterr().err
+
+
+def test_predictions_and_model_are_exclusive(dataset, capsys):
+    ds, pred = dataset
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--dataset", str(ds), "--predictions", str(pred), "--model", "demo"])
+    assert exit_info.value.code == 2
+
+
+def test_python_dash_m_segstudio_evaluate(dataset):
+    ds, pred = dataset
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    ok = subprocess.run([sys.executable, "-m", "segstudio", "evaluate", "--dataset", str(ds),
+                         "--predictions", str(pred)], capture_output=True, text=True, env=env,
+                        cwd=REPO, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert f"{expected_mean_iou():.4f}" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "segstudio", "evaluate", "--dataset",
+                          str(ds / "missing"), "--predictions", str(pred)],
+                         capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip() == (f"segstudio evaluate: error: {ds / 'missing'}: "
+                                  f"no such file or folder")
