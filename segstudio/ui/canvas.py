@@ -123,11 +123,12 @@ class CanvasView(QGraphicsView):
         return self._shape
 
     def set_layer(self, name: str, array: np.ndarray | None, lut: np.ndarray | None = None,
-                  opacity: float = 1.0, visible: bool = True, z: float | None = None) -> None:
+                  opacity: float | None = None, visible: bool | None = None, z: float | None = None) -> None:
         """Add, replace (``array``) or remove (``None``) a layer.
 
         ``array`` is kept by reference. A 2-D integer array with a ``(N, 4)`` uint8 ``lut`` is a label
-        layer; without a LUT, a uint8 gray / RGB / RGBA image. ``z`` defaults to above every layer.
+        layer; without a LUT, a uint8 gray / RGB / RGBA image. A new layer defaults to opacity 1, visible,
+        above every layer; replacing a layer's array keeps the opacity, visibility and z not given.
         Raises ValueError when the shape differs from the image's.
         """
         if array is None:
@@ -151,8 +152,10 @@ class CanvasView(QGraphicsView):
             item.set_data(array, lut)
             if z is not None:
                 item.setZValue(z)
-        item.set_layer_opacity(opacity)
-        item.setVisible(visible)
+        if opacity is not None:
+            item.set_layer_opacity(opacity)
+        if visible is not None:
+            item.setVisible(bool(visible))
         if self._shape == (0, 0):
             self._shape = tuple(array.shape[:2])
             self._update_scene_rect()

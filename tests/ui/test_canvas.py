@@ -108,6 +108,9 @@ def test_hidden_reordered_and_recoloured_layers(canvas):
     assert tuple(frame(canvas)[centre][:3]) == (90, 90, 90)
     info = canvas.layer("b")
     assert info.opacity == 0.0 and info.visible and info.array is ones and info.kind == "indexed"
+    canvas.set_layer("b", ones.copy(), blue)  # a new array keeps the layer's opacity, visibility, place
+    assert canvas.layer("b").opacity == 0.0 and canvas.layer("b").visible
+    assert canvas.layer_names() == ["image", "b", "a"]
     canvas.set_layer("b", None)
     assert canvas.layer_names() == ["image", "a"]
     with pytest.raises(ValueError):
@@ -322,3 +325,15 @@ def test_brush_cursor_drawn_at_true_size(canvas, qtbot):
     assert got[150, 200].sum() == 0 and got[150, 200 + 30].sum() == 0  # inside / outside: image
     canvas.set_brush_cursor(None)
     assert frame(canvas)[..., :3].sum() == 0
+
+
+def test_new_image_shape_drops_stale_overlays_and_refits(canvas):
+    lut = np.zeros((256, 4), np.uint8)
+    canvas.set_image(np.zeros((300, 400, 3), np.uint8))
+    canvas.set_layer("gt", np.zeros((300, 400), np.uint8), lut, opacity=0.4)
+    canvas.zoom_by(3.0)
+    canvas.set_image(np.zeros((300, 400, 3), np.uint8))  # same shape: overlays stay
+    assert canvas.layer_names() == ["image", "gt"] and canvas.zoom() == pytest.approx(1.0)
+    canvas.set_image(np.zeros((150, 100), np.uint8))
+    assert canvas.layer_names() == ["image"]
+    assert canvas.image_shape == (150, 100) and canvas.zoom() == pytest.approx(2.0)
