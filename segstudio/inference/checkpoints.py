@@ -1,0 +1,161 @@
+"""Reading model files safely.
+
+Every pickle goes through ``torch.load(weights_only=True)``: a file whose unpickling would need
+arbitrary code (a whole pickled ``nn.Module``, a crafted ``__reduce__``) is refused with a
+``CheckpointError`` before anything in it runs. TorchScript archives are recognised by their
+``constants.pkl`` / ``code/`` members and loaded with ``torch.jit.load`` (which does not execute
+Python pickles).
+"""
+from __future__ import annotations
+
+import pickle
+import re
+import warnings
+import zipfile
+from collections.abc import Mapping
+from os import PathLike
+from pathlib import Path
+
+import torch
+
+from segstudio.core.errors import CheckpointError
+
+WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "weights", "params")
+PREFIXES = ("module.", "_orig_mod.")
+
+
+def is_torchscript(path: str | PathLike) -> bool:
+    """True when ``path`` is a TorchScript archive (a zip holding ``constants.pkl`` or ``code/``)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    return any(n.endswith("/constants.pkl") or "/code/" in n or n.startswith("code/") for n in names)
+
+
+def safe_load(path: str | PathLike, map_location="cpu") -> object:
+    """``torch.load(path, weights_only=True)`` with every failure turned into ``CheckpointError``.
+
+    Raises
+    ------
+    CheckpointError
+        Missing/unreadable file, a pickle that needs arbitrary code (refused, nothing runs), or a
+        file that is not a PyTorch checkpoint at all.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "model file not found" if not path.exists() else "not a file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        message = str(exc)
+        found = re.search(r"GLOBAL ([\w.]+)", message)
+        if found:
+            raise CheckpointError(path, f"refused to load: unpickling needs {found.group(1)}, i.e. "
+                                  "running code from the file, not just reading weights. Save "
+                                  "model.state_dict() or a TorchScript file instead") from None
+        detail = re.search(r"(Unsupported operand \d+|invalid load key[^\n]*)", message)
+        raise CheckpointError(path, "not a PyTorch checkpoint (not a weights-only pickle"
+                              + (f": {detail.group(1)}" if detail else "") + ")") from None
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, UnicodeDecodeError,
+            OSError, AttributeError, ImportError, TypeError, KeyError) as exc:
+        raise CheckpointError(path, f"not a PyTorch checkpoint ({type(exc).__name__}: "
+                              f"{_first_line(str(exc))})") from None
+
+
+def load_state_dict_file(path: str | PathLike) -> dict[str, torch.Tensor]:
+    """Read a state-dict checkpoint: plain, or wrapped in ``{"state_dict"|"model"|...: ...}``.
+
+    ``module.`` (DataParallel) and ``_orig_mod.`` (torch.compile) prefixes are stripped. Non-tensor entries of the wrapper (epoch, optimiser state ...) are ignored.
+
+    Raises
+    ------
+    CheckpointError
+        Unsafe or corrupt file, or no tensor mapping found inside.
+    """
+    obj = safe_load(path)
+    return extract_state_dict(obj, path)
+
+
+def extract_state_dict(obj: object, path: str | PathLike | None = None) -> dict[str, torch.Tensor]:
+    """Find the tensor mapping inside a loaded checkpoint object and normalise its keys."""
+    for _ in range(3):  # wrappers nest at most a couple of levels
+        if isinstance(obj, Mapping) and not _is_tensor_mapping(obj):
+            inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+            if inner is None:
+                break
+            obj = inner
+    if not isinstance(obj, Mapping) or not _is_tensor_mapping(obj):
+        if isinstance(obj, Mapping):
+            keys = ", ".join(repr(k) for k in list(obj)[:8])
+            raise CheckpointError(path, f"no state dict found in the checkpoint (top-level keys: {keys})")
+        raise CheckpointError(path, f"not a state dict: the file holds a {type(obj).__name__}")
+    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    return strip_prefixes(state)
+
+
+def strip_prefixes(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove a prefix shared by every key (``module.``, ``_orig_mod.``), repeatedly."""
+    state = dict(state)
+    changed = True
+    while changed and state:
+        changed = False
+        for prefix in PREFIXES:
+            if all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix):]: v for k, v in state.items()}
+                changed = True
+    return state
+
+
+def load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path, arch_name: str) -> None:
+    """``model.load_state_dict(state, strict=True)`` with mismatches reported as ``CheckpointError``."""
+    problems = state_dict_mismatch(model.state_dict(), state)
+    if problems:
+        raise CheckpointError(path, f"does not fit {arch_name}: {problems}")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(path, f"does not fit {arch_name}: {_first_line(str(exc))}") from None
+
+
+def state_dict_mismatch(expected: Mapping[str, torch.Tensor], actual: Mapping[str, torch.Tensor]) -> str:
+    """A short description of missing / unexpected keys and shape mismatches ('' when they fit)."""
+    missing = [k for k in expected if k not in actual]
+    unexpected = [k for k in actual if k not in expected]
+    shapes = [f"{k} {tuple(actual[k].shape)} vs expected {tuple(expected[k].shape)}"
+              for k in expected if k in actual and tuple(actual[k].shape) != tuple(expected[k].shape)]
+    parts = []
+    if shapes:
+        parts.append(f"{len(shapes)} shape mismatch(es): " + "; ".join(shapes[:4])
+                     + (" ..." if len(shapes) > 4 else ""))
+    if missing:
+        parts.append(f"{len(missing)} missing key(s): " + ", ".join(missing[:4])
+                     + (" ..." if len(missing) > 4 else ""))
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s): " + ", ".join(unexpected[:4])
+                     + (" ..." if len(unexpected) > 4 else ""))
+    return "; ".join(parts)
+
+
+def load_torchscript(path: str | PathLike, device="cpu") -> torch.jit.ScriptModule:
+    """``torch.jit.load`` with failures turned into ``CheckpointError``."""
+    try:
+        with warnings.catch_warnings():
+            # TorchScript is deprecated upstream but remains how many models are shipped.
+            warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit")
+            module = torch.jit.load(str(path), map_location=device)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise CheckpointError(path, f"cannot load TorchScript file: {_first_line(str(exc))}") from None
+    return module.eval()
+
+
+def _is_tensor_mapping(obj: Mapping) -> bool:
+    values = list(obj.values())
+    return bool(values) and sum(isinstance(v, torch.Tensor) for v in values) >= max(1, len(values) // 2) \
+        and all(isinstance(k, str) for k in obj)
+
+
+def _first_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[0][:300] if lines else ""

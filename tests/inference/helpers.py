@@ -1,0 +1,85 @@
+"""Tiny models and checkpoint writers shared by the inference tests."""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from segstudio.inference.architectures import register_architecture
+
+TINY = "tests.TinyNet"
+
+
+class TinyNet(nn.Module):
+    """3x3 conv -> ReLU -> 1x1 conv: a 3-pixel receptive field, so tiles see what the whole image sees."""
+
+    def __init__(self, num_classes: int = 3, width: int = 8):
+        super().__init__()
+        self.body = nn.Conv2d(3, width, 3, padding=1)
+        self.head = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.body(x)))
+
+
+def tiny_net(num_classes: int = 3, seed: int = 0, width: int = 8) -> TinyNet:
+    """A TinyNet with strong, spatially varying outputs (so argmax and confidence mean something)."""
+    torch.manual_seed(seed)
+    net = TinyNet(num_classes, width)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(4.0)
+    return net.eval()
+
+
+register_architecture(TINY, lambda num_classes, **kw: TinyNet(num_classes, **kw), head_key="head.weight",
+                      description="test network")
+
+
+def save_torchscript(net: nn.Module, path: Path) -> None:
+    """Script ``net`` and save it (silencing torch's deprecation notice for TorchScript)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(net).save(str(path))
+
+
+def write_card(model_path: Path, **fields) -> Path:
+    card_path = model_path / "segstudio.json" if model_path.is_dir() else model_path.with_suffix(".json")
+    card_path.write_text(json.dumps(fields))
+    return card_path
+
+
+def save_tiny(path: Path, num_classes: int = 3, wrap: str | None = None, prefix: str = "",
+              card: bool = True, seed: int = 0) -> TinyNet:
+    """Save a TinyNet state dict (optionally wrapped / prefixed) plus its model card."""
+    net = tiny_net(num_classes, seed)
+    state = {prefix + k: v for k, v in net.state_dict().items()}
+    torch.save({wrap: state, "epoch": 7} if wrap else state, path)
+    if card:
+        write_card(path, architecture=TINY, classes=[f"c{i}" for i in range(num_classes)],
+                   mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25])
+    return net
+
+
+def reference_logits(net: nn.Module, image: np.ndarray, mean=(0.5,) * 3, std=(0.25,) * 3) -> torch.Tensor:
+    """The logits the runner should get, computed the plain way: (x/255 - mean) / std, one forward."""
+    x = torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        out = net(x)
+    return out["out"] if isinstance(out, dict) else out
+
+
+def random_image(height: int, width: int, seed: int = 0, channels: int = 3) -> np.ndarray:
+    """Smooth random blobs (not white noise) so predictions form regions."""
+    rng = np.random.default_rng(seed)
+    small = rng.random((max(2, height // 8), max(2, width // 8), channels)).astype(np.float32)
+    import cv2  # noqa: PLC0415
+
+    big = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    big = big.reshape(height, width, channels)
+    return np.clip(big * 255, 0, 255).astype(np.uint8)
