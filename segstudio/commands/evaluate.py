@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report and not args.report.lower().endswith((".json", ".csv")):
         return _error(f"{args.report}: the report must be a .json or .csv file")
     bar = ProgressBar(sys.stderr)
-    token = None
+    token = stream = None
     try:
         dataset = open_dataset(args.dataset, args.format, class_table=args.classes, split=args.split)
         for warning in dataset.warnings:
@@ -102,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
             report = evaluate(dataset, args.predictions, progress=bar,
                               iou_threshold=args.iou_threshold)
         else:
-            predictions, token, source = _model_predictions(args, dataset)
-            report = evaluate(dataset, predictions, progress=bar, iou_threshold=args.iou_threshold,
+            stream, token, source = _model_predictions(args, dataset)
+            report = evaluate(dataset, stream, progress=bar, iou_threshold=args.iou_threshold,
                               source=source)
         bar.close()
         if report["missing_predictions"]:
@@ -124,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         if token is not None:
             token.cancel()
+        if stream is not None:
+            stream.close()  # runs the runner's cleanup now: its loader thread stops
         bar.close()
         print(f"{PROG}: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
