@@ -20,7 +20,11 @@ import numpy as np
 
 from segstudio.core.metrics import ConfusionMatrix
 
-__all__ = ["Prediction", "ImageStats", "ReviewSession", "compute_stats", "prediction_from_runner"]
+__all__ = ["Prediction", "ImageStats", "ReviewSession", "compute_stats", "prediction_from_runner",
+           "load_document", "describe_pixel", "instance_marks", "match_prediction_files",
+           "load_prediction_file"]
+
+PREDICTION_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
 
 
 @dataclass
@@ -80,6 +84,76 @@ def prediction_from_runner(result: Any, source: str = "") -> Prediction:
         return Prediction(mask=result.semantic, instances=instances, source=source)
     return Prediction(mask=result.mask, confidence=getattr(result, "confidence", None),
                       entropy=getattr(result, "entropy", None), source=source)
+
+
+def load_document(sample, class_table, error_class: int | None = None):
+    """Decode a sample's image, ground truth and instances into a new ``ImageDocument``.
+
+    Raises the core's typed errors (``ImageReadError``, ``MaskReadError`` ...) for bad files.
+    """
+    from segstudio.core.document import ImageDocument
+
+    image = sample.load_image()
+    gt = sample.load_mask()
+    instances = sample.load_instances() if getattr(sample, "instance_path", None) else None
+    return ImageDocument(sample.name, image, class_table, gt, gt_instances=instances,
+                         error_class=error_class)
+
+
+def describe_pixel(document, x: int, y: int) -> str:
+    """Status-bar text for image pixel (x, y): coordinates, image value, gt and predicted class."""
+    if document is None:
+        return ""
+    height, width = document.shape
+    if not (0 <= x < width and 0 <= y < height):
+        return f"x {x}  y {y}"
+    value = document.image[y, x]
+    value_text = (", ".join(str(int(v)) for v in np.atleast_1d(value)) if np.ndim(value)
+                  else str(value.item() if hasattr(value, "item") else value))
+    parts = [f"x {x}  y {y}", f"value ({value_text})" if np.ndim(value) else f"value {value_text}"]
+    names = document.class_table.names
+    for title, layer in (("gt", "gt"), ("pred", "pred")):
+        class_id = document.class_at(x, y, layer)
+        if class_id is None:
+            continue
+        if class_id == document.class_table.ignore_index:
+            label = "ignore"
+        else:
+            label = names[class_id] if 0 <= class_id < len(names) else f"id {class_id}"
+        parts.append(f"{title}: {label}")
+    return "   ".join(parts)
+
+
+def instance_marks(document, iou_threshold: float = 0.5) -> list:
+    """Missed / spurious / split / merged instance marks for a document with a prediction.
+
+    Instances come from the instance masks when present, else from connected components of the
+    semantic masks (per class).
+    """
+    if document is None or document.gt is None or document.pred is None:
+        return []
+    from segstudio.core.errormap import instance_error_marks
+    from segstudio.core.masks import semantic_to_instances
+
+    ignore = document.class_table.ignore_index
+    gt = document.gt_instances or semantic_to_instances(document.gt, ignore_index=ignore)
+    pred = document.pred_instances or semantic_to_instances(document.pred, ignore_index=ignore)
+    return instance_error_marks(gt, pred, iou_threshold)
+
+
+def match_prediction_files(dataset, folder: str | Path) -> dict[int, Path]:
+    """Map dataset indices to the mask files in ``folder`` that share the image's name (stem)."""
+    by_stem = {p.stem: p for p in sorted(Path(folder).iterdir())
+               if p.is_file() and p.suffix.lower() in PREDICTION_SUFFIXES}
+    return {i: by_stem[s.name] for i, s in enumerate(dataset.samples) if s.name in by_stem}
+
+
+def load_prediction_file(path: Path, sample, class_table) -> Prediction:
+    """Read one prediction mask, decoded with the dataset's class table, checked against the image."""
+    from segstudio.core.masks import read_semantic_mask
+
+    mask = read_semantic_mask(path, class_table, expected_shape=sample.image_shape())
+    return Prediction(mask=mask, source=str(Path(path).parent))
 
 
 class ReviewSession:

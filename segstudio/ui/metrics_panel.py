@@ -145,6 +145,12 @@ class MetricsPanel(QWidget):
             parts.append(f"{title} {format_value(old)} → {format_value(new)}")
         self.change_label.setText(f"{name}: " + "   ".join(parts))
 
+    def show_metrics_delta(self, delta) -> None:
+        """Same line from a ``core.document.MetricsDelta`` (what a stroke's event carries)."""
+        self.change_label.setText(
+            f"{self._class_name(delta.class_id)}: IoU {format_value(delta.iou_before)} → "
+            f"{format_value(delta.iou_after)}   F1 {format_value(delta.f1_before)} → {format_value(delta.f1_after)}")
+
     # --- read-back (tests, tooltips) ------------------------------------------------------------
     def headline(self, scope: str, key: str) -> str:
         return self._values[(scope, key)].text()

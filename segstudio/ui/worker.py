@@ -19,7 +19,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from segstudio.core.errors import SegStudioError
-from segstudio.core.session import compute_stats, prediction_from_runner
+from segstudio.core.session import compute_stats, load_prediction_file, prediction_from_runner
 
 __all__ = ["ModelRequest", "InferenceController", "InferenceWorker", "ModelInfo"]
 
@@ -51,13 +51,14 @@ class ModelInfo:
 @dataclass
 class _Job:
     job_id: int
-    kind: str                      # 'warmup' | 'load' | 'image' | 'dataset'
+    kind: str                      # 'warmup' | 'load' | 'image' | 'dataset' | 'files'
     cancel: Any = None             # runner.CancelToken, made in the worker (needs the runner module)
     model: ModelRequest | None = None
     image_name: str = ""
     image: Any = None
     dataset: Any = None
     indices: list[int] = field(default_factory=list)
+    files: dict = field(default_factory=dict)   # dataset index -> prediction mask file
 
 
 def _default_runner_factory(request: ModelRequest):
@@ -152,15 +153,39 @@ class InferenceWorker(QObject):
             job.cancel.raise_if_cancelled()
             sample = job.dataset[index]
             result = runner.predict(sample.load_image(), cancel=job.cancel)
-            prediction = prediction_from_runner(result, job.model.spec)
-            try:
-                gt = sample.load_mask()
-            except SegStudioError:
-                gt = None  # a bad mask leaves the image without statistics, the run goes on
-            prediction.stats = compute_stats(gt, prediction.mask, table.num_classes, table.ignore_index)
+            prediction = _with_stats(prediction_from_runner(result, job.model.spec), sample, table)
             job.cancel.raise_if_cancelled()
             self.finished.emit(job.job_id, sample.name, prediction)
             self.progress.emit(job.job_id, done, total)
+
+    def _run_files(self, job: _Job) -> None:
+        """Read a predictions folder: every readable file becomes a prediction; bad ones are listed."""
+        table = job.dataset.class_table
+        problems = []
+        total = len(job.files)
+        for done, (index, path) in enumerate(sorted(job.files.items()), start=1):
+            job.cancel.raise_if_cancelled()
+            sample = job.dataset[index]
+            try:
+                prediction = _with_stats(load_prediction_file(path, sample, table), sample, table)
+            except SegStudioError as exc:
+                problems.append(str(exc))
+            else:
+                self.finished.emit(job.job_id, sample.name, prediction)
+            self.progress.emit(job.job_id, done, total)
+        if problems:
+            shown = "\n".join(problems[:10]) + (f"\n… and {len(problems) - 10} more" if len(problems) > 10 else "")
+            self.failed.emit(job.job_id, f"{len(problems)} prediction file(s) could not be read:\n{shown}")
+
+
+def _with_stats(prediction, sample, table):
+    """Attach the image's confusion statistics (None when its ground truth is absent or unreadable)."""
+    try:
+        gt = sample.load_mask()
+    except SegStudioError:
+        gt = None  # a bad mask leaves the image without statistics; the run goes on
+    prediction.stats = compute_stats(gt, prediction.mask, table.num_classes, table.ignore_index)
+    return prediction
 
 
 def _describe(exc: BaseException) -> str:
@@ -224,6 +249,10 @@ class InferenceController(QObject):
 
     def predict_dataset(self, model: ModelRequest, dataset, indices: list[int]) -> int:
         return self._submit(self._new_job("dataset", model=model, dataset=dataset, indices=list(indices)))
+
+    def load_prediction_files(self, dataset, files: dict) -> int:
+        """Read prediction masks (dataset index -> file) in the worker; one ``finished`` per file."""
+        return self._submit(self._new_job("files", dataset=dataset, files=dict(files)))
 
     # --- state and control --------------------------------------------------------------------
     @property

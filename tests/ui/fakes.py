@@ -57,6 +57,6 @@ class GatedRunner:
     @staticmethod
     def expected(image) -> FakePrediction:
         image = np.asarray(image)
-        flat = image if image.ndim == 2 else image.astype(np.int64).sum(-1)
+        flat = image.astype(np.int64) if image.ndim == 2 else image.astype(np.int64).sum(-1)
         mask = (flat % 3).astype(np.uint8)
         return FakePrediction(mask, np.ones(mask.shape, np.float32), np.zeros(mask.shape, np.float32))

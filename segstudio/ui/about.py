@@ -1,0 +1,41 @@
+"""Help › About: versions, the chosen device and the GPU check."""
+from __future__ import annotations
+
+import platform
+import sys
+
+import cv2
+import numpy as np
+import PySide6
+
+from segstudio import __version__
+
+__all__ = ["about_text"]
+
+
+def _torch_version() -> str:
+    # torch is imported by the worker in the background; never import it here (GUI thread).
+    torch = sys.modules.get("torch")
+    return getattr(torch, "__version__", "loading…") if torch is not None else "loading…"
+
+
+def about_text(device: str, gpu_report: dict | None) -> str:
+    """Plain-text About message: versions, device choice and what the GPU check found."""
+    lines = [
+        f"segstudio {__version__}",
+        "Review segmentation models against ground truth and hand-correct labels.",
+        "",
+        f"Python {platform.python_version()}",
+        f"torch {_torch_version()}",
+        f"PySide6 {PySide6.__version__}",
+        f"OpenCV {cv2.__version__}",
+        f"numpy {np.__version__}",
+        "",
+        f"Device: {device}",
+    ]
+    if gpu_report is None:
+        lines.append("GPU check: running…")
+    else:
+        lines.append("GPU check:")
+        lines.extend(f"  {key}: {value}" for key, value in gpu_report.items())
+    return "\n".join(lines)

@@ -1,0 +1,205 @@
+"""Binds an :class:`~segstudio.core.document.ImageDocument` to the canvas layers.
+
+The presenter turns document events into canvas calls: a stroke (``'gt'`` with a bounding box)
+redraws only that rectangle; a new prediction or ground truth replaces the layers. What each layer
+shows comes from core helpers (``render.view_arrays``, ``errormap``); the presenter only decides
+which arrays go to which layer and keeps the user's visibility and opacity when they are replaced.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from segstudio.core import errormap
+from segstudio.core.images import to_display_rgb
+from segstudio.core.render import heat_lut, quantize, view_arrays
+
+__all__ = ["DocumentPresenter", "LAYERS", "HIGHLIGHT_COLOR", "MARK_COLORS"]
+
+# Bottom to top. "misclassified" hatches wrong-class pixels with the (gt, pred) pair's colours.
+LAYERS = ("image", "confidence", "entropy", "gt", "pred", "errors", "misclassified",
+          "instance_marks", "highlight")
+DEFAULTS = {  # layer -> (visible, opacity)
+    "confidence": (False, 0.6), "entropy": (False, 0.6), "gt": (True, 0.5), "pred": (False, 0.5),
+    "errors": (True, 0.8), "misclassified": (True, 0.8), "instance_marks": (True, 1.0),
+    "highlight": (True, 0.9),
+}
+LABELS = {"image": "Image", "confidence": "Confidence", "entropy": "Entropy", "gt": "Ground truth",
+          "pred": "Prediction", "errors": "Error map", "misclassified": "Misclassified (gt/pred hatch)",
+          "instance_marks": "Instance errors", "highlight": "Highlight"}
+HIGHLIGHT_COLOR = (255, 255, 0, 255)
+MARK_KINDS = ("missed", "spurious", "split", "merged")
+MARK_COLORS = {"missed": (0, 114, 178, 255), "spurious": (213, 94, 0, 255),
+               "split": (240, 228, 66, 255), "merged": (204, 121, 167, 255)}
+
+
+def _mark_lut() -> np.ndarray:
+    lut = np.zeros((256, 4), np.uint8)
+    for code, kind in enumerate(MARK_KINDS, start=1):
+        lut[code] = MARK_COLORS[kind]
+    return lut
+
+
+class DocumentPresenter(QObject):
+    """Keeps the canvas layers in step with one document and the view options."""
+
+    layers_changed = Signal()       # a layer was added, replaced or removed
+
+    def __init__(self, canvas, opacity_default=None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.canvas = canvas
+        self.document = None
+        self.view_mode = "semantic"        # 'semantic' | 'instance' | 'outlines'
+        self.hidden_classes: set[int] = set()
+        self.instance_marks: list = []
+        self.order: list[str] = list(LAYERS)     # bottom to top; the layer panel may reorder
+        self._opacity_default = opacity_default or (lambda layer, value: value)
+        self._unsubscribe = None
+
+    # --- document -----------------------------------------------------------------------------
+    def show(self, document) -> None:
+        """Show ``document`` on the canvas (image, masks, error map) and follow its changes."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self.document = document
+        self.canvas.set_image(to_display_rgb(document.image))
+        self._unsubscribe = document.subscribe(self.on_document_event)
+        self.refresh_all()
+
+    def on_document_event(self, event) -> None:
+        if event.kind == "gt" and event.bbox is not None:
+            self._update_region(event.bbox)
+        elif event.kind in ("gt", "pred", "all"):
+            self.refresh_all()
+        elif event.kind == "errors":
+            self._refresh_errors()
+            self.layers_changed.emit()
+
+    def refresh_all(self) -> None:
+        self._refresh_masks()
+        self._refresh_errors()
+        self._refresh_maps()
+        self.set_highlight(None)
+        self.layers_changed.emit()
+
+    # --- view options -------------------------------------------------------------------------
+    def set_view_mode(self, mode: str) -> None:
+        self.view_mode = mode
+        if self.document is not None:
+            self._refresh_masks()
+            self.layers_changed.emit()
+
+    def set_hidden_classes(self, hidden) -> None:
+        self.hidden_classes = set(hidden)
+        if self.document is not None:
+            self._refresh_masks()
+
+    def set_highlight(self, mask: np.ndarray | None) -> None:
+        """Show ``mask`` (HxW bool) as the yellow 'highlight' layer, or remove it with None."""
+        if mask is None:
+            self._set("highlight", None)
+            return
+        lut = np.zeros((256, 4), np.uint8)
+        lut[1] = HIGHLIGHT_COLOR
+        self._set("highlight", mask.astype(np.uint8), lut)
+        self.canvas.set_layer_visible("highlight", True)
+        self.layers_changed.emit()
+
+    def set_instance_marks(self, marks: list) -> None:
+        """Frame flagged instances (``errormap.InstanceMark``) in their kind's colour."""
+        self.instance_marks = list(marks)
+        if self.document is None or not marks:
+            self._set("instance_marks", None)
+            return
+        import cv2
+
+        frame = np.zeros(self.document.shape, np.uint8)
+        for mark in marks:
+            x, y, w, h = mark.bbox
+            code = MARK_KINDS.index(mark.kind) + 1
+            cv2.rectangle(frame, (x - 1, y - 1), (x + w, y + h), code, 2)
+        self._set("instance_marks", frame, _mark_lut())
+
+    # --- layers -------------------------------------------------------------------------------
+    def _set(self, name: str, array, lut=None) -> None:
+        names = self.canvas.layer_names()
+        if array is None:
+            if name in names:
+                self.canvas.set_layer(name, None)
+            return
+        if name in names:
+            info = self.canvas.layer(name)
+            visible, opacity = info.visible, info.opacity
+        else:
+            visible, opacity = DEFAULTS.get(name, (True, 1.0))
+            opacity = self._opacity_default(name, opacity)
+        self.canvas.set_layer(name, array, lut, opacity=opacity, visible=visible)
+        present = self.canvas.layer_names()
+        self.canvas.set_layer_order([n for n in self.order if n in present])
+
+    def set_order(self, names_bottom_to_top: list[str]) -> None:
+        """The user restacked the layers: keep that order for layers added later, too."""
+        rest = [n for n in self.order if n not in names_bottom_to_top]
+        self.order = list(names_bottom_to_top) + rest
+        present = self.canvas.layer_names()
+        self.canvas.set_layer_order([n for n in self.order if n in present])
+
+    def layer_rows(self) -> list[tuple[str, str, bool, float]]:
+        """``(name, label, visible, opacity)`` of the canvas layers, bottom to top (layer panel)."""
+        rows = []
+        for name in self.canvas.layer_names():
+            info = self.canvas.layer(name)
+            rows.append((name, LABELS.get(name, name), info.visible, info.opacity))
+        return rows
+
+    def _refresh_masks(self) -> None:
+        doc = self.document
+        table = doc.class_table
+        for name, mask, instances in (("gt", doc.gt, doc.gt_instances), ("pred", doc.pred, doc.pred_instances)):
+            array, lut = view_arrays(self.view_mode, mask, table, instances, self.hidden_classes)
+            self._set(name, array, lut)
+
+    def _refresh_errors(self) -> None:
+        doc = self.document
+        if doc.error_codes is None:
+            self._set("errors", None)
+            self._set("misclassified", None)
+            return
+        self._set("errors", doc.error_codes, errormap.ERROR_COLORS)
+        if doc.error_class is None:
+            self._set("misclassified", errormap.pair_tint(doc.gt, doc.pred, doc.class_table))
+        else:
+            self._set("misclassified", None)
+
+    def _refresh_maps(self) -> None:
+        doc = self.document
+        self._set("confidence", None if doc.confidence is None else quantize(doc.confidence),
+                  None if doc.confidence is None else heat_lut("viridis"))
+        if doc.entropy is None:
+            self._set("entropy", None)
+        else:
+            top = float(np.log(max(doc.class_table.num_classes, 2)))
+            self._set("entropy", quantize(doc.entropy, 0.0, top), heat_lut("magma"))
+
+    def _update_region(self, bbox) -> None:
+        """A stroke changed the ground truth inside ``bbox``: redraw just that, O(bbox)."""
+        doc = self.document
+        x, y, w, h = bbox
+        names = self.canvas.layer_names()
+        if self.view_mode == "semantic":
+            if "gt" in names:
+                self.canvas.update_layer_region("gt", x, y, w, h)
+            else:
+                self._refresh_masks()
+        else:
+            self._refresh_masks()  # derived instance/outline arrays are recomputed whole
+        if doc.error_codes is None:
+            return
+        if "errors" in names:
+            self.canvas.update_layer_region("errors", x, y, w, h)
+        if "misclassified" in names and doc.error_class is None:
+            tint = self.canvas.layer("misclassified").array
+            rows, cols = slice(y, y + h), slice(x, x + w)
+            tint[rows, cols] = errormap.pair_tint(doc.gt[rows, cols], doc.pred[rows, cols],
+                                                  doc.class_table, origin=(x, y))
+            self.canvas.update_layer_region("misclassified", x, y, w, h)

@@ -1,0 +1,237 @@
+"""The model dock: pick a model and a device, run it, watch progress, cancel.
+
+The dock never touches torch: the registry listing and the GPU report arrive from the worker
+(``set_models`` / ``set_gpu_report``) once torch has loaded in the background, and what the user
+picks leaves as a :class:`segstudio.ui.worker.ModelRequest`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+                               QProgressBar, QPushButton, QVBoxLayout, QWidget)
+
+from segstudio.ui.worker import ModelRequest
+
+__all__ = ["ModelDock", "ModelFormDialog", "format_duration"]
+
+SPEC_ROLE = Qt.ItemDataRole.UserRole
+OVERRIDES_ROLE = Qt.ItemDataRole.UserRole + 1
+DEVICES = (("Auto", "auto"), ("CUDA", "cuda"), ("CPU", "cpu"))
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def has_model_card(path: str) -> bool:
+    """Whether a model file or SMP directory comes with a model card (no torch needed)."""
+    from segstudio.inference.model_card import SMP_CARD_NAME, card_path_for
+
+    target = Path(path)
+    if target.is_dir():
+        return (target / SMP_CARD_NAME).is_file()
+    return card_path_for(target).is_file()
+
+
+class ModelFormDialog(QDialog):
+    """Asks for what a model file without a card cannot tell: classes and normalisation."""
+
+    def __init__(self, path: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle(f"Describe {Path(path).name}")
+        self.classes = QLineEdit()
+        self.classes.setPlaceholderText("background, road, car  — or a class-table .json / names .txt")
+        self.mean = QLineEdit("0.485, 0.456, 0.406")
+        self.std = QLineEdit("0.229, 0.224, 0.225")
+        self.channel_order = QComboBox()
+        self.channel_order.addItems(["RGB", "BGR"])
+        form = QFormLayout(self)
+        form.addRow(QLabel("No model card was found beside this file."))
+        form.addRow("Classes", self.classes)
+        form.addRow("Mean (0-1)", self.mean)
+        form.addRow("Std (0-1)", self.std)
+        form.addRow("Channel order", self.channel_order)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def overrides(self) -> dict:
+        """The answers as ``resolve_model`` overrides (empty fields left out)."""
+        result: dict = {"channel_order": self.channel_order.currentText()}
+        text = self.classes.text().strip()
+        if text:
+            result["classes"] = text if Path(text).suffix in (".json", ".txt") else \
+                [n.strip() for n in text.split(",") if n.strip()]
+        for key, field in (("mean", self.mean), ("std", self.std)):
+            values = [v.strip() for v in field.text().split(",") if v.strip()]
+            if values:
+                result[key] = tuple(float(v) for v in values)
+        return result
+
+
+class ModelDock(QWidget):
+    """Model list, device choice, run / cancel buttons and a progress bar with elapsed and ETA."""
+
+    run_image_requested = Signal()
+    run_dataset_requested = Signal()
+    cancel_requested = Signal()
+    selection_changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.models = QListWidget()
+        self.models.currentItemChanged.connect(lambda *_: self.selection_changed.emit())
+        self.load_file_button = QPushButton("Load model file…")
+        self.load_file_button.clicked.connect(self.choose_model_file)
+        self.device = QComboBox()
+        for title, value in DEVICES:
+            self.device.addItem(title, value)
+        self._set_cuda_text("CUDA (checking…)", enabled=False)
+        self.device.currentIndexChanged.connect(lambda *_: self.selection_changed.emit())
+        self.run_image_button = QPushButton("Run on this image")
+        self.run_dataset_button = QPushButton("Run on whole dataset")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.run_image_button.clicked.connect(self.run_image_requested)
+        self.run_dataset_button.clicked.connect(self.run_dataset_requested)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.timing = QLabel("")
+        self.info = QLabel("Loading the model registry…")
+        self.info.setWordWrap(True)
+
+        device_row = QHBoxLayout()
+        device_row.addWidget(QLabel("Device"))
+        device_row.addWidget(self.device, 1)
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.run_image_button)
+        run_row.addWidget(self.run_dataset_button)
+        run_row.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.models, 1)
+        layout.addWidget(self.load_file_button)
+        layout.addLayout(device_row)
+        layout.addLayout(run_row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.timing)
+        layout.addWidget(self.info)
+
+    # --- model list ---------------------------------------------------------------------------
+    def add_model(self, spec: str, title: str | None = None, description: str = "",
+                  overrides: dict | None = None) -> QListWidgetItem:
+        """Add a model (or update the one with the same spec) and return its row."""
+        item = self._item_for(spec)
+        if item is None:
+            item = QListWidgetItem()
+            self.models.addItem(item)
+        item.setText(title or spec)
+        item.setToolTip(description or spec)
+        item.setData(SPEC_ROLE, spec)
+        item.setData(OVERRIDES_ROLE, tuple(sorted((overrides or {}).items())))
+        return item
+
+    def set_models(self, entries) -> None:
+        """Fill the list from the registry's ``ModelEntry`` objects, keeping the selection."""
+        selected = self.selected_spec()
+        for entry in entries:
+            self.add_model(entry.name, entry.name, entry.description)
+        if selected:
+            self.select_spec(selected)
+        self.info.setText(f"{len(entries)} models in the registry")
+
+    def select_spec(self, spec: str) -> bool:
+        item = self._item_for(spec)
+        if item is None:
+            item = self.add_model(spec)
+        self.models.setCurrentItem(item)
+        return True
+
+    def selected_spec(self) -> str | None:
+        item = self.models.currentItem()
+        return item.data(SPEC_ROLE) if item is not None else None
+
+    def selected_request(self) -> ModelRequest | None:
+        item = self.models.currentItem()
+        if item is None:
+            return None
+        return ModelRequest(item.data(SPEC_ROLE), self.device.currentData(), item.data(OVERRIDES_ROLE) or ())
+
+    def _item_for(self, spec: str) -> QListWidgetItem | None:
+        for row in range(self.models.count()):
+            if self.models.item(row).data(SPEC_ROLE) == spec:
+                return self.models.item(row)
+        return None
+
+    def choose_model_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load model file", "",
+                                              "Models (*.pt *.pth *.ts *.ckpt *.bin *.safetensors);;All files (*)")
+        if not path:
+            return
+        overrides = {}
+        if not has_model_card(path):
+            form = ModelFormDialog(path, self)
+            if form.exec() != QDialog.DialogCode.Accepted:
+                return
+            try:
+                overrides = form.overrides()
+            except ValueError as exc:
+                self.info.setText(f"Not a number: {exc}")
+                return
+        self.add_model(path, Path(path).name, path, overrides)
+        self.select_spec(path)
+
+    # --- devices ------------------------------------------------------------------------------
+    def _set_cuda_text(self, text: str, enabled: bool) -> None:
+        index = self.device.findData("cuda")
+        self.device.setItemText(index, text)
+        self.device.model().item(index).setEnabled(enabled)
+
+    def set_gpu_report(self, report: dict) -> None:
+        """Describe the CUDA choice from ``runner.gpu_report()`` (name and free memory)."""
+        if report.get("cuda_available") or report.get("cuda"):
+            name = report.get("name") or report.get("device_name") or "GPU"
+            free = report.get("free_bytes") or report.get("free_memory")
+            free_text = f", {free / 2**30:.1f} GiB free" if isinstance(free, (int, float)) else ""
+            self._set_cuda_text(f"CUDA — {name}{free_text}", enabled=True)
+        else:
+            reason = report.get("reason") or report.get("error") or "not available"
+            self._set_cuda_text(f"CUDA ({reason})", enabled=False)
+            if self.device.currentData() == "cuda":
+                self.device.setCurrentIndex(self.device.findData("auto"))
+
+    def set_device(self, device: str) -> None:
+        index = self.device.findData(device)
+        if index >= 0:
+            self.device.setCurrentIndex(index)
+
+    # --- progress -----------------------------------------------------------------------------
+    def set_busy(self, busy: bool) -> None:
+        self.cancel_button.setEnabled(busy)
+        self.run_image_button.setEnabled(not busy)
+        self.run_dataset_button.setEnabled(not busy)
+        if busy:
+            self.progress.setRange(0, 0)  # indeterminate until the first progress report
+            self.timing.setText("Starting…")
+        else:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+
+    def set_progress(self, done: int, total: int, elapsed: float) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        eta = f", about {format_duration(elapsed * (total - done) / done)} left" if 0 < done < total else ""
+        self.timing.setText(f"{done}/{total} · {format_duration(elapsed)} elapsed{eta}")
+
+    def show_model_info(self, info) -> None:
+        classes = info.class_table.num_classes if info.class_table is not None else "?"
+        self.info.setText(f"{info.name} · {info.kind} · {classes} classes · on {info.device_name}")

@@ -1,0 +1,193 @@
+"""The main window on a synthetic dataset with a gated fake runner: no torch, exact pixels."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF
+
+from segstudio.core import errormap
+from segstudio.core.render import instance_lut
+from segstudio.ui.main_window import MainWindow
+from segstudio.ui.worker import InferenceController
+
+from tests.ui.fakes import GatedRunner
+from tests.ui.reference import reference_metrics
+from tests.ui.synthetic import TABLE, make_dataset, truth_and_prediction
+
+BACKGROUND = (40, 40, 40)   # the canvas background behind transparent pixels
+
+
+@pytest.fixture
+def runner():
+    return GatedRunner()
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, runner):
+    controller = InferenceController(runner_factory=lambda request: runner,
+                                     environment=lambda: ([], {"cuda_available": False}))
+    win = MainWindow(controller=controller)
+    qtbot.addWidget(win)
+    win.resize(1000, 700)
+    win.show()
+    qtbot.waitExposed(win)
+    win.finish_startup(str(make_dataset(tmp_path / "data")), model="fake", device="cpu")
+    return win
+
+
+def predict_current(qtbot, window):
+    with qtbot.waitSignal(window.controller.job_ended, timeout=5000):
+        window.run_on_image()
+    qtbot.waitUntil(lambda: window.metrics_panel.headline("image", "mean_iou") != "–")
+    qtbot.waitUntil(lambda: bool(window.regions.regions))
+
+
+def only_layer(canvas, name):
+    for other in canvas.layer_names():
+        canvas.set_layer_visible(other, other == name)
+    canvas.set_layer_opacity(name, 1.0)
+
+
+def rendered_rgb(canvas, x, y):
+    """The colour the viewport shows at the centre of image pixel (x, y)."""
+    point = canvas.mapFromScene(QPointF(x + 0.5, y + 0.5))
+    image = canvas.render_viewport()
+    color = image.pixelColor(point.x(), point.y())
+    return color.red(), color.green(), color.blue()
+
+
+def over_background(rgba):
+    alpha = rgba[3] / 255
+    return tuple(round(alpha * c + (1 - alpha) * b) for c, b in zip(rgba[:3], BACKGROUND))
+
+
+def assert_close(actual, expected, tol=2):
+    assert np.all(np.abs(np.subtract(actual, expected)) <= tol), (actual, expected)
+
+
+def test_opens_first_image_with_ground_truth(window):
+    gt_a, _ = truth_and_prediction()["a"]
+    assert window.document.name == "a"
+    np.testing.assert_array_equal(window.canvas.layer("gt").array, gt_a)
+    assert "pred" not in window.canvas.layer_names()
+    assert window.browser.model.rowCount() == 2
+
+
+def test_prediction_lands_on_canvas_and_metrics_match_numpy(qtbot, window):
+    predict_current(qtbot, window)
+    gt, pred = truth_and_prediction()["a"]
+    np.testing.assert_array_equal(window.canvas.layer("pred").array, pred)
+    ref = reference_metrics(gt, pred, 3)
+    for key in ("pixel_accuracy", "mean_iou", "fw_iou", "mean_f1"):
+        assert window.metrics_panel.headline("image", key) == f"{ref[key]:.3f}"
+        assert window.metrics_panel.headline("dataset", key) == f"{ref[key]:.3f}"
+    assert window.regions.regions[0].size == max(r.size for r in window.regions.regions)
+
+
+def test_result_for_an_image_left_is_cached_for_it_not_painted_here(qtbot, window, runner):
+    runner.gate.clear()
+    job = window.run_on_image()
+    qtbot.waitUntil(runner.entered.is_set)
+    assert window.step_image(1)
+    assert window.document.name == "b"
+    with qtbot.waitSignal(window.controller.finished, timeout=5000) as blocker:
+        runner.gate.set()
+    assert blocker.args[:2] == [job, "a"]
+    qtbot.waitUntil(lambda: not window.controller.busy)
+    assert window.document.pred is None
+    assert "pred" not in window.canvas.layer_names()
+    np.testing.assert_array_equal(window.session.predictions["a"].mask, truth_and_prediction()["a"][1])
+    assert window.step_image(-1)
+    np.testing.assert_array_equal(window.canvas.layer("pred").array, truth_and_prediction()["a"][1])
+
+
+def test_dataset_run_fills_the_browser_and_sorts_worst_first(qtbot, window):
+    with qtbot.waitSignal(window.controller.job_ended, timeout=5000):
+        window.run_on_dataset()
+    qtbot.waitUntil(lambda: len(window.session.stats) == 2)
+    window.browser.sort_worst_first()
+    assert window.browser.visible_names() == ["b", "a"]   # b's IoU is 0.0 / 2 classes
+    both = reference_metrics(np.stack([v[0] for v in truth_and_prediction().values()]),
+                             np.stack([v[1] for v in truth_and_prediction().values()]), 3)
+    qtbot.waitUntil(lambda: window.metrics_panel.headline("dataset", "mean_iou") == f"{both['mean_iou']:.3f}")
+    window.browser.filter_class(2)
+    assert sorted(window.browser.visible_names()) == ["b"]   # only b has class 2 in its ground truth
+
+
+def test_cancel_leaves_no_prediction(qtbot, window, runner):
+    runner.gate.clear()
+    window.run_on_image()
+    qtbot.waitUntil(runner.entered.is_set)
+    assert window.model_dock.cancel_button.isEnabled()
+    with qtbot.waitSignal(window.controller.cancelled, timeout=5000):
+        window.model_dock.cancel_button.click()
+    qtbot.waitUntil(lambda: not window.controller.busy)
+    assert window.document.pred is None
+    assert window.model_dock.run_image_button.isEnabled()
+
+
+def test_close_during_a_job_stops_the_thread(qtbot, window, runner):
+    runner.gate.clear()
+    window.run_on_image()
+    qtbot.waitUntil(runner.entered.is_set)
+    window.close()
+    assert not window.controller._thread.isRunning()
+
+
+def test_error_map_colours_all_classes_then_one_class(qtbot, window):
+    predict_current(qtbot, window)
+    canvas = window.canvas
+    only_layer(canvas, "errors")
+    assert_close(rendered_rgb(canvas, 35, 10), over_background(errormap.ERROR_COLORS[errormap.FALSE_POSITIVE]))
+    assert_close(rendered_rgb(canvas, 10, 10), over_background(errormap.ERROR_COLORS[errormap.CORRECT]))
+    # the misclassified block is hatched with the gt (red) and predicted (green) class colours
+    only_layer(canvas, "misclassified")
+    hatch = {rendered_rgb(canvas, x, 40) for x in range(4, 12)}
+    assert {over_background((255, 0, 0, 220)), over_background((0, 255, 0, 220))} <= {
+        tuple(int(v) for v in c) for c in hatch} or len(hatch) == 2
+    window.select_class(1)
+    window.error_mode_action.trigger()            # 'E': one class
+    assert window.error_mode == "one"
+    assert "misclassified" not in canvas.layer_names()
+    only_layer(canvas, "errors")
+    assert_close(rendered_rgb(canvas, 8, 40), over_background(errormap.ERROR_COLORS[errormap.FALSE_NEGATIVE]))
+    assert_close(rendered_rgb(canvas, 35, 10), over_background(errormap.ERROR_COLORS[errormap.FALSE_POSITIVE]))
+    assert_close(rendered_rgb(canvas, 50, 10), BACKGROUND)
+
+
+def test_instance_view_and_outlines(qtbot, window):
+    canvas = window.canvas
+    gt_a, _ = truth_and_prediction()["a"]
+    window.instance_action.trigger()              # 'I'
+    layer = canvas.layer("gt")
+    ids = layer.array
+    assert ids[10, 10] != 0 and ids[10, 50] != ids[10, 10]
+    np.testing.assert_array_equal(layer.lut[ids[10, 10]], instance_lut()[ids[10, 10]])
+    window.instance_action.trigger()
+    window.outlines_action.trigger()              # 'O'
+    only_layer(canvas, "gt")
+    assert_close(rendered_rgb(canvas, 31, 20), (255, 0, 0))   # border of the class-1 half
+    assert_close(rendered_rgb(canvas, 10, 20), BACKGROUND)    # inside: the image shows through
+
+
+def test_confusion_cell_highlights_its_pixels(qtbot, window):
+    predict_current(qtbot, window)
+    gt, pred = truth_and_prediction()["a"]
+    with qtbot.waitSignal(window.presenter.layers_changed):
+        window.metrics_panel.cell_clicked.emit(0, 1)
+    highlight = window.canvas.layer("highlight").array
+    np.testing.assert_array_equal(highlight.astype(bool), (gt == 0) & (pred == 1))
+
+
+def test_clicking_an_error_region_centres_the_canvas_on_it(qtbot, window):
+    predict_current(qtbot, window)
+    window.regions.table.setFocus()
+    smallest = len(window.regions.regions) - 1
+    region = window.regions.regions[smallest]
+    rect = window.regions.table.visualItemRect(window.regions.table.item(smallest, 0))
+    from PySide6.QtCore import Qt
+    qtbot.mouseClick(window.regions.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    x, y, w, h = region.bbox
+    vx, vy, vw, vh = window.canvas.visible_image_rect()
+    assert abs((vx + vw / 2) - (x + w / 2)) < 1 and abs((vy + vh / 2) - (y + h / 2)) < 1
+    assert vw < 64  # zoomed in on the region
