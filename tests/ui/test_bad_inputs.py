@@ -1,0 +1,55 @@
+"""Every case of the bad-input corpus, opened through the window: a message box, never a crash,
+and the image that was open stays open."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from segstudio.ui.main_window import MainWindow
+from segstudio.ui.worker import InferenceController
+
+from tests.corpus import make_bad_inputs
+from tests.ui.synthetic import make_dataset
+
+CASE_NAMES = [case.name for case in make_bad_inputs(Path(tempfile.mkdtemp(prefix="segstudio-corpus-")))]
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    controller = InferenceController(runner_factory=lambda request: None,
+                                     environment=lambda: ([], {"cuda_available": False}))
+    win = MainWindow(controller=controller)
+    qtbot.addWidget(win)
+    win.show()
+    win.finish_startup(str(make_dataset(tmp_path / "good")), model="fake")
+    yield win
+    for box in message_boxes(win):
+        box.close()
+
+
+def message_boxes(window) -> list[QMessageBox]:
+    return [w for w in QApplication.topLevelWidgets()
+            if isinstance(w, QMessageBox) and w.parent() is window and w.isVisible()]
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_bad_input_through_the_window(qtbot, window, tmp_path, name):
+    case = next(c for c in make_bad_inputs(tmp_path / "corpus") if c.name == name)
+    if case.skip:
+        pytest.skip(case.skip)
+    target = case.root if case.kind == "mask" else case.path
+    before = window.document
+    opened = window.open_path(str(target))
+    boxes = message_boxes(window)
+    if case.expected is None:
+        assert opened and not boxes, [b.text() for b in boxes]
+        assert window.document.shape == tuple(case.shape[:2])
+        return
+    assert not opened
+    assert len(boxes) == 1
+    assert case.path.name in boxes[0].text() or str(case.path) in boxes[0].text()
+    assert window.document is before and window.document.name == "a"
+    assert window.canvas.layer("image").array.shape[:2] == before.shape
