@@ -197,15 +197,14 @@ class ModelDock(QWidget):
         self.device.model().item(index).setEnabled(enabled)
 
     def set_gpu_report(self, report: dict) -> None:
-        """Describe the CUDA choice from ``runner.gpu_report()`` (name and free memory)."""
-        if report.get("cuda_available") or report.get("cuda"):
-            name = report.get("name") or report.get("device_name") or "GPU"
-            free = report.get("free_bytes") or report.get("free_memory")
+        """Describe the CUDA choice from ``runner.gpu_report()`` (device name and free memory)."""
+        if report.get("cuda_available"):
+            name = report.get("device_name") or "GPU"
+            free = report.get("memory_free")
             free_text = f", {free / 2**30:.1f} GiB free" if isinstance(free, (int, float)) else ""
             self._set_cuda_text(f"CUDA — {name}{free_text}", enabled=True)
         else:
-            reason = report.get("reason") or report.get("error") or "not available"
-            self._set_cuda_text(f"CUDA ({reason})", enabled=False)
+            self._set_cuda_text("CUDA (not available)", enabled=False)
             if self.device.currentData() == "cuda":
                 self.device.setCurrentIndex(self.device.findData("auto"))
 
