@@ -18,8 +18,9 @@ the target (``atomic_write_bytes``): a crash leaves the old file or the new one,
 Palette PNGs are encoded by OpenCV as 8-bit grayscale without row filters and with run-length deflate,
 then turned into a palette PNG by rewriting the colour type in ``IHDR`` and inserting the source's
 ``PLTE``/``tRNS`` chunks; both layouts store one byte per pixel, so the image data is identical. On a
-4096x4096 label map this measured 2-4x faster than Pillow's palette writer at compression level 1
-(``bench/edit_bench.py`` prints both).
+4096x4096 label map this measured 1.4-3x faster than Pillow's palette writer at compression level 1,
+with smaller files (``bench/edit_bench.py`` prints both), and Pillow cannot promise to keep a
+palette's exact chunk bytes.
 """
 from __future__ import annotations
 

@@ -70,8 +70,14 @@ def _user_store_path(root: Path) -> Path:
 
 
 def store_path_for(dataset_root: str | PathLike) -> Path:
-    """Where the store of a dataset lives by default: ``<root>/.segstudio/project.sqlite``."""
-    return Path(dataset_root).resolve() / STORE_DIR / STORE_FILE
+    """Where the store of a dataset lives by default: ``<root>/.segstudio/project.sqlite``.
+
+    A dataset opened from a file (a COCO JSON) keeps its store in the file's folder.
+    """
+    root = Path(dataset_root).resolve()
+    if root.is_file():
+        root = root.parent
+    return root / STORE_DIR / STORE_FILE
 
 
 def _pack(atom: EditAtom) -> tuple:

@@ -158,6 +158,9 @@ def test_store_lives_in_dataset_or_falls_back(tmp_path):
     root.mkdir()
     with ProjectStore.for_dataset(root) as store:
         assert store.path == store_path_for(root) == root.resolve() / ".segstudio" / "project.sqlite"
+    coco_json = root / "instances_val.json"
+    coco_json.write_text("{}")
+    assert store_path_for(coco_json) == root.resolve() / ".segstudio" / "project.sqlite"
     blocked = tmp_path / "blocked"
     blocked.mkdir()
     (blocked / ".segstudio").write_text("not a folder")   # the store cannot be created here
