@@ -269,7 +269,7 @@ class TiledLayerItem(QGraphicsItem):
         return QRectF(0, 0, width, height)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
-        transform = painter.worldTransform()
+        transform = painter.deviceTransform()  # includes the screen's device pixel ratio
         zoom = math.hypot(transform.m11(), transform.m12())
         level = level_for_zoom(zoom, self._top_level)
         f = 1 << level

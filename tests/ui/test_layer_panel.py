@@ -1,7 +1,7 @@
 """LayerPanel: rows, signals for visibility / opacity / order, silent syncing."""
 from __future__ import annotations
 
-from segstudio.ui.layer_panel import LayerPanel
+from segstudio.ui.layer_panel import NAME_ROLE, LayerPanel
 
 LAYERS = [("image", "Image", True, 1.0), ("gt", "Ground truth", True, 0.5),
           ("pred", "Prediction", False, 0.5), ("errors", "Error map", True, 0.7)]
@@ -18,7 +18,7 @@ def make_panel(qtbot) -> LayerPanel:
 def test_rows_show_top_layer_first_with_state(qtbot):
     panel = make_panel(qtbot)
     assert panel.layer_order() == ["image", "gt", "pred", "errors"]
-    shown = [panel.list.item(i).data(0x0100) for i in range(panel.list.count())]
+    shown = [panel.list.item(i).data(NAME_ROLE) for i in range(panel.list.count())]
     assert shown == ["errors", "pred", "gt", "image"]
     row = panel.row_widget("pred")
     assert row.checkbox.text() == "Prediction" and not row.checkbox.isChecked()
