@@ -343,12 +343,14 @@ class ImageDocument:
         return value
 
     def _protect_lut(self, protect: Iterable[int] | None) -> np.ndarray | None:
+        """A bool lookup table over the label values (uint8/uint16 labels), or the sorted ids."""
         if not protect:
             return None
-        lut = np.zeros(256 if self.gt.dtype == np.uint8 else int(np.iinfo(self.gt.dtype).max) + 1, bool)
-        for c in protect:
-            if 0 <= int(c) < lut.size:
-                lut[int(c)] = True
+        ids = np.unique(np.asarray(list(protect), dtype=np.int64))
+        if self.gt.dtype not in (np.uint8, np.uint16):
+            return ids
+        lut = np.zeros(int(np.iinfo(self.gt.dtype).max) + 1, dtype=bool)
+        lut[ids[(ids >= 0) & (ids < lut.size)]] = True
         return lut
 
     def _select(self, region: np.ndarray, mask: np.ndarray, target: np.ndarray | int,
@@ -356,7 +358,7 @@ class ImageDocument:
         """Pixels of ``mask`` that the edit really changes, honouring protect / only-over."""
         sel = mask & (region != target)
         if protect_lut is not None:
-            sel &= ~protect_lut[region]
+            sel &= ~(protect_lut[region] if protect_lut.dtype == bool else np.isin(region, protect_lut))
         if only_over is not None:
             sel &= region == only_over
         return sel

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,8 +134,8 @@ class EditHistory:
     def __init__(self, name: str = "", budget: HistoryBudget | None = None):
         self.name = name
         self._budget = budget if budget is not None else HistoryBudget()
-        self._undo: list[_StoredAtom] = []
-        self._redo: list[_StoredAtom] = []
+        self._undo: deque[_StoredAtom] = deque()
+        self._redo: deque[_StoredAtom] = deque()
         self.nbytes = 0
         # Fingerprint of the layer the stacks apply to, recorded when a document lets go of the image;
         # a document that reopens the image with different pixels must not replay these atoms.
@@ -197,7 +198,7 @@ class EditHistory:
         """Number of atoms that can be redone."""
         return len(self._redo)
 
-    def _drop(self, stack: list[_StoredAtom]) -> None:
+    def _drop(self, stack: deque[_StoredAtom]) -> None:
         freed = sum(s.nbytes for s in stack)
         self.nbytes -= freed
         self._budget._charge(-freed)
@@ -212,7 +213,7 @@ class EditHistory:
 
     def _evict_oldest(self) -> int:
         stack = self._undo if self._undo else self._redo
-        stored = stack.pop(0)
+        stored = stack.popleft()
         self.nbytes -= stored.nbytes
         return stored.nbytes
 

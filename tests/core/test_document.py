@@ -354,3 +354,17 @@ def test_journal_sees_commits_undos_and_redos(table):
     doc.undo()
     doc.redo()
     assert calls == [("do", "img", atom.count), ("undo", "img"), ("redo", "img")]
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32])
+def test_protect_with_wide_label_types(table, dtype):
+    gt, pred = random_masks(12)
+    doc = ImageDocument("w", np.zeros(gt.shape, np.uint8), table, gt.astype(dtype), pred.astype(dtype),
+                        budget=HistoryBudget())
+    doc.begin_stroke(5, protect=[0, 3])
+    doc.paint_dab(30, 25, 12)
+    doc.commit_stroke()
+    disk = ref_disk(gt.shape, 30, 25, 12)
+    assert doc.gt.dtype == dtype
+    assert np.array_equal(doc.gt, np.where(disk & ~np.isin(gt, [0, 3]), 5, gt))
+    assert_in_sync(doc)
