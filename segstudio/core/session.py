@@ -12,9 +12,9 @@ without a display. The session owns
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -173,6 +173,9 @@ class ReviewSession:
         self._latest_job: dict[str, int] = {}
         self._documents: dict[str, Any] = {}
         self._presence: dict[str, frozenset[int]] = {}
+        # Set by the editor: sample -> its saved corrected labels file (or None). Documents then open
+        # on the labels as last saved, which is also what the crash journal replays over.
+        self.saved_labels: Callable[[Any], Path | None] | None = None
 
     # --- images -------------------------------------------------------------------------------
     @property
@@ -198,6 +201,14 @@ class ReviewSession:
         """Index of the image ``delta`` away from the current one, clamped to the dataset."""
         return max(0, min(len(self.dataset) - 1, self.index + delta))
 
+    def sample_to_load(self, index: int):
+        """Sample ``index`` as documents load it: its mask is the saved correction when one exists."""
+        sample = self.dataset[index]
+        saved = self.saved_labels(sample) if self.saved_labels is not None else None
+        if saved is not None and Path(saved).is_file():
+            return replace(sample, mask_path=Path(saved))
+        return sample
+
     def open(self, index: int, make_document):
         """Make image ``index`` current and return its document.
 
@@ -211,7 +222,7 @@ class ReviewSession:
         sample = self.dataset[index]
         document = self._documents.get(sample.name)
         if document is None:
-            document = make_document(sample)
+            document = make_document(self.sample_to_load(index))
             cached = self.predictions.get(sample.name)
             if cached is not None:
                 document.set_prediction(cached.mask, cached.confidence, cached.entropy, cached.instances)
@@ -274,7 +285,7 @@ class ReviewSession:
     def classes_present(self, name: str) -> frozenset[int]:
         """Classes in an image's ground truth, decoding its mask once if it was never opened."""
         if name not in self._presence:
-            mask = self.dataset[self.dataset.index_of(name)].load_mask()
+            mask = self.sample_to_load(self.dataset.index_of(name)).load_mask()
             self._presence[name] = (frozenset() if mask is None
                                     else gt_classes(mask, self.class_table.num_classes))
         return self._presence[name]

@@ -1,0 +1,38 @@
+"""ReviewSession opens documents on the labels as last saved when the editor registers where they are."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from segstudio.core.datasets import open_dataset
+from segstudio.core.saving import destination_for, save_ground_truth
+from segstudio.core.session import ReviewSession, load_document
+
+
+def make_folder(root):
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    gt = np.zeros((12, 16), np.uint8)
+    gt[:, :8] = 1
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(root / "images" / "a.png")
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(root / "images" / "b.png")
+    Image.fromarray(gt).save(root / "masks" / "a.png")
+    Image.fromarray(gt).save(root / "masks" / "b.png")
+    return gt
+
+
+def test_documents_open_on_saved_corrections(tmp_path):
+    original = make_folder(tmp_path / "d")
+    dataset = open_dataset(tmp_path / "d")
+    corrected = original.copy()
+    corrected[2:5, 10:14] = 2
+    save_ground_truth(dataset, dataset[0], corrected)
+    session = ReviewSession(dataset)
+    factory = lambda sample: load_document(sample, dataset.class_table)  # noqa: E731
+    np.testing.assert_array_equal(session.open(0, factory).gt, original)   # no lookup registered
+    session.saved_labels = lambda sample: destination_for(dataset, sample)
+    session.open(1, factory)
+    np.testing.assert_array_equal(session.open(0, factory).gt, corrected)
+    np.testing.assert_array_equal(session.open(1, factory).gt, original)   # nothing saved for b
+    assert session.classes_present("a") == frozenset({0, 1, 2})
+    assert session.dataset[0].mask_path == tmp_path / "d" / "masks" / "a.png"   # dataset untouched
