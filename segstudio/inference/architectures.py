@@ -149,6 +149,12 @@ def fit_state(arch: Architecture, state: dict[str, torch.Tensor], num_classes: i
         Wrong class count, missing/unexpected keys or shape mismatches, naming the file.
     """
     kwargs = {**arch.kwargs_from(state), **(kwargs or {})}
+    stated = kwargs.pop("num_classes", None)  # cards may repeat the count in arch_kwargs
+    if num_classes is None:
+        num_classes = stated
+    elif stated is not None and stated != num_classes:
+        raise CheckpointError(path, f"arch_kwargs say num_classes={stated} but {num_classes} classes "
+                              "are listed")
     from_head = arch.num_classes_from(state)
     if from_head is None:
         stripped = align_keys({arch.head_key: None} if arch.head_key else {}, state)

@@ -83,3 +83,26 @@ def random_image(height: int, width: int, seed: int = 0, channels: int = 3) -> n
     big = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
     big = big.reshape(height, width, channels)
     return np.clip(big * 255, 0, 255).astype(np.uint8)
+
+
+TINY_MASK_RCNN = "tests.TinyMaskRCNN"
+
+
+def tiny_mask_rcnn(num_classes: int = 3) -> nn.Module:
+    """A Mask R-CNN with a one-layer backbone and 64 px internal size: fast enough for tests."""
+    from torchvision.models.detection import MaskRCNN  # noqa: PLC0415
+    from torchvision.models.detection.anchor_utils import AnchorGenerator  # noqa: PLC0415
+    from torchvision.ops import MultiScaleRoIAlign  # noqa: PLC0415
+
+    class Backbone(nn.Sequential):
+        out_channels = 16
+
+    backbone = Backbone(nn.Conv2d(3, 16, 3, stride=4, padding=1), nn.ReLU())
+    return MaskRCNN(backbone, num_classes=num_classes, min_size=64, max_size=96,
+                    rpn_anchor_generator=AnchorGenerator(((16, 32),), ((0.5, 1.0, 2.0),)),
+                    box_roi_pool=MultiScaleRoIAlign(["0"], 7, 2),
+                    mask_roi_pool=MultiScaleRoIAlign(["0"], 14, 2)).eval()
+
+
+register_architecture(TINY_MASK_RCNN, lambda num_classes, **kw: tiny_mask_rcnn(num_classes), kind="instance",
+                      head_key="roi_heads.box_predictor.cls_score.weight", description="test Mask R-CNN")

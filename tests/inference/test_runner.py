@@ -13,7 +13,7 @@ from segstudio.core.classes import COCO_CATEGORY_TO_CONTIGUOUS, ClassTable
 from segstudio.core.errors import ImageReadError
 from segstudio.inference.registry import ModelEntry, resolve_model
 from segstudio.inference.runner import Cancelled, CancelToken, InstancePrediction, Runner
-from tests.inference.helpers import random_image, reference_logits, save_tiny, tiny_net
+from tests.inference.helpers import random_image, reference_logits, save_tiny, tiny_mask_rcnn, tiny_net
 
 
 def _entry(net: nn.Module, num_classes: int, **fields) -> ModelEntry:
@@ -262,20 +262,8 @@ def test_instances_thresholded_painted_by_score_and_mapped_to_coco_things():
 
 
 def test_real_mask_rcnn_runs_end_to_end():
-    from torchvision.models.detection import MaskRCNN
-    from torchvision.models.detection.anchor_utils import AnchorGenerator
-    from torchvision.ops import MultiScaleRoIAlign
-
-    class Backbone(nn.Sequential):
-        out_channels = 16
-
     torch.manual_seed(0)
-    backbone = Backbone(nn.Conv2d(3, 16, 3, stride=4, padding=1), nn.ReLU())
-    model = MaskRCNN(backbone, num_classes=3, min_size=64, max_size=96,
-                     rpn_anchor_generator=AnchorGenerator(((16, 32),), ((0.5, 1.0, 2.0),)),
-                     box_roi_pool=MultiScaleRoIAlign(["0"], 7, 2),
-                     mask_roi_pool=MultiScaleRoIAlign(["0"], 14, 2)).eval()
-    entry = _entry(model, 3, kind="instance", mean=(0.0,) * 3, std=(1.0,) * 3)
+    entry = _entry(tiny_mask_rcnn(3), 3, kind="instance", mean=(0.0,) * 3, std=(1.0,) * 3)
     prediction = Runner(entry, device="cpu", score_threshold=0.0).predict(random_image(70, 90))
     inst = prediction.instances
     assert inst.ids.shape == (70, 90) and prediction.semantic.shape == (70, 90)

@@ -1,0 +1,220 @@
+"""``segstudio predict``: run a model over images and write palette PNG masks.
+
+One mask per image, ``OUT/<image stem>.png``, a palette PNG whose colours are the model's class
+colours; instance models also write ``OUT/instances/<stem>.png`` (16-bit instance ids). A progress
+bar goes to stderr. Bad input ends the run with one line
+``segstudio predict: error: <path>: <reason>`` and exit code 2; Ctrl+C stops between batches
+(exit 130). Nothing here imports torch until the command runs.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TextIO
+
+from segstudio.core.errors import SegStudioError
+
+PROG = "segstudio predict"
+EXIT_BAD_INPUT = 2
+EXIT_CANCELLED = 130
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``segstudio predict``."""
+    parser.add_argument("--model", required=True, metavar="SPEC",
+                        help="'demo', 'torchvision:NAME' (e.g. torchvision:deeplabv3_resnet50), "
+                        "'smp:ARCH' with --weights, a model file (.pt/.pth/.ts) or an SMP folder")
+    parser.add_argument("--images", required=True, metavar="PATH",
+                        help="an image, a folder of images or a dataset folder")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the masks")
+    parser.add_argument("--weights", metavar="FILE", default=None,
+                        help="checkpoint for a 'smp:ARCH' or 'torchvision:NAME' spec")
+    parser.add_argument("--encoder", metavar="NAME", default=None,
+                        help="SMP encoder of the checkpoint (default: from the model card, else guessed)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"],
+                        help="inference device (default: auto = CUDA when available)")
+    parser.add_argument("--tile", type=int, default=None, metavar="N",
+                        help="predict images larger than N px in overlapping N x N tiles")
+    parser.add_argument("--overlap", type=int, default=64, metavar="N", help="tile overlap (default: 64)")
+    parser.add_argument("--batch-size", type=int, default=1, metavar="N",
+                        help="images per forward pass (default: 1)")
+    parser.add_argument("--score-threshold", type=float, default=0.5, metavar="S",
+                        help="instance models: keep detections scoring at least S (default: 0.5)")
+    parser.add_argument("--classes", metavar="FILE", default=None,
+                        help="the model's classes: a class-table .json or a class_names.txt")
+    parser.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), default=None,
+                        help="input mean in 0-1 units (default: model card, else ImageNet)")
+    parser.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), default=None,
+                        help="input standard deviation in 0-1 units")
+    parser.add_argument("--channel-order", choices=["RGB", "BGR"], default=None,
+                        help="channel order the model expects (default: model card, else RGB)")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"), default=None,
+                        help="resize every image to W x H for the model (outputs keep the image size)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+class ProgressBar:
+    """A one-line ``\\r`` progress bar with a rate; redraws at most ten times a second."""
+
+    def __init__(self, stream: TextIO, width: int = 30):
+        self.stream = stream
+        self.width = width
+        self._start = time.monotonic()
+        self._last = 0.0
+        self._drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last < 0.1:
+            return
+        self._last = now
+        filled = self.width * done // total if total else self.width
+        rate = done / max(now - self._start, 1e-6)
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} "
+                          f"{rate:.1f} img/s")
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    overrides = {"classes": args.classes, "mean": args.mean, "std": args.std,
+                 "channel_order": args.channel_order, "weights": args.weights, "encoder": args.encoder,
+                 "input_size": tuple(args.input_size) if args.input_size else None}
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
+def _check_numbers(args: argparse.Namespace) -> str | None:
+    if args.tile is not None and args.tile < 16:
+        return f"--tile: {args.tile}: must be at least 16"
+    if args.overlap < 0:
+        return f"--overlap: {args.overlap}: must not be negative"
+    if args.batch_size < 1:
+        return f"--batch-size: {args.batch_size}: must be at least 1"
+    if not 0.0 <= args.score_threshold <= 1.0:
+        return f"--score-threshold: {args.score_threshold}: must be between 0 and 1"
+    if args.input_size and min(args.input_size) < 1:
+        return f"--input-size: {args.input_size}: must be positive"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict every image; return 0, 2 (bad input, some image failed) or 130 (interrupted)."""
+    problem = _check_numbers(args)
+    if problem:
+        _error(problem)
+        return EXIT_BAD_INPUT
+    from segstudio.core.datasets import open_dataset  # noqa: PLC0415 - keeps --help light
+
+    bar = None if args.quiet else ProgressBar(sys.stderr)
+    try:
+        dataset = open_dataset(args.images)
+        out_dir = Path(args.out)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise SegStudioError(out_dir, "--out exists and is not a folder")
+        from segstudio.inference.registry import resolve_model  # noqa: PLC0415 - imports torch
+        from segstudio.inference.runner import CancelToken, Cancelled, Runner  # noqa: PLC0415
+
+        entry = resolve_model(args.model, **_overrides(args))
+        runner = Runner(entry, device=args.device, tile_size=args.tile, overlap=args.overlap,
+                        batch_size=args.batch_size, score_threshold=args.score_threshold,
+                        on_notice=lambda m: print(f"{PROG}: notice: {m}", file=sys.stderr))
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except SegStudioError as exc:
+        _error(str(exc))
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        _error(f"{exc.filename or args.out}: {exc.strerror or exc}")
+        return EXIT_BAD_INPUT
+
+    cancel = CancelToken()
+    failures: list[str] = []
+    written = 0
+    started = time.monotonic()
+    previous = _install_sigint(cancel)
+    try:
+        def failed(index: int, exc: BaseException) -> None:
+            failures.append(str(exc) if isinstance(exc, SegStudioError)
+                            else f"{dataset[index].image_path}: {exc}")
+
+        for index, prediction in runner.predict_dataset(dataset, cancel=cancel, progress=bar,
+                                                        on_error=failed):
+            _write(out_dir, dataset[index].name, prediction, entry.class_table)
+            written += 1
+    except (Cancelled, KeyboardInterrupt):
+        if bar:
+            bar.close()
+        print(f"{PROG}: interrupted; wrote {written} of {len(dataset)} mask(s) to {out_dir}",
+              file=sys.stderr)
+        return EXIT_CANCELLED
+    except SegStudioError as exc:
+        if bar:
+            bar.close()
+        _error(str(exc))
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        if bar:
+            bar.close()
+        _error(f"{exc.filename or out_dir}: {exc.strerror or exc}")
+        return EXIT_BAD_INPUT
+    finally:
+        _restore_sigint(previous)
+    if bar:
+        bar.close()
+    for message in failures:
+        _error(message)
+    elapsed = time.monotonic() - started
+    print(f"{PROG}: wrote {written} mask(s) to {out_dir} in {elapsed:.1f} s on {runner.device_name}",
+          file=sys.stderr)
+    return EXIT_BAD_INPUT if failures else 0
+
+
+def _write(out_dir: Path, name: str, prediction, class_table) -> None:
+    import numpy as np  # noqa: PLC0415
+
+    from segstudio.core.masks import write_index_png, write_palette_png  # noqa: PLC0415
+
+    target = out_dir / f"{name}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    instances = getattr(prediction, "instances", None)
+    mask = prediction.semantic if instances is not None else prediction.mask
+    if mask.dtype == np.uint8:
+        write_palette_png(target, mask, class_table)
+    else:
+        write_index_png(target, mask)  # a palette holds 256 colours at most
+    if instances is not None:
+        inst_path = out_dir / "instances" / f"{name}.png"
+        inst_path.parent.mkdir(parents=True, exist_ok=True)
+        write_index_png(inst_path, np.clip(instances.ids, 0, 65535).astype(np.uint16))
+
+
+def _install_sigint(cancel):
+    """First Ctrl+C asks the runner to stop at the next batch; a second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        cancel.cancel()
+        print(f"\n{PROG}: stopping after the current batch (Ctrl+C again to abort)", file=sys.stderr)
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def _restore_sigint(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
