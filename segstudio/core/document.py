@@ -21,7 +21,6 @@ Listeners subscribe with :meth:`ImageDocument.subscribe` and receive :class:`Doc
 """
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, NamedTuple, Protocol, Sequence
 
@@ -30,8 +29,15 @@ import numpy as np
 from segstudio.core import errormap, tools
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import MaskSizeMismatch
-from segstudio.core.history import EditAtom, EditHistory, HistoryBudget, default_budget
+from segstudio.core.history import (
+    EditAtom,
+    EditHistory,
+    HistoryBudget,
+    default_budget,
+    labels_fingerprint,
+)
 from segstudio.core.metrics import ConfusionMatrix
+from segstudio.core.strokes import PaintRules, Stroke
 
 __all__ = ["ImageDocument", "DocumentEvent", "MetricsDelta", "Journal", "StrokeError"]
 
@@ -69,21 +75,6 @@ class StrokeError(RuntimeError):
     """A stroke call out of order (painting without ``begin_stroke``, a second ``begin_stroke``)."""
 
 
-@dataclass
-class _Stroke:
-    value: int | None
-    source: str | None
-    protect_lut: np.ndarray | None
-    only_over: int | None
-    scores_before: tuple[int, float | None, float | None] | None
-    pieces: list[tuple[Bbox, np.ndarray, np.ndarray]]
-    last: tuple[float, float] | None = None
-
-
-def _fingerprint(arr: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(arr).data) ^ hash((arr.shape, arr.dtype.str))
-
-
 class ImageDocument:
     """One image with its labels, prediction, metrics, error map and edit history.
 
@@ -103,8 +94,9 @@ class ImageDocument:
     gt_instances, pred_instances : InstanceMask, optional
         Instance masks, carried along for the instance views.
     history : EditHistory, optional
-        Undo stacks to use; by default the image's history in ``budget`` (which survives switching
-        images). A history left by a document whose final pixels differ from ``gt`` is cleared.
+        Undo stacks to use; by default the image's history in ``budget``. The stacks survive switching
+        images when the previous document was :meth:`close`-d and ``gt`` holds the same pixels it was
+        closed on; otherwise they are cleared.
     budget : HistoryBudget, optional
         Shared memory budget; the process-wide :func:`default_budget` (256 MB) when omitted.
     journal : Journal, optional
@@ -138,17 +130,21 @@ class ImageDocument:
         self.pred_instances = pred_instances
         self.journal = journal
         self.history = history if history is not None else (budget or default_budget()).history_for(name)
-        if self.history.fingerprint is not None:
-            if self.gt is None or _fingerprint(self.gt) != self.history.fingerprint:
+        if self.history.can_undo or self.history.can_redo:
+            # Atoms only make sense on the pixels they were made on: keep them when the previous
+            # document of this image was closed on exactly these labels, else (edits discarded, labels
+            # reloaded from another file, never closed) undoing them would corrupt the mask.
+            fp = self.history.fingerprint
+            if fp is None or self.gt is None or labels_fingerprint(self.gt) != fp:
                 self.history.clear()
-            self.history.fingerprint = None
+        self.history.fingerprint = None
         self.confusion = ConfusionMatrix(self.num_classes, self.ignore_index)
         self.error_codes: np.ndarray | None = None
         self._error_class = error_class
         self.metrics_class: int | None = None
         self.modified = False
         self._listeners: list[Callable[[DocumentEvent], None]] = []
-        self._stroke: _Stroke | None = None
+        self._stroke: Stroke | None = None
         self._recompute_all()
 
     # ------------------------------------------------------------------ setup and whole-image changes
@@ -253,7 +249,7 @@ class ImageDocument:
         pixels it applies to, so a document reopened on the same labels keeps its undo stack."""
         self._commit_pending()
         if self.gt is not None:
-            self.history.fingerprint = _fingerprint(self.gt)
+            self.history.fingerprint = labels_fingerprint(self.gt)
         self._listeners.clear()
 
     # ------------------------------------------------------------------ notifications and queries
@@ -342,27 +338,6 @@ class ImageDocument:
                              f"nor the ignore index {self.ignore_index}")
         return value
 
-    def _protect_lut(self, protect: Iterable[int] | None) -> np.ndarray | None:
-        """A bool lookup table over the label values (uint8/uint16 labels), or the sorted ids."""
-        if not protect:
-            return None
-        ids = np.unique(np.asarray(list(protect), dtype=np.int64))
-        if self.gt.dtype not in (np.uint8, np.uint16):
-            return ids
-        lut = np.zeros(int(np.iinfo(self.gt.dtype).max) + 1, dtype=bool)
-        lut[ids[(ids >= 0) & (ids < lut.size)]] = True
-        return lut
-
-    def _select(self, region: np.ndarray, mask: np.ndarray, target: np.ndarray | int,
-                protect_lut: np.ndarray | None, only_over: int | None) -> np.ndarray:
-        """Pixels of ``mask`` that the edit really changes, honouring protect / only-over."""
-        sel = mask & (region != target)
-        if protect_lut is not None:
-            sel &= ~(protect_lut[region] if protect_lut.dtype == bool else np.isin(region, protect_lut))
-        if only_over is not None:
-            sel &= region == only_over
-        return sel
-
     def _target(self, box: Bbox, value: int | None, source: str | None) -> np.ndarray | int:
         if source == "prediction":
             if self.pred is None:
@@ -393,7 +368,7 @@ class ImageDocument:
         x, y, w, h = box
         region = self.gt[y:y + h, x:x + w]
         target = self._target(box, value, source)
-        sel = self._select(region, mask, target, self._protect_lut(protect), only_over)
+        sel = PaintRules(self.gt.dtype, protect, only_over).select(region, mask, target)
         if not sel.any():
             return None
         old, new = self._write(box, sel, target)
@@ -442,25 +417,26 @@ class ImageDocument:
         elif self.pred is None:
             raise ValueError(f"{self.name}: no prediction to copy from")
         self._ensure_gt()
-        self._stroke = _Stroke(value if source is None else None, source, self._protect_lut(protect),
-                               None if only_over is None else int(only_over),
-                               self._scores(value if source is None else None), [])
+        if source is not None:
+            value = None
+        self._stroke = Stroke(value, source, PaintRules(self.gt.dtype, protect, only_over),
+                              self._scores(value))
 
-    def _active(self) -> _Stroke:
+    def _active(self) -> Stroke:
         if self._stroke is None:
             raise StrokeError(f"{self.name}: paint called without begin_stroke")
         return self._stroke
 
-    def _paint_piece(self, stroke: _Stroke, box: Bbox, mask: np.ndarray) -> None:
+    def _paint_piece(self, stroke: Stroke, box: Bbox, mask: np.ndarray) -> None:
         x, y, w, h = box
         region = self.gt[y:y + h, x:x + w]
         target = self._target(box, stroke.value, stroke.source)
-        sel = self._select(region, mask, target, stroke.protect_lut, stroke.only_over)
+        sel = stroke.rules.select(region, mask, target)
         if not sel.any():
             return
         old, new = self._write(box, sel, target)
         self._after_change(box, sel, old, new)
-        stroke.pieces.append((box, sel, old))
+        stroke.add(box, sel, old)
         self.modified = True
         self._emit(DocumentEvent("gt", box, self._delta(stroke.scores_before)))
 
@@ -487,29 +463,11 @@ class ImageDocument:
         else:
             self.paint_line(stroke.last[0], stroke.last[1], x, y, radius)
 
-    def _merge(self, stroke: _Stroke) -> EditAtom | None:
-        """The stroke's pieces as one atom (old values from the first time each pixel changed)."""
-        if not stroke.pieces:
-            return None
-        box = tools.bbox_union([p[0] for p in stroke.pieces])
-        x, y, w, h = box
-        changed = np.zeros((h, w), dtype=bool)
-        old_full = np.zeros((h, w), dtype=self.gt.dtype)
-        for (px, py, pw, ph), sel, old in stroke.pieces:
-            sub = (slice(py - y, py - y + ph), slice(px - x, px - x + pw))
-            # Each pixel normally changes once per stroke; should one change twice, its first old
-            # value is the one undo must restore.
-            fresh = sel & ~changed[sub]
-            old_full[sub][fresh] = old[fresh[sel]]
-            changed[sub] |= sel
-        new_values = self.gt[y:y + h, x:x + w][changed]
-        return EditAtom(box, changed, old_full[changed], new_values)
-
     def commit_stroke(self) -> EditAtom | None:
         """Finish the stroke as one undoable atom (``None`` if it changed nothing). Emits ``'history'``."""
         stroke = self._active()
         self._stroke = None
-        atom = self._merge(stroke)
+        atom = stroke.merge(self.gt)
         if atom is not None:
             self._record(atom)
         self._emit(DocumentEvent("history"))
@@ -520,7 +478,7 @@ class ImageDocument:
         stroke, self._stroke = self._stroke, None
         if stroke is None:
             return
-        atom = self._merge(stroke)
+        atom = stroke.merge(self.gt)
         if atom is not None:
             self._apply_values(atom, atom.old_values, atom.new_values)
             self._emit(DocumentEvent("gt", atom.bbox, self._delta(stroke.scores_before)))

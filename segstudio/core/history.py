@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import zlib
 from collections import deque
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ __all__ = [
     "HistoryBudget",
     "DEFAULT_BUDGET_BYTES",
     "default_budget",
+    "labels_fingerprint",
 ]
 
 DEFAULT_BUDGET_BYTES = 256 * 1024 * 1024
@@ -71,6 +73,15 @@ class EditAtom:
         """``(rows, cols)`` slices of the bounding box, for indexing the full layer."""
         x, y, w, h = self.bbox
         return slice(y, y + h), slice(x, x + w)
+
+
+def labels_fingerprint(labels: np.ndarray) -> int:
+    """A checksum of a label array (CRC-32 of its bytes, shape and dtype), O(image).
+
+    Set as :attr:`EditHistory.fingerprint` to vouch that a history's atoms apply to these labels.
+    """
+    arr = np.ascontiguousarray(labels)
+    return zlib.crc32(repr((arr.shape, arr.dtype.str)).encode(), zlib.crc32(arr.data))
 
 
 class _Values:
@@ -137,8 +148,9 @@ class EditHistory:
         self._undo: deque[_StoredAtom] = deque()
         self._redo: deque[_StoredAtom] = deque()
         self.nbytes = 0
-        # Fingerprint of the layer the stacks apply to, recorded when a document lets go of the image;
-        # a document that reopens the image with different pixels must not replay these atoms.
+        # labels_fingerprint of the layer the stacks apply to, recorded when a document lets go of the
+        # image (or a journal replay rebuilds the stacks); a document that opens the image on other
+        # pixels must not undo these atoms onto them.
         self.fingerprint: int | None = None
         if budget is not None:
             budget._register(self)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from segstudio.core.history import EditAtom, EditHistory
+from segstudio.core.history import EditAtom, EditHistory, labels_fingerprint
 
 __all__ = ["ProjectStore", "STATUSES", "store_path_for"]
 
@@ -197,7 +197,8 @@ class ProjectStore:
         gt : np.ndarray
             Its labels as last saved to disk (all ignore index for an image that had none). Not modified.
         history : EditHistory, optional
-            Filled with the undo and redo stacks the session had, so undo works after a recovery.
+            Filled with the undo and redo stacks the session had, so undo works after a recovery; a
+            document then opened on the returned labels with this history keeps the stacks.
 
         Returns
         -------
@@ -235,6 +236,7 @@ class ProjectStore:
                 history.push(atom)
             for _ in redo:
                 history.undo()
+            history.fingerprint = labels_fingerprint(out)
         return out
 
     def clear(self, image_name: str) -> None:

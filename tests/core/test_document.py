@@ -293,6 +293,11 @@ def test_history_survives_switching_images_only_on_same_pixels(table):
     back.close()
     stale = ImageDocument("a", img, table, gt.copy(), pred, budget=budget)   # edits were not kept
     assert not stale.can_undo and not stale.can_redo
+    stale.begin_stroke(2)
+    stale.paint_dab(30, 30, 4)
+    stale.commit_stroke()
+    unclosed = ImageDocument("a", img, table, stale.gt.copy(), pred, budget=budget)
+    assert not unclosed.can_undo      # never closed: the pixels cannot be vouched for
 
 
 def test_set_prediction_and_ground_truth(table):
@@ -368,3 +373,21 @@ def test_protect_with_wide_label_types(table, dtype):
     assert doc.gt.dtype == dtype
     assert np.array_equal(doc.gt, np.where(disk & ~np.isin(gt, [0, 3]), 5, gt))
     assert_in_sync(doc)
+
+
+def test_stroke_merge_keeps_first_old_value_of_a_pixel_changed_twice():
+    from segstudio.core.strokes import PaintRules, Stroke
+
+    labels = np.zeros((6, 6), np.uint8)
+    stroke = Stroke(1, None, PaintRules(np.uint8), None)
+    first = np.zeros((3, 3), bool)
+    first[1, 1] = first[0, 0] = True
+    stroke.add((1, 1, 3, 3), first, np.array([7, 8], np.uint8))     # pixels (1,1)=7 and (2,2)=8
+    second = np.zeros((2, 2), bool)
+    second[1, 1] = second[0, 0] = True
+    stroke.add((2, 2, 2, 2), second, np.array([9, 4], np.uint8))     # (2,2) again, and (3,3)=4
+    labels[1, 1] = labels[2, 2] = labels[3, 3] = 1
+    atom = stroke.merge(labels)
+    assert atom.bbox == (1, 1, 3, 3)
+    assert np.array_equal(np.argwhere(atom.changed), [[0, 0], [1, 1], [2, 2]])
+    assert atom.old_values.tolist() == [7, 8, 4] and atom.new_values.tolist() == [1, 1, 1]

@@ -85,12 +85,13 @@ def test_recovery_after_sigkill_restores_committed_strokes(tmp_path):
     gt0, _ = base_masks()
     with ProjectStore(db) as store:
         assert store.pending_recovery() == {"a": len(counting.ops)}
-        doc = make_doc()
-        restored = store.replay("a", gt0)
-        assert np.array_equal(restored, expected.gt)
-        assert not np.array_equal(restored, gt0)
-        doc.set_ground_truth(restored)           # clears the history; replay refills it
-        assert np.array_equal(store.replay("a", gt0, history=doc.history), restored)
+        assert np.array_equal(store.replay("a", gt0), expected.gt)
+        budget = HistoryBudget()
+        restored = store.replay("a", gt0, history=budget.history_for("a"))
+        assert np.array_equal(restored, expected.gt) and not np.array_equal(restored, gt0)
+        _, pred = base_masks()
+        doc = ImageDocument("a", np.zeros(SHAPE, np.uint8), ClassTable.generic(5), restored, pred,
+                            budget=budget)          # opened on the replayed labels: stacks kept
     assert (doc.history.undo_depth, doc.history.redo_depth) == (expected.history.undo_depth, 1)
     doc.redo()
     expected.redo()
