@@ -24,10 +24,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPen, QTransform, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsEllipseItem, QGraphicsScene, QGraphicsView, QWidget
 
-from segstudio.ui._none_refcount import guard_none_refcount
 from segstudio.ui.canvas_layers import RenderStats, TileCache, TiledLayerItem
-
-guard_none_refcount()  # every painted tile is a void Qt call; see the module for the PySide6 bug
 
 IMAGE_LAYER = "image"
 MAX_ZOOM = 64.0
