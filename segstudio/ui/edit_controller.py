@@ -1,0 +1,401 @@
+"""The editor: tool bar, Edit menu and review dock, bound to the main window through its public API.
+
+``EditController(window)`` installs itself: a tool bar with the editing tools, brush size and the
+"preserve other labels" / "paint only over" options, an Edit menu (undo, redo, save, start from
+prediction, error-region actions), and the review dock. It follows ``window.document_changed`` and
+keeps no pixel state: tools call the current :class:`~segstudio.core.document.ImageDocument`, whose
+events already drive the canvas (``DocumentPresenter`` redraws only the dirty rectangle) and the metrics
+panel (the main window shows each event's ``metrics_delta``). Saving, autosave, the crash journal and
+the quit prompt live in :class:`~segstudio.ui.edit_saving.EditPersistence`.
+
+Keys: V navigate, B brush, X eraser (Shift: ignore), A accept-prediction brush, G flood fill,
+P polygon / lasso, K class picker (Alt+click picks in every tool), ``[`` / ``]`` and Ctrl+wheel brush
+size, Enter closes a polygon, Ctrl+Z undo, Ctrl+Shift+Z / Ctrl+Y redo, Ctrl+S save, Shift+A accept
+the prediction in the error region under the cursor (or the one selected in the list), Shift+X erase
+it, N next image to review.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QComboBox, QDockWidget, QLabel, QSpinBox, QToolBar
+
+from segstudio.core import errormap
+from segstudio.ui.edit_saving import EditPersistence
+from segstudio.ui.edit_settings import BRUSH_RADIUS, EditSettings, EditSettingsDialog
+from segstudio.ui.edit_tools import (AcceptPredictionBrush, BrushTool, ClassPickerTool, EraserTool,
+                                     FloodFillTool, PolygonTool)
+from segstudio.ui.review_dock import ReviewDock
+
+__all__ = ["EditController", "TOOL_KEYS", "MAX_BRUSH_RADIUS"]
+
+# name -> (label, shortcut); None = navigate only (no tool on the canvas)
+TOOL_KEYS = {
+    "navigate": ("Navigate", "V"),
+    "brush": ("Brush", "B"),
+    "eraser": ("Eraser (Shift: ignore)", "X"),
+    "prediction": ("Accept prediction brush", "A"),
+    "fill": ("Flood fill", "G"),
+    "polygon": ("Polygon / lasso fill", "P"),
+    "picker": ("Class picker", "K"),
+}
+MAX_BRUSH_RADIUS = 256
+
+
+class EditController(QObject):
+    """Editing tools and actions for a ``MainWindow`` (see the module docstring)."""
+
+    tool_changed = Signal(str)
+    brush_radius_changed = Signal(int)
+    document_bound = Signal(object)     # the document the editor now edits (after recovery)
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.canvas = window.canvas
+        self.settings = EditSettings(window.settings)
+        self.persistence = EditPersistence(window, self.settings, parent=self)
+        self.document = None
+        self.only_over: int | None = None
+        self.preserve_labels = False
+        self._radius = min(self.settings.brush_radius, MAX_BRUSH_RADIUS)
+        self._unsubscribe = None
+        self._shown_modified: bool | None = None
+        self._cursor = (-1, -1)
+        self.tools = {tool.name: tool for tool in (BrushTool(self), EraserTool(self), AcceptPredictionBrush(self),
+                                                  FloodFillTool(self), PolygonTool(self), ClassPickerTool(self))}
+        self.tool_name = "navigate"
+        self._review_timer = QTimer(self, singleShot=True, interval=400)
+
+        self._build_review_dock()
+        self._build_toolbar()
+        self._build_menu()
+        self._review_timer.timeout.connect(self.review.refresh)
+        window.document_changed.connect(self._on_document_changed)
+        window.class_selected.connect(self._on_class_selected)
+        self.canvas.brush_resize_requested.connect(self.step_brush)
+        self.canvas.cursor_moved.connect(self._on_cursor_moved)
+        self.persistence.saved.connect(self._on_saved)
+        self.persistence.restored.connect(lambda name: self.report(f"Restored the unsaved edits of {name}"))
+        controller = getattr(window, "controller", None)
+        if controller is not None and hasattr(controller, "finished"):
+            controller.finished.connect(self._on_prediction_finished)
+        if window.document is not None:
+            self._on_document_changed(window.document)
+
+    # --- EditContext for the tools ----------------------------------------------------------------
+    @property
+    def selected_class(self) -> int:
+        return int(self.window.selected_class)
+
+    @property
+    def brush_radius(self) -> float:
+        return float(self._radius)
+
+    def pick_class(self, class_id: int) -> None:
+        self.window.select_class(int(class_id))
+        self._sync_only_over_combo()
+
+    def report(self, message: str) -> None:
+        self.window.statusBar().showMessage(message, 5000)
+
+    # --- construction ---------------------------------------------------------------------------
+    def _action(self, text: str, slot, shortcuts=(), menu=None, checkable=False) -> QAction:
+        action = QAction(text, self.window)
+        if shortcuts:
+            action.setShortcuts([QKeySequence(s) for s in shortcuts])
+        action.setCheckable(checkable)
+        action.triggered.connect(slot)
+        self.window.addAction(action)      # shortcuts work while a dock has focus, too
+        if menu is not None:
+            menu.addAction(action)
+        return action
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Edit tools", self.window)
+        bar.setObjectName("toolbar_edit")
+        self.toolbar = bar
+        self.tool_group = QActionGroup(self)
+        self.tool_actions: dict[str, QAction] = {}
+        for name, (label, key) in TOOL_KEYS.items():
+            action = self._action(f"{label} ({key})", lambda _=False, n=name: self.set_tool(n), [key],
+                                  checkable=True)
+            action.setIconText(label.split(" (")[0])
+            self.tool_group.addAction(action)
+            bar.addAction(action)
+            self.tool_actions[name] = action
+        self.tool_actions["navigate"].setChecked(True)
+        bar.addSeparator()
+        bar.addWidget(QLabel(" Size "))
+        self.radius_spin = QSpinBox()
+        self.radius_spin.setRange(0, MAX_BRUSH_RADIUS)
+        self.radius_spin.setSuffix(" px")
+        self.radius_spin.setToolTip("Brush radius ([ / ] or Ctrl+wheel)")
+        self.radius_spin.setValue(self._radius)
+        self.radius_spin.valueChanged.connect(self.set_brush_radius)
+        bar.addWidget(self.radius_spin)
+        self.preserve_action = QAction("Preserve other labels", self.window)
+        self.preserve_action.setCheckable(True)
+        self.preserve_action.setToolTip("Change only background, unlabelled and selected-class pixels")
+        self.preserve_action.toggled.connect(self.set_preserve_labels)
+        bar.addAction(self.preserve_action)
+        bar.addWidget(QLabel(" Paint over "))
+        self.only_over_combo = QComboBox()
+        self.only_over_combo.currentIndexChanged.connect(
+            lambda _i: self.set_only_over(self.only_over_combo.currentData()))
+        bar.addWidget(self.only_over_combo)
+        self.window.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        self.smaller_action = self._action("Smaller brush", lambda: self.step_brush(-1), ["["])
+        self.larger_action = self._action("Larger brush", lambda: self.step_brush(1), ["]"])
+        self.close_polygon_action = self._action("Close polygon", self.finish_gesture, ["Return", "Enter"])
+        self._fill_only_over_combo()
+
+    def _build_menu(self) -> None:
+        bar = self.window.menuBar()
+        menu = next((a.menu() for a in bar.actions() if a.menu() is not None and a.text().replace("&", "") == "Edit"),
+                    None)
+        if menu is None:
+            from PySide6.QtWidgets import QMenu
+
+            menu = QMenu("&Edit", self.window)
+            before = next((a for a in bar.actions() if a.text().replace("&", "") in ("Model", "Help")), None)
+            bar.insertMenu(before, menu) if before is not None else bar.addMenu(menu)
+        self.menu = menu
+        self.undo_action = self._action("Undo", self.undo, ["Ctrl+Z"], menu)
+        self.redo_action = self._action("Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], menu)
+        menu.addSeparator()
+        self.save_action = self._action("Save labels", self.save, ["Ctrl+S"], menu)
+        self.save_all_action = self._action("Save all edited images", self.persistence.save_all, [], menu)
+        menu.addSeparator()
+        self.start_action = self._action("Start from prediction", self.start_from_prediction, [], menu)
+        self.accept_region_action = self._action("Accept prediction in region",
+                                                 lambda: self.region_action("prediction"), ["Shift+A"], menu)
+        self.erase_region_action = self._action("Erase region", lambda: self.region_action("erase"),
+                                                ["Shift+X"], menu)
+        menu.addSeparator()
+        self.next_action = self._action("Next to review", self.review.go_next, ["N"], menu)
+        menu.addAction(self.review_dock.toggleViewAction())
+        self.settings_action = self._action("Editing settings…", self.show_settings, [], menu)
+
+    def _build_review_dock(self) -> None:
+        self.review = ReviewDock()
+        self.review.before_export = self._record_live_metrics
+        self.review.image_requested.connect(self.window.go_to)
+        dock = QDockWidget("Review", self.window)
+        dock.setObjectName("dock_review")
+        dock.setWidget(self.review)
+        self.window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        neighbour = self.window.findChild(QDockWidget, "dock_dataset")
+        if neighbour is not None:
+            self.window.tabifyDockWidget(neighbour, dock)
+        self.review_dock = dock
+
+    # --- tools ----------------------------------------------------------------------------------
+    @property
+    def tool(self):
+        return self.tools.get(self.tool_name)
+
+    def set_tool(self, name: str) -> None:
+        """Activate a tool by name (``TOOL_KEYS``); ``'navigate'`` leaves the mouse to panning."""
+        if name not in TOOL_KEYS:
+            raise ValueError(f"unknown tool {name!r}")
+        self.tool_name = name
+        self.tool_actions[name].setChecked(True)
+        tool = self.tools.get(name)
+        self.canvas.set_tool(tool)
+        self._update_brush_cursor()
+        self.tool_changed.emit(name)
+
+    def finish_gesture(self) -> None:
+        tool = self.tool
+        if tool is not None:
+            tool.finish()
+
+    def set_brush_radius(self, radius: int) -> None:
+        radius = max(0, min(MAX_BRUSH_RADIUS, int(radius)))
+        changed = radius != self._radius
+        self._radius = radius
+        if self.radius_spin.value() != radius:
+            self.radius_spin.setValue(radius)
+        self._update_brush_cursor()
+        if changed:
+            self.settings.set(BRUSH_RADIUS, radius)
+            self.brush_radius_changed.emit(radius)
+
+    def step_brush(self, steps: int) -> None:
+        """Grow (+) or shrink (-) the brush by ~15 % a step, at least one pixel."""
+        radius = self._radius
+        for _ in range(abs(int(steps))):
+            delta = max(1, round(radius * 0.15))
+            radius = radius + delta if steps > 0 else radius - delta
+        self.set_brush_radius(radius)
+
+    def _update_brush_cursor(self) -> None:
+        tool = self.tool
+        # Disk pixels are those whose centres lie within r of the anchor's centre, so their outer edge
+        # is r + 0.5 away: the ring is drawn there, at true size.
+        self.canvas.set_brush_cursor(self._radius + 0.5 if tool is not None and tool.shows_brush else None)
+
+    def set_preserve_labels(self, on: bool) -> None:
+        self.preserve_labels = bool(on)
+        if self.preserve_action.isChecked() != self.preserve_labels:
+            self.preserve_action.setChecked(self.preserve_labels)
+
+    def set_only_over(self, class_id: int | None) -> None:
+        self.only_over = None if class_id is None else int(class_id)
+        self._sync_only_over_combo()
+
+    def _fill_only_over_combo(self) -> None:
+        combo = self.only_over_combo
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItem("any class", None)
+        session = self.window.session
+        if session is not None:
+            for info in session.class_table.classes:
+                combo.addItem(f"{info.id}: {info.name}", info.id)
+        combo.blockSignals(False)
+        self._sync_only_over_combo()
+
+    def _sync_only_over_combo(self) -> None:
+        index = max(0, self.only_over_combo.findData(self.only_over))
+        if self.only_over_combo.currentIndex() != index:
+            self.only_over_combo.blockSignals(True)
+            self.only_over_combo.setCurrentIndex(index)
+            self.only_over_combo.blockSignals(False)
+
+    # --- document binding -----------------------------------------------------------------------
+    def _on_document_changed(self, document) -> None:
+        previous = self.document
+        if self.tool is not None:
+            self.tool.deactivate()       # a gesture belongs to the image it started on
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        session = self.window.session
+        if session is not self.persistence.session:
+            self.persistence.attach(session)
+            if session is not None and hasattr(session, "close"):
+                session.close()          # drop a decode-ahead started before saved labels were known
+            self.review.set_source(session, self.persistence.store)
+            self._fill_only_over_combo()
+        elif previous is not None and previous is not document:
+            self.persistence.release(previous)
+        self.document = document
+        self._shown_modified = None
+        if document is not None:
+            self._unsubscribe = document.subscribe(self._on_document_event)
+            if 0 <= self.selected_class < document.num_classes:
+                document.metrics_class = self.selected_class
+            self.persistence.track(document)
+            self.review.invalidate(document.name)
+            self.review.set_current(document.name)
+            self._review_timer.start()
+        self._update_state()
+        self.document_bound.emit(document)
+
+    def _on_document_event(self, event) -> None:
+        document = self.document
+        if event.kind == "pred":
+            self.persistence.record_before(document)
+        if event.kind in ("gt", "all", "pred"):
+            self.review.invalidate(document.name)
+            self._review_timer.start()
+        self._update_state()
+
+    def _on_class_selected(self, class_id: int) -> None:
+        if self.document is not None and 0 <= class_id < self.document.num_classes:
+            self.document.metrics_class = class_id
+
+    def _on_prediction_finished(self, _job, name, _prediction) -> None:
+        self.review.invalidate(name)
+        self._review_timer.start()
+
+    def _on_cursor_moved(self, x: int, y: int) -> None:
+        self._cursor = (x, y)
+
+    def _update_state(self) -> None:
+        """Undo/redo availability and the modified markers in the title and the image list."""
+        document = self.document
+        self.undo_action.setEnabled(document is not None and document.can_undo)
+        self.redo_action.setEnabled(document is not None and document.can_redo)
+        self.start_action.setEnabled(document is not None and document.pred is not None)
+        modified = bool(document is not None and document.modified)
+        if modified == self._shown_modified:
+            return
+        self._shown_modified = modified
+        title = self.window.windowTitle()
+        base = title[2:] if title.startswith("* ") else title
+        self.window.setWindowTitle(("* " if modified else "") + base)
+        if document is not None:
+            self.window.browser.refresh(document.name)
+
+    def _on_saved(self, name: str, path: str) -> None:
+        self.window.browser.refresh(name)
+        self.report(f"Saved {name} to {path}")
+        self.review.invalidate(name)
+        self._update_state()
+
+    def _record_live_metrics(self) -> None:
+        for document in list(self.persistence._documents.values()):
+            self.persistence.record_after(document)
+
+    # --- commands -------------------------------------------------------------------------------
+    def undo(self) -> None:
+        if self.document is not None and self.document.undo() is None:
+            self.report("Nothing to undo")
+
+    def redo(self) -> None:
+        if self.document is not None and self.document.redo() is None:
+            self.report("Nothing to redo")
+
+    def save(self) -> bool:
+        return self.persistence.save(self.document)
+
+    def start_from_prediction(self) -> None:
+        document = self.document
+        if document is None or document.pred is None:
+            self.report("No prediction on this image to start from")
+            return
+        document.start_from_prediction()
+
+    def region_action(self, source: str) -> bool:
+        """Accept the prediction into (``'prediction'``) or erase (``'erase'``) one error region.
+
+        The region under the mouse when the canvas has it, else the one selected in the error
+        regions list. Returns True when the ground truth changed.
+        """
+        document = self.document
+        if document is None or document.gt is None or document.pred is None:
+            self.report("Error-region actions need ground truth and a prediction")
+            return False
+        labels, regions = errormap.error_components(document.gt, document.pred, document.ignore_index,
+                                                    document.error_class)
+        label = 0
+        x, y = self._cursor
+        if 0 <= y < labels.shape[0] and 0 <= x < labels.shape[1]:
+            label = int(labels[y, x])
+        if not label:
+            label = self._selected_region_label(regions)
+        region = next((r for r in regions if r.label == label), None) if label else None
+        if region is None:
+            self.report("Point at an error region or select one in the Error regions list")
+            return False
+        rx, ry, rw, rh = region.bbox
+        mask = labels[ry:ry + rh, rx:rx + rw] == label
+        atom = document.apply_region(mask, region.bbox, source=source, erase_value=0)
+        return atom is not None
+
+    def _selected_region_label(self, regions) -> int:
+        panel = self.window.regions
+        row = panel.table.currentRow()
+        listed = panel.regions
+        if not 0 <= row < len(listed):
+            return 0
+        chosen = listed[row]
+        match = next((r for r in regions if r.bbox == chosen.bbox and r.size == chosen.size), None)
+        return match.label if match is not None else 0
+
+    def show_settings(self) -> None:
+        if EditSettingsDialog(self.settings, self.window).exec():
+            self.persistence.apply_settings()

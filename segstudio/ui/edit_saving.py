@@ -1,0 +1,270 @@
+"""Saving, autosave, the crash journal and quitting with unsaved edits, for the editor.
+
+:class:`EditPersistence` follows the window's review session:
+
+* it opens the dataset's :class:`~segstudio.core.store.ProjectStore` and attaches it as the journal of
+  every document shown, so each committed stroke is on disk before the next one starts;
+* on opening a dataset whose journal holds unsaved strokes it asks :meth:`ask_restore` and, if
+  yes, replays them over the labels as last saved when each image is shown (one undo step);
+* :meth:`save` writes a document's labels with ``core.saving`` (default ``<dataset>/corrected/``),
+  marks the document and its journal saved and records the metrics before/after in the store;
+* it autosaves on image switch and every N seconds, and :meth:`confirm_close` (an event filter on the
+  window's close event) asks before quitting with unsaved edits.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+from PySide6.QtWidgets import QMessageBox
+
+from segstudio.core.errors import SegStudioError
+from segstudio.core.history import EditAtom
+from segstudio.core.metrics import ConfusionMatrix
+from segstudio.core.review import likely_label_errors, metrics_summary, record_metrics
+from segstudio.core.saving import destination_for, save_ground_truth
+from segstudio.core.store import ProjectStore
+
+__all__ = ["EditPersistence", "net_atom"]
+
+Button = QMessageBox.StandardButton
+
+
+def net_atom(before: np.ndarray, after: np.ndarray) -> EditAtom | None:
+    """One atom taking ``before`` to ``after`` (their differing pixels, in their bounding box)."""
+    diff = before != after
+    rows = np.flatnonzero(diff.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(diff.any(axis=0))
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    changed = diff[y0:y1, x0:x1]
+    return EditAtom((x0, y0, x1 - x0, y1 - y0), changed, before[y0:y1, x0:x1][changed],
+                    after[y0:y1, x0:x1][changed])
+
+
+def blank_labels(document) -> np.ndarray:
+    """All-ignore labels of the dtype a document drafts for an image without ground truth."""
+    wide = max(document.num_classes - 1, document.ignore_index) > 255
+    return np.full(document.shape, document.ignore_index, dtype=np.uint16 if wide else np.uint8)
+
+
+class EditPersistence(QObject):
+    """Store, saving and recovery for the documents of the window's session (see module docstring)."""
+
+    saved = Signal(str, str)              # image name, file written
+    restored = Signal(str)                # image name whose journal was replayed
+
+    def __init__(self, window, settings, parent: QObject | None = None):
+        super().__init__(parent)
+        self.window = window
+        self.settings = settings
+        self.session = None
+        self.store: ProjectStore | None = None
+        self._documents: dict[str, object] = {}   # documents shown in this session, by name
+        self._to_restore: set[str] = set()
+        self._fresh_session = False
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.apply_settings()
+        window.installEventFilter(self)
+
+    # --- dialogs (tests replace these) -----------------------------------------------------------
+    def ask_restore(self, pending: dict[str, int]) -> bool:
+        """Ask whether to restore the unsaved strokes found in the journal."""
+        names = ", ".join(sorted(pending)[:5]) + (" …" if len(pending) > 5 else "")
+        answer = QMessageBox.question(
+            self.window, "Restore unsaved edits?",
+            f"segstudio stopped with unsaved edits on {len(pending)} image(s): {names}.\n"
+            "Restore them? (No discards them.)",
+            Button.Yes | Button.No, Button.Yes)
+        return answer == Button.Yes
+
+    def ask_unsaved(self, names: list[str]) -> Button:
+        """Save, Discard or Cancel before quitting with unsaved edits."""
+        shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+        return QMessageBox.question(
+            self.window, "Unsaved edits", f"Save the edits of {len(names)} image(s) ({shown}) before quitting?",
+            Button.Save | Button.Discard | Button.Cancel, Button.Save)
+
+    # --- settings -------------------------------------------------------------------------------
+    def apply_settings(self) -> None:
+        seconds = self.settings.autosave_seconds
+        if seconds > 0:
+            self.autosave_timer.start(seconds * 1000)
+        else:
+            self.autosave_timer.stop()
+
+    def saved_labels_path(self, sample):
+        """Where ``sample``'s corrected labels are saved (None for COCO: one JSON holds every image)."""
+        dataset = self.session.dataset if self.session is not None else None
+        if dataset is None or dataset.format == "coco":
+            return None
+        try:
+            return destination_for(dataset, sample, out_dir=self.settings.output_dir,
+                                   overwrite=self.settings.overwrite)
+        except ValueError:
+            return None
+
+    # --- session and documents ------------------------------------------------------------------
+    def attach(self, session) -> None:
+        """The window opened another dataset: save the old one's edits, open the new store, offer recovery."""
+        if session is self.session:
+            return
+        if self.session is not None and self.settings.autosave_on_switch:
+            for document in self.modified_documents():
+                self.save(document)
+        self._close_store()
+        self.session = session
+        self._documents = {}
+        self._to_restore = set()
+        if session is None:
+            return
+        session.saved_labels = self.saved_labels_path
+        self._fresh_session = True
+        try:
+            self.store = ProjectStore.for_dataset(session.root)
+        except Exception as exc:  # noqa: BLE001 - sqlite3 / OSError: edit on without a journal
+            self.store = None
+            self.window.show_error("No crash journal", f"{session.root}: cannot open the project store: {exc}")
+            return
+        names = set(session.names)
+        pending = {k: v for k, v in self.store.pending_recovery().items() if k in names}
+        if pending:
+            if self.ask_restore(pending):
+                self._to_restore = set(pending)
+            else:
+                for name in pending:
+                    self.store.clear(name)
+
+    def track(self, document) -> None:
+        """``document`` is now shown: journal it, load saved labels, restore it if pending."""
+        self._documents[document.name] = document
+        if self._fresh_session:
+            self._fresh_session = False
+            self._reload_saved(document)
+        document.journal = self.store
+        if document.name in self._to_restore:
+            self._to_restore.discard(document.name)
+            self._restore(document)
+        self.record_before(document)
+
+    def release(self, document) -> None:
+        """``document`` is no longer shown: autosave it when that is on."""
+        if document.modified and self.settings.autosave_on_switch:
+            self.save(document)
+        if not document.modified:
+            self._documents.pop(document.name, None)
+
+    def _reload_saved(self, document) -> None:
+        """The first image of a dataset was decoded before the saved-labels lookup was set."""
+        if document.modified or self.session is None:
+            return
+        index = self.session.dataset.index_of(document.name)
+        sample = self.session.sample_to_load(index)
+        if sample.mask_path != self.session.dataset[index].mask_path:
+            document.set_ground_truth(sample.load_mask(), document.gt_instances)
+
+    def _restore(self, document) -> None:
+        base = document.gt if document.gt is not None else blank_labels(document)
+        restored = self.store.replay(document.name, base)
+        atom = net_atom(base, restored)
+        self.store.clear(document.name)
+        if atom is not None:
+            document.apply(atom)        # journalled again as one stroke: undo returns to the saved labels
+        self.restored.emit(document.name)
+
+    def modified_documents(self) -> list:
+        return [d for d in self._documents.values() if d.modified]
+
+    # --- saving ---------------------------------------------------------------------------------
+    def save(self, document) -> bool:
+        """Write ``document``'s labels in the dataset's format; False (and a message) on failure."""
+        if document is None or document.gt is None or self.session is None:
+            return False
+        if document.in_stroke:
+            document.commit_stroke()
+        dataset = self.session.dataset
+        try:
+            sample = dataset[dataset.index_of(document.name)]
+            result = save_ground_truth(dataset, sample, document.gt, out_dir=self.settings.output_dir,
+                                       overwrite=self.settings.overwrite)
+        except (SegStudioError, OSError, ValueError, KeyError) as exc:
+            self.window.show_error("Cannot save", f"{document.name}: {exc}")
+            return False
+        document.mark_saved()
+        if self.store is not None:
+            self.store.mark_saved(document.name)
+            self.record_after(document)
+        self.saved.emit(document.name, str(result.path))
+        return True
+
+    def save_all(self) -> bool:
+        return all([self.save(d) for d in self.modified_documents()])
+
+    def autosave(self) -> None:
+        """Timer tick: save every modified document not in the middle of a stroke."""
+        for document in self.modified_documents():
+            if not document.in_stroke:
+                self.save(document)
+
+    # --- metrics in the store -------------------------------------------------------------------
+    def _summary(self, gt, document) -> dict:
+        cm = ConfusionMatrix(document.num_classes, document.ignore_index)
+        cm.update(gt, document.pred)
+        errors = None
+        if document.confidence is not None:
+            errors = likely_label_errors(gt, document.pred, document.confidence, ignore_index=document.ignore_index)
+        return metrics_summary(cm, errors)
+
+    def record_before(self, document) -> None:
+        """Metrics of the original labels against the prediction, once per image."""
+        if self.store is None or document.pred is None or self.session is None:
+            return
+        if (self.store.metrics(document.name) or {}).get("before") is not None:
+            return
+        try:
+            original = self.session.dataset[self.session.dataset.index_of(document.name)].load_mask()
+        except (SegStudioError, OSError, KeyError):
+            return
+        if original is not None and original.shape == document.pred.shape:
+            record_metrics(self.store, document.name, before=self._summary(original, document))
+
+    def record_after(self, document) -> None:
+        if self.store is not None and document.pred is not None and document.gt is not None:
+            self.record_before(document)
+            record_metrics(self.store, document.name, after=self._summary(document.gt, document))
+
+    # --- quitting -------------------------------------------------------------------------------
+    def confirm_close(self) -> bool:
+        """Ask about unsaved edits; True when the window may close."""
+        for document in self._documents.values():
+            if document.in_stroke:
+                document.commit_stroke()
+        modified = self.modified_documents()
+        if modified:
+            answer = self.ask_unsaved([d.name for d in modified])
+            if answer == Button.Cancel:
+                return False
+            if answer == Button.Save and not self.save_all():
+                return False
+            if answer == Button.Discard and self.store is not None:
+                for document in modified:
+                    self.store.clear(document.name)
+        self.autosave_timer.stop()
+        self._close_store()
+        return True
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        if watched is self.window and event.type() == QEvent.Type.Close and not self.confirm_close():
+            event.ignore()
+            return True
+        return False
+
+    def _close_store(self) -> None:
+        if self.store is None:
+            return
+        for document in self._documents.values():
+            if document.journal is self.store:
+                document.journal = None
+        self.store.close()
+        self.store = None

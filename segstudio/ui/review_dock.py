@@ -1,0 +1,281 @@
+"""The review dock: the dataset ordered worst first, each image's review status and note, export.
+
+Orders come from ``core.review.review_order``: worst mean IoU, most error pixels, or most likely label
+errors (pixels where the model's confidence is at least the threshold and it disagrees with the
+ground truth). Images without a prediction are listed after the ranked ones, in dataset order.
+Statuses and notes are written to the project store at once. "Next to review" (N) asks the window for
+the next unreviewed image in the queue after the current one.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from segstudio.core.errors import SegStudioError
+from segstudio.core.metrics import ConfusionMatrix
+from segstudio.core.review import (DEFAULT_CONFIDENCE_THRESHOLD, ImageReviewStats, export_review,
+                                   image_review_stats, metrics_summary, next_to_review, record_metrics,
+                                   review_order)
+from segstudio.core.store import STATUSES
+
+__all__ = ["ReviewDock", "ORDER_LABELS", "STATUS_LABELS"]
+
+ORDER_LABELS = {"mean_iou": "Worst mean IoU", "error_pixels": "Most error pixels",
+                "label_errors": "Likely label errors"}
+STATUS_LABELS = {"unreviewed": "Unreviewed", "accepted": "Accepted", "fixed": "Fixed",
+                 "needs_attention": "Needs attention"}
+COLUMNS = ("Image", "Status", "Mean IoU", "Error px", "Likely errors")
+
+
+class ReviewDock(QWidget):
+    """Review queue, status buttons, note, next-to-review and export (see the module docstring)."""
+
+    image_requested = Signal(int)        # dataset index to show
+    status_changed = Signal(str, str)    # image name, status
+    exported = Signal(str)               # path written
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = None
+        self.store = None
+        self.current: str | None = None
+        self.before_export = None        # callable run before exporting (records live metrics)
+        self._stats: dict[str, ImageReviewStats | None] = {}
+        self._order: list[str] = []
+
+        self.order_combo = QComboBox()
+        for key, label in ORDER_LABELS.items():
+            self.order_combo.addItem(label, key)
+        self.order_combo.currentIndexChanged.connect(self.refresh)
+        self.threshold_spin = QDoubleSpinBox()
+        self.threshold_spin.setRange(0.0, 1.0)
+        self.threshold_spin.setDecimals(2)
+        self.threshold_spin.setSingleStep(0.01)
+        self.threshold_spin.setValue(DEFAULT_CONFIDENCE_THRESHOLD)
+        self.threshold_spin.setToolTip("Confidence at or above which a disagreement counts as a likely label error")
+        self.threshold_spin.valueChanged.connect(self.refresh)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Order"))
+        top.addWidget(self.order_combo, 1)
+        top.addWidget(QLabel("conf ≥"))
+        top.addWidget(self.threshold_spin)
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.cellClicked.connect(lambda row, _col: self._request(self._order[row]))
+
+        self.status_group = QButtonGroup(self)
+        self.status_buttons: dict[str, QPushButton] = {}
+        status_row = QHBoxLayout()
+        for status in STATUSES:
+            button = QPushButton(STATUS_LABELS[status])
+            button.setCheckable(True)
+            self.status_group.addButton(button)
+            self.status_buttons[status] = button
+            button.clicked.connect(lambda _=False, s=status: self.set_status(s))
+            status_row.addWidget(button)
+        self.note_edit = QLineEdit()
+        self.note_edit.setPlaceholderText("Note for this image")
+        self.note_edit.textEdited.connect(self._on_note_edited)
+        self.next_button = QPushButton("Next to review (N)")
+        self.next_button.clicked.connect(self.go_next)
+        self.csv_button = QPushButton("Export CSV…")
+        self.json_button = QPushButton("Export JSON…")
+        self.csv_button.clicked.connect(lambda: self._choose_export("csv"))
+        self.json_button.clicked.connect(lambda: self._choose_export("json"))
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.next_button, 1)
+        bottom.addWidget(self.csv_button)
+        bottom.addWidget(self.json_button)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(top)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(status_row)
+        layout.addWidget(self.note_edit)
+        layout.addLayout(bottom)
+        self._sync_current_widgets()
+
+    # --- sources --------------------------------------------------------------------------------
+    def set_source(self, session, store) -> None:
+        """Review ``session``'s images with statuses and notes kept in ``store`` (either may be None)."""
+        self.session, self.store = session, store
+        self._stats = {}
+        self.current = session.current_name if session is not None and len(session) else None
+        self.refresh()
+
+    def set_current(self, name: str | None) -> None:
+        self.current = name
+        self._sync_current_widgets()
+        self._highlight_current()
+
+    def invalidate(self, name: str | None = None) -> None:
+        """Labels or prediction of ``name`` (or of every image) changed; recompute on the next refresh."""
+        if name is None:
+            self._stats = {}
+        else:
+            self._stats.pop(name, None)
+
+    @property
+    def order_key(self) -> str:
+        return self.order_combo.currentData()
+
+    @property
+    def threshold(self) -> float:
+        return float(self.threshold_spin.value())
+
+    # --- queue ----------------------------------------------------------------------------------
+    def _image_stats(self, name: str) -> ImageReviewStats | None:
+        if name in self._stats:
+            return self._stats[name]
+        session = self.session
+        result = None
+        document = session.document if session.current_name == name else None
+        prediction = session.predictions.get(name)
+        try:
+            if document is not None and document.gt is not None and document.pred is not None:
+                gt, pred, confidence = document.gt, document.pred, document.confidence
+            elif prediction is not None:
+                gt = session.sample_to_load(session.dataset.index_of(name)).load_mask()
+                pred, confidence = prediction.mask, prediction.confidence
+            else:
+                gt = pred = confidence = None
+            if gt is not None and pred is not None and gt.shape == pred.shape:
+                table = session.class_table
+                result = image_review_stats(name, gt, pred, table.num_classes, table.ignore_index,
+                                            confidence, self.threshold)
+        except (SegStudioError, OSError):
+            result = None
+        self._stats[name] = result
+        return result
+
+    def queue(self) -> list[str]:
+        """Image names in review order (ranked first, then images without a figure)."""
+        if self.session is None:
+            return []
+        names = self.session.names
+        ranked = [s for s in (self._image_stats(n) for n in names) if s is not None]
+        order = review_order(ranked, by=self.order_key, threshold=self.threshold)
+        seen = set(order)
+        return order + [n for n in names if n not in seen]
+
+    def statuses(self) -> dict[str, str]:
+        return self.store.statuses() if self.store is not None else {}
+
+    def next_name(self) -> str | None:
+        return next_to_review(self.queue(), self.statuses(), self.current)
+
+    def go_next(self) -> str | None:
+        """Ask for the next image to review; returns its name (None when all are reviewed)."""
+        name = self.next_name()
+        if name is not None:
+            self._request(name)
+        return name
+
+    def _request(self, name: str) -> None:
+        if self.session is not None:
+            self.image_requested.emit(self.session.dataset.index_of(name))
+
+    # --- status and note ------------------------------------------------------------------------
+    def set_status(self, status: str) -> None:
+        """Set the current image's review status (stored at once)."""
+        if self.store is None or self.current is None:
+            return
+        self.store.set_status(self.current, status)
+        self.status_changed.emit(self.current, status)
+        self._sync_current_widgets()
+        self.refresh()
+
+    def _on_note_edited(self, text: str) -> None:
+        if self.store is not None and self.current is not None:
+            self.store.set_note(self.current, text)
+
+    def _sync_current_widgets(self) -> None:
+        enabled = self.store is not None and self.current is not None
+        status = self.store.status(self.current) if enabled else "unreviewed"
+        self.status_group.setExclusive(False)
+        for key, button in self.status_buttons.items():
+            button.setEnabled(enabled)
+            button.setChecked(key == status)
+        self.status_group.setExclusive(True)
+        self.note_edit.setEnabled(enabled)
+        note = self.store.note(self.current) if enabled else ""
+        if self.note_edit.text() != note:
+            self.note_edit.setText(note)
+
+    # --- table ----------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        self._order = self.queue()
+        statuses = self.statuses()
+        self.table.setRowCount(len(self._order))
+        for row, name in enumerate(self._order):
+            stats = self._stats.get(name)
+            errors = stats.label_errors_at(self.threshold) if stats is not None else None
+            iou = stats.mean_iou if stats is not None else None
+            cells = (name, STATUS_LABELS[statuses.get(name, "unreviewed")],
+                     "–" if iou is None or math.isnan(iou) else f"{iou:.3f}",
+                     "–" if stats is None else f"{stats.error_pixels:,}",
+                     "–" if errors is None else f"{errors:,}")
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if col >= 2:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(row, col, item)
+        self._highlight_current()
+        self._sync_current_widgets()
+
+    def _highlight_current(self) -> None:
+        for row, name in enumerate(self._order):
+            item = self.table.item(row, 0)
+            if item is not None:
+                font = QFont(item.font())
+                font.setBold(name == self.current)
+                item.setFont(font)
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """The table's text, row by row (tests, debugging)."""
+        return [tuple(self.table.item(r, c).text() for c in range(self.table.columnCount()))
+                for r in range(self.table.rowCount())]
+
+    # --- export ---------------------------------------------------------------------------------
+    def _choose_export(self, suffix: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export review", f"review.{suffix}",
+                                              f"{suffix.upper()} (*.{suffix})")
+        if path:
+            self.export_to(path)
+
+    def export_to(self, path: str) -> list[dict]:
+        """Write statuses, notes and before/after metrics of every image to ``path`` (.csv / .json)."""
+        if self.store is None or self.session is None:
+            return []
+        if self.before_export is not None:
+            self.before_export()
+        self._fill_unedited_metrics()
+        rows = export_review(path, self.store, self.session.names)
+        self.exported.emit(str(path))
+        return rows
+
+    def _fill_unedited_metrics(self) -> None:
+        """Images scored but never edited: their metrics are the same before and after."""
+        table = self.session.class_table
+        for name, stats in self.session.stats.items():
+            stored = self.store.metrics(name) or {}
+            if stored.get("before") is not None and stored.get("after") is not None:
+                continue
+            cm = ConfusionMatrix(table.num_classes, table.ignore_index)
+            cm.matrix = np.asarray(stats.confusion, dtype=np.int64).copy()
+            review = self._stats.get(name)
+            summary = metrics_summary(cm, review.label_errors_at(self.threshold) if review is not None else None)
+            record_metrics(self.store, name, before=stored.get("before") or summary,
+                           after=stored.get("after") or summary)
