@@ -37,6 +37,7 @@ def window(qtbot, tmp_path, runner):
     qtbot.waitExposed(win)
     win.finish_startup(str(make_dataset(tmp_path / "data")), model="fake", device="cpu")
     win.activateWindow()
+    qtbot.waitUntil(win.isActiveWindow)
     win.canvas.setFocus()
     return win
 

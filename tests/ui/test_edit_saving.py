@@ -1,0 +1,170 @@
+"""Saving from the editor: Ctrl+S in the dataset's format, autosave, modified markers, the quit prompt."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from segstudio.core.masks import read_semantic_mask
+from segstudio.resources import resource_path
+from segstudio.ui import edit_settings
+from segstudio.ui.edit_controller import EditController
+from segstudio.ui.main_window import MainWindow
+from segstudio.ui.worker import InferenceController
+
+from tests.ui.editing_helpers import drag, key, segment_capsule
+from tests.ui.fakes import GatedRunner
+from tests.ui.synthetic import make_dataset
+
+Button = QMessageBox.StandardButton
+
+
+def demo_copy(root, names=("cells_00", "cells_01")):
+    demo = resource_path("demo")
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+        for name in names:
+            shutil.copy(demo / sub / f"{name}.png", root / sub / f"{name}.png")
+    shutil.copy(demo / "classes.json", root / "classes.json")
+    return root
+
+
+def make_window(qtbot, path, settings_values=None):
+    controller = InferenceController(runner_factory=lambda request: GatedRunner(),
+                                     environment=lambda: ([], {"cuda_available": False}))
+    win = MainWindow(controller=controller)
+    qtbot.addWidget(win)
+    for name, value in (settings_values or {}).items():
+        win.settings.setValue(name, value)
+    win.editor = EditController(win)
+    win.editor.persistence.ask_unsaved = lambda names: Button.Discard
+    win.resize(1000, 700)
+    win.show()
+    qtbot.waitExposed(win)
+    win.finish_startup(str(path), model="fake", device="cpu")
+    win.activateWindow()
+    qtbot.waitUntil(win.isActiveWindow)
+    win.canvas.setFocus()
+    return win
+
+
+@pytest.fixture
+def demo_window(qtbot, tmp_path):
+    return make_window(qtbot, demo_copy(tmp_path / "demo"))
+
+
+def paint(qtbot, window, points, class_key=Qt.Key.Key_2, radius=6):
+    key(qtbot, window, Qt.Key.Key_B)
+    key(qtbot, window, class_key)
+    window.editor.set_brush_radius(radius)
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    window.canvas.center_on_rect(min(xs) - radius, min(ys) - radius, max(xs) - min(xs) + 2 * radius,
+                                 max(ys) - min(ys) + 2 * radius)
+    assert window.canvas.zoom() > 1     # every image pixel is hit exactly by screen points
+    drag(qtbot, window.canvas, points)
+
+
+def test_ctrl_s_writes_a_palette_png_with_the_source_palette(qtbot, demo_window, tmp_path):
+    window, root = demo_window, tmp_path / "demo"
+    doc = window.document
+    original = doc.gt.copy()
+    paint(qtbot, window, [(100, 100), (200, 130)])
+    expected = original.copy()
+    expected[segment_capsule(original.shape, (100, 100), (200, 130), 6)] = 2
+    np.testing.assert_array_equal(doc.gt, expected)
+    assert window.windowTitle().startswith("* ") and window.browser.model.index(0, 1).data() == "cells_00 *"
+    with qtbot.waitSignal(window.editor.persistence.saved) as blocker:
+        key(qtbot, window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    written = root / "corrected" / "masks" / "cells_00.png"
+    assert blocker.args == ["cells_00", str(written)]
+    source = Image.open(root / "masks" / "cells_00.png")
+    saved = Image.open(written)
+    assert saved.mode == "P"
+    assert saved.getpalette() == source.getpalette()
+    np.testing.assert_array_equal(np.array(saved), expected)
+    np.testing.assert_array_equal(read_semantic_mask(written, doc.class_table), expected)
+    np.testing.assert_array_equal(np.array(Image.open(root / "masks" / "cells_00.png")), original)  # untouched
+    assert not doc.modified
+    assert not window.windowTitle().startswith("* ")
+    assert window.browser.model.index(0, 1).data() == "cells_00"
+
+
+def test_autosave_on_switch_and_coming_back_keeps_edits_and_undo(qtbot, tmp_path):
+    window = make_window(qtbot, make_dataset(tmp_path / "data"))
+    original = window.document.gt.copy()
+    paint(qtbot, window, [(10, 20), (50, 30)], radius=3)
+    edited = window.document.gt.copy()
+    with qtbot.waitSignal(window.editor.persistence.saved):
+        key(qtbot, window, Qt.Key.Key_PageDown)
+    assert window.document.name == "b"
+    written = tmp_path / "data" / "corrected" / "masks" / "a.png"
+    np.testing.assert_array_equal(np.array(Image.open(written)), edited)
+    key(qtbot, window, Qt.Key.Key_PageDown)             # b is last: stays; then back to a
+    key(qtbot, window, Qt.Key.Key_PageUp)
+    assert window.document.name == "a"
+    np.testing.assert_array_equal(window.document.gt, edited)
+    np.testing.assert_array_equal(window.canvas.layer("gt").array, edited)
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(window.document.gt, original)
+
+
+def test_reopening_the_dataset_shows_the_saved_corrections(qtbot, tmp_path):
+    root = make_dataset(tmp_path / "data")
+    window = make_window(qtbot, root)
+    paint(qtbot, window, [(10, 20), (50, 30)], radius=3)
+    edited = window.document.gt.copy()
+    assert window.editor.save()
+    window.close()
+    again = make_window(qtbot, root)
+    assert again.document.name == "a"
+    np.testing.assert_array_equal(again.document.gt, edited)
+    assert not again.document.modified
+
+
+def test_autosave_timer_saves_modified_images(qtbot, tmp_path):
+    window = make_window(qtbot, make_dataset(tmp_path / "data"), {edit_settings.AUTOSAVE_SECONDS: 1})
+    assert window.editor.persistence.autosave_timer.interval() == 1000
+    paint(qtbot, window, [(10, 20), (30, 20)], radius=2)
+    with qtbot.waitSignal(window.editor.persistence.saved, timeout=5000):
+        pass
+    assert not window.document.modified
+    written = tmp_path / "data" / "corrected" / "masks" / "a.png"
+    np.testing.assert_array_equal(np.array(Image.open(written)), window.document.gt)
+
+
+def test_output_folder_and_overwrite_settings(qtbot, tmp_path):
+    out = tmp_path / "elsewhere"
+    window = make_window(qtbot, make_dataset(tmp_path / "data"), {edit_settings.OUTPUT_DIR: str(out)})
+    paint(qtbot, window, [(10, 20), (30, 20)], radius=2)
+    assert window.editor.save()
+    np.testing.assert_array_equal(np.array(Image.open(out / "masks" / "a.png")), window.document.gt)
+    window.settings.setValue(edit_settings.OVERWRITE, True)
+    original = np.array(Image.open(tmp_path / "data" / "masks" / "a.png"))
+    paint(qtbot, window, [(10, 40), (30, 40)], radius=2)
+    assert window.editor.save()
+    np.testing.assert_array_equal(np.array(Image.open(tmp_path / "data" / "masks" / "a.png")), window.document.gt)
+    np.testing.assert_array_equal(np.array(Image.open(tmp_path / "data" / "masks" / "a.png.bak")), original)
+
+
+def test_quitting_with_unsaved_edits_asks(qtbot, tmp_path):
+    window = make_window(qtbot, make_dataset(tmp_path / "data"))
+    paint(qtbot, window, [(10, 20), (30, 20)], radius=2)
+    asked = []
+    window.editor.persistence.ask_unsaved = lambda names: asked.append(names) or Button.Cancel
+    assert not window.close()
+    assert window.isVisible() and asked == [["a"]]
+    window.editor.persistence.ask_unsaved = lambda names: asked.append(names) or Button.Save
+    assert window.close()
+    written = tmp_path / "data" / "corrected" / "masks" / "a.png"
+    np.testing.assert_array_equal(np.array(Image.open(written)), window.document.gt)
+    assert len(asked) == 2
+
+
+def test_quitting_without_edits_does_not_ask(qtbot, tmp_path):
+    window = make_window(qtbot, make_dataset(tmp_path / "data"))
+    window.editor.persistence.ask_unsaved = lambda names: pytest.fail("asked without unsaved edits")
+    assert window.close()
