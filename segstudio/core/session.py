@@ -12,6 +12,7 @@ without a display. The session owns
 """
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -21,7 +22,7 @@ import numpy as np
 from segstudio.core.metrics import ConfusionMatrix
 
 __all__ = ["Prediction", "ImageStats", "ReviewSession", "compute_stats", "prediction_from_runner",
-           "load_document", "describe_pixel", "instance_marks", "match_prediction_files",
+           "decode_sample", "load_document", "describe_pixel", "instance_marks", "match_prediction_files",
            "load_prediction_file"]
 
 PREDICTION_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
@@ -86,16 +87,22 @@ def prediction_from_runner(result: Any, source: str = "") -> Prediction:
                       entropy=getattr(result, "entropy", None), source=source)
 
 
-def load_document(sample, class_table, error_class: int | None = None):
-    """Decode a sample's image, ground truth and instances into a new ``ImageDocument``.
+def decode_sample(sample) -> tuple[np.ndarray, np.ndarray | None, Any]:
+    """Decode a sample's image, ground truth and instances (safe to run on a worker thread).
 
     Raises the core's typed errors (``ImageReadError``, ``MaskReadError`` ...) for bad files.
     """
-    from segstudio.core.document import ImageDocument
-
     image = sample.load_image()
     gt = sample.load_mask()
     instances = sample.load_instances() if getattr(sample, "instance_path", None) else None
+    return image, gt, instances
+
+
+def load_document(sample, class_table, error_class: int | None = None, decoded=None):
+    """A new ``ImageDocument`` for ``sample`` (from ``decoded`` when it was decoded ahead)."""
+    from segstudio.core.document import ImageDocument
+
+    image, gt, instances = decoded if decoded is not None else decode_sample(sample)
     return ImageDocument(sample.name, image, class_table, gt, gt_instances=instances,
                          error_class=error_class)
 
@@ -168,6 +175,8 @@ class ReviewSession:
     def __init__(self, dataset):
         self.dataset = dataset
         self.index = 0
+        self._executor: ThreadPoolExecutor | None = None
+        self._ahead: dict[int, Future] = {}
         self.predictions: dict[str, Prediction] = {}
         self.stats: dict[str, ImageStats] = {}
         self._latest_job: dict[str, int] = {}
@@ -212,25 +221,46 @@ class ReviewSession:
     def open(self, index: int, make_document):
         """Make image ``index`` current and return its document.
 
-        ``make_document(sample)`` builds a fresh document (decoding the image and ground truth);
-        an image with unsaved edits gets its kept document back instead, history and all. The
-        cached prediction for the image, if any, is set on the document.
+        ``make_document(sample)`` builds a fresh document from :meth:`sample_to_load`; when
+        :meth:`decode_ahead` prepared the image it is called as ``make_document(sample, decoded)``
+        with the ``decode_sample`` result. An image with unsaved edits gets its kept document back instead, history and all.
+        The cached prediction for the image, if any, is set on the document. Decoding errors
+        propagate and leave the current image as it was.
         """
-        previous = self._documents.get(self.current_name) if len(self.dataset) else None
-        if previous is not None and not getattr(previous, "modified", False):
-            del self._documents[self.current_name]
         sample = self.dataset[index]
         document = self._documents.get(sample.name)
         if document is None:
-            document = make_document(self.sample_to_load(index))
+            ahead = self._ahead.pop(index, None)
+            to_load = self.sample_to_load(index)
+            document = make_document(to_load) if ahead is None else make_document(to_load, ahead.result())
             cached = self.predictions.get(sample.name)
             if cached is not None:
                 document.set_prediction(cached.mask, cached.confidence, cached.entropy, cached.instances)
+        previous = self._documents.get(self.current_name)
+        if previous is not None and previous is not document and not getattr(previous, "modified", False):
+            del self._documents[self.current_name]
+            previous.close()
         self._documents[sample.name] = document
         self.index = index
-        if document.gt is not None:
-            self._presence[sample.name] = gt_classes(document.gt, self.class_table.num_classes)
         return document
+
+    def decode_ahead(self, index: int) -> None:
+        """Start decoding image ``index`` on a background thread, so opening it next is quick."""
+        if not 0 <= index < len(self.dataset) or index in self._ahead \
+                or self.dataset[index].name in self._documents:
+            return
+        for stale in [i for i in self._ahead if i != index]:
+            self._ahead.pop(stale).cancel()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segstudio-decode")
+        self._ahead[index] = self._executor.submit(decode_sample, self.sample_to_load(index))
+
+    def close(self) -> None:
+        """Stop the decode-ahead thread (waits for a decode in progress)."""
+        self._ahead.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
 
     @property
     def document(self):
@@ -283,7 +313,10 @@ class ReviewSession:
 
     # --- dataset browser ----------------------------------------------------------------------
     def classes_present(self, name: str) -> frozenset[int]:
-        """Classes in an image's ground truth, decoding its mask once if it was never opened."""
+        """Classes in an image's ground truth, decoding its mask once if it is not open."""
+        document = self._documents.get(name)
+        if document is not None:
+            return frozenset() if document.gt is None else gt_classes(document.gt, self.class_table.num_classes)
         if name not in self._presence:
             mask = self.sample_to_load(self.dataset.index_of(name)).load_mask()
             self._presence[name] = (frozenset() if mask is None

@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 
 from segstudio.core import errormap
 from segstudio.core.images import to_display_rgb
+from segstudio.core.overlays import MAX_PAIR_CLASSES, pair_codes, pair_lut
 from segstudio.core.render import heat_lut, quantize, view_arrays
 
 __all__ = ["DocumentPresenter", "LAYERS", "HIGHLIGHT_COLOR", "MARK_COLORS"]
@@ -166,10 +167,13 @@ class DocumentPresenter(QObject):
             self._set("misclassified", None)
             return
         self._set("errors", doc.error_codes, errormap.ERROR_COLORS)
-        if doc.error_class is None:
-            self._set("misclassified", errormap.pair_tint(doc.gt, doc.pred, doc.class_table))
-        else:
+        if doc.error_class is not None:
             self._set("misclassified", None)
+        elif doc.num_classes <= MAX_PAIR_CLASSES:
+            self._set("misclassified", pair_codes(doc.error_codes, doc.gt, doc.pred, doc.num_classes),
+                      pair_lut(doc.class_table))
+        else:
+            self._set("misclassified", errormap.pair_tint(doc.gt, doc.pred, doc.class_table))
 
     def _refresh_maps(self) -> None:
         doc = self.document
@@ -198,8 +202,12 @@ class DocumentPresenter(QObject):
         if "errors" in names:
             self.canvas.update_layer_region("errors", x, y, w, h)
         if "misclassified" in names and doc.error_class is None:
-            tint = self.canvas.layer("misclassified").array
+            hatch = self.canvas.layer("misclassified").array
             rows, cols = slice(y, y + h), slice(x, x + w)
-            tint[rows, cols] = errormap.pair_tint(doc.gt[rows, cols], doc.pred[rows, cols],
-                                                  doc.class_table, origin=(x, y))
+            if hatch.ndim == 2:
+                hatch[rows, cols] = pair_codes(doc.error_codes[rows, cols], doc.gt[rows, cols],
+                                               doc.pred[rows, cols], doc.num_classes, (x, y), doc.shape)
+            else:
+                hatch[rows, cols] = errormap.pair_tint(doc.gt[rows, cols], doc.pred[rows, cols],
+                                                       doc.class_table, origin=(x, y))
             self.canvas.update_layer_region("misclassified", x, y, w, h)

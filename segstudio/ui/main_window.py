@@ -56,6 +56,7 @@ class MainWindow(QMainWindow):
         self.gpu_report: dict | None = None
         self.metrics_panel = None          # built in finish_startup (pyqtgraph is slow to import)
         self._job_sessions: dict[int, ReviewSession] = {}   # job id -> the session it serves
+        self._unsubscribe_document = None
 
         self.canvas = CanvasView()
         self.setCentralWidget(self.canvas)
@@ -238,6 +239,8 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot open", str(exc))
             return False
         self.controller.cancel()  # results for the old dataset have nowhere to go
+        if self.session is not None:
+            self.session.close()
         self.session = session
         self.browser.set_session(session)
         self.class_panel.set_class_table(session.class_table)
@@ -251,7 +254,7 @@ class MainWindow(QMainWindow):
 
     def _document_factory(self, session: ReviewSession):
         error_class = self.selected_class if self.error_mode == "one" else None
-        return lambda sample: load_document(sample, session.class_table, error_class)
+        return lambda sample, decoded=None: load_document(sample, session.class_table, error_class, decoded)
 
     def go_to(self, index: int) -> bool:
         """Show image ``index`` of the dataset; on a bad file say why and stay where we are."""
@@ -272,12 +275,15 @@ class MainWindow(QMainWindow):
 
     def _show_document(self, document) -> None:
         self.presenter.show(document)
-        document.subscribe(self._on_document_event)
+        if self._unsubscribe_document is not None:
+            self._unsubscribe_document()
+        self._unsubscribe_document = document.subscribe(self._on_document_event)
         self.browser.select_image(self.session.index)
         title = f"{document.name} — {self.session.root.name} ({self.session.index + 1}/{len(self.session)})"
         self.setWindowTitle(f"{title} — segstudio")
         self._update_instance_marks()
         self._schedule_panels(regions_now=True)
+        self.session.decode_ahead(self.session.step(1))   # PageDown is the common next step
         self.document_changed.emit(document)
 
     @property
@@ -517,5 +523,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue(keys.STATE, self.saveState())
         self.settings.sync()
         self.controller.shutdown()
+        if self.session is not None:
+            self.session.close()
         super().closeEvent(event)
 

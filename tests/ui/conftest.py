@@ -33,10 +33,43 @@ def private_settings(tmp_path, monkeypatch):
 def no_threads_left_running():
     """Fail a test that leaves a QThread, a pool runnable or a non-daemon thread running."""
     before = set(threading.enumerate())
+    running_before = {id(t) for t in list(_started_threads) if t.isRunning()}
     yield
-    running = [t.objectName() or repr(t) for t in list(_started_threads) if t.isRunning()]
+    running = [t.objectName() or repr(t) for t in list(_started_threads)
+               if t.isRunning() and id(t) not in running_before]
     assert not running, f"QThread(s) left running: {running}"
     assert QThreadPool.globalInstance().waitForDone(5000), "QThreadPool jobs still running"
     leaked = [t.name for t in threading.enumerate()
               if t not in before and t.is_alive() and not t.daemon]
     assert not leaked, f"threads left running: {leaked}"
+
+
+@pytest.fixture
+def open_window(qtbot):
+    """``open_window(controller=None, **startup)`` -> a shown MainWindow after ``finish_startup``.
+
+    Teardown closes the windows still open, deletes them and waits until Qt has destroyed them, so no
+    window (nor its docks, menus and worker) outlives its test.
+    """
+    import shiboken6
+
+    from segstudio.ui.main_window import MainWindow
+
+    windows = []
+
+    def make(controller=None, path=None, size=None, **startup):
+        window = MainWindow(controller=controller)
+        windows.append(window)
+        if size is not None:  # else the saved geometry, or the default
+            window.resize(*size)
+        window.show()
+        qtbot.waitExposed(window)
+        window.finish_startup(None if path is None else str(path), **startup)
+        return window
+
+    yield make
+    for window in windows:
+        if shiboken6.isValid(window):
+            window.close()
+            window.deleteLater()
+    qtbot.waitUntil(lambda: not any(shiboken6.isValid(w) for w in windows))

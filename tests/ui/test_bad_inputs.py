@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from segstudio.ui.main_window import MainWindow
 from segstudio.ui.worker import InferenceController
 
 from tests.corpus import make_bad_inputs
@@ -18,16 +17,10 @@ CASE_NAMES = [case.name for case in make_bad_inputs(Path(tempfile.mkdtemp(prefix
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
+def window(open_window, tmp_path):
     controller = InferenceController(runner_factory=lambda request: None,
                                      environment=lambda: ([], {"cuda_available": False}))
-    win = MainWindow(controller=controller)
-    qtbot.addWidget(win)
-    win.show()
-    win.finish_startup(str(make_dataset(tmp_path / "good")), model="fake")
-    yield win
-    for box in message_boxes(win):
-        box.close()
+    return open_window(controller, make_dataset(tmp_path / "good"), model="fake")
 
 
 def message_boxes(window) -> list[QMessageBox]:

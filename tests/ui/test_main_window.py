@@ -7,7 +7,6 @@ from PySide6.QtCore import QPointF
 
 from segstudio.core import errormap
 from segstudio.core.render import instance_lut
-from segstudio.ui.main_window import MainWindow
 from segstudio.ui.worker import InferenceController
 
 from tests.ui.fakes import GatedRunner
@@ -23,16 +22,11 @@ def runner():
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, runner):
+def window(open_window, tmp_path, runner):
     controller = InferenceController(runner_factory=lambda request: runner,
                                      environment=lambda: ([], {"cuda_available": False}))
-    win = MainWindow(controller=controller)
-    qtbot.addWidget(win)
-    win.resize(1000, 700)
-    win.show()
-    qtbot.waitExposed(win)
-    win.finish_startup(str(make_dataset(tmp_path / "data")), model="fake", device="cpu")
-    return win
+    return open_window(controller, make_dataset(tmp_path / "data"), size=(1000, 700),
+                       model="fake", device="cpu")
 
 
 def predict_current(qtbot, window):
@@ -130,8 +124,9 @@ def test_close_during_a_job_stops_the_thread(qtbot, window, runner):
     runner.gate.clear()
     window.run_on_image()
     qtbot.waitUntil(runner.entered.is_set)
+    thread = window.controller._thread
     window.close()
-    assert not window.controller._thread.isRunning()
+    assert not thread.isRunning()
 
 
 def test_error_map_colours_all_classes_then_one_class(qtbot, window):

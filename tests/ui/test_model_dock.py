@@ -8,7 +8,6 @@ import pytest
 from PySide6.QtWidgets import QApplication, QDialog, QFileDialog, QMessageBox
 
 from segstudio.core.errors import CheckpointError
-from segstudio.ui.main_window import MainWindow
 from segstudio.ui.model_dock import ModelDock, ModelFormDialog, format_duration
 from segstudio.ui.worker import InferenceController, ModelRequest
 
@@ -85,20 +84,15 @@ def test_progress_text_has_elapsed_and_eta(dock):
     assert format_duration(3725) == "1:02:05"
 
 
-def test_a_model_that_fails_to_load_shows_why_and_the_app_stays_up(qtbot, tmp_path):
+def test_a_model_that_fails_to_load_shows_why_and_the_app_stays_up(qtbot, open_window, tmp_path):
     def broken(request):
         raise CheckpointError(request.spec, "unsafe pickle: refusing to load")
 
     controller = InferenceController(runner_factory=broken, environment=lambda: ([], {}))
-    window = MainWindow(controller=controller)
-    qtbot.addWidget(window)
-    window.show()
-    window.finish_startup(str(make_dataset(tmp_path / "data")), model="/models/bad.pt")
+    window = open_window(controller, make_dataset(tmp_path / "data"), model="/models/bad.pt")
     with qtbot.waitSignal(window.errors_shown, timeout=5000):
         window.run_on_image()
     boxes = [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.parent() is window]
     assert boxes and "/models/bad.pt: unsafe pickle: refusing to load" in boxes[-1].text()
     qtbot.waitUntil(lambda: window.model_dock.run_image_button.isEnabled())
     assert window.document.pred is None and np.any(window.document.gt)
-    for box in boxes:
-        box.close()

@@ -6,23 +6,22 @@ import pytest
 from PySide6.QtCore import Qt
 
 from segstudio.ui import settings as keys
-from segstudio.ui.main_window import MainWindow
 from segstudio.ui.worker import InferenceController
 
 from tests.ui.fakes import GatedRunner
 from tests.ui.synthetic import make_dataset
 
 
-def make_window(qtbot, path, **startup):
-    runner = GatedRunner()
-    controller = InferenceController(runner_factory=lambda request: runner,
-                                     environment=lambda: ([], {"cuda_available": False, "summary": "no CUDA"}))
-    window = MainWindow(controller=controller)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    window.finish_startup(str(path), **startup)
-    return window
+@pytest.fixture
+def make_window(open_window):
+    def make(path, **startup):
+        runner = GatedRunner()
+        controller = InferenceController(
+            runner_factory=lambda request: runner,
+            environment=lambda: ([], {"cuda_available": False, "summary": "no CUDA"}))
+        return open_window(controller, path, **startup)
+
+    return make
 
 
 @pytest.fixture
@@ -30,8 +29,8 @@ def dataset(tmp_path):
     return make_dataset(tmp_path / "data")
 
 
-def test_settings_survive_a_restart(qtbot, dataset):
-    window = make_window(qtbot, dataset, model="fake", device="cpu")
+def test_settings_survive_a_restart(qtbot, make_window, dataset):
+    window = make_window(dataset, model="fake", device="cpu")
     window.resize(760, 720)  # inside the offscreen screen (800x800), so restoring does not clamp it
     window._on_layer_opacity("gt", 0.25)
     window.close()
@@ -41,7 +40,7 @@ def test_settings_survive_a_restart(qtbot, dataset):
     assert settings.value(keys.LAST_DATASET) == str(dataset)
     assert keys.recent_items(settings) == [str(dataset)]
 
-    again = make_window(qtbot, dataset)
+    again = make_window(dataset)
     assert again.size().width() == 760 and again.size().height() == 720
     assert again.model_dock.selected_request().device == "cpu"
     assert again.model_dock.selected_spec() == "fake"
@@ -49,8 +48,8 @@ def test_settings_survive_a_restart(qtbot, dataset):
     assert [a.text() for a in again.recent_menu.actions()] == [str(dataset)]
 
 
-def test_about_lists_versions_device_and_gpu_check(qtbot, dataset):
-    window = make_window(qtbot, dataset, device="cpu")
+def test_about_lists_versions_device_and_gpu_check(qtbot, make_window, dataset):
+    window = make_window(dataset, device="cpu")
     with qtbot.waitSignal(window.controller.environment_found, timeout=5000):
         pass
     box = window.show_about()
@@ -60,8 +59,8 @@ def test_about_lists_versions_device_and_gpu_check(qtbot, dataset):
     box.close()
 
 
-def test_keys_toggle_views_pick_classes_and_page_through_images(qtbot, dataset):
-    window = make_window(qtbot, dataset)
+def test_keys_toggle_views_pick_classes_and_page_through_images(qtbot, make_window, dataset):
+    window = make_window(dataset)
     window.activateWindow()
     window.canvas.setFocus()
     qtbot.waitUntil(window.canvas.hasFocus)
@@ -81,8 +80,8 @@ def test_keys_toggle_views_pick_classes_and_page_through_images(qtbot, dataset):
     assert "view: outlines" in window.status_mode.text() and "errors: debris" in window.status_mode.text()
 
 
-def test_status_bar_names_the_pixel_under_the_cursor(qtbot, dataset):
-    window = make_window(qtbot, dataset)
+def test_status_bar_names_the_pixel_under_the_cursor(qtbot, make_window, dataset):
+    window = make_window(dataset)
     window.canvas.cursor_moved.emit(5, 7)
     text = window.status_pixel.text()
     assert text.startswith("x 5  y 7") and "value (1, 30, 0)" in text and "gt: cell" in text

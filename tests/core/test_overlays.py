@@ -1,0 +1,34 @@
+"""The indexed hatch paints exactly what errormap.pair_tint paints, whole or by sub-rectangle."""
+from __future__ import annotations
+
+import numpy as np
+
+from segstudio.core import errormap
+from segstudio.core.classes import ClassTable
+from segstudio.core.overlays import pair_codes, pair_lut
+
+
+def _masks(seed=0, shape=(37, 53), classes=5):
+    rng = np.random.default_rng(seed)
+    gt = rng.integers(0, classes, shape).astype(np.uint8)
+    pred = np.where(rng.random(shape) < 0.5, gt, rng.integers(0, classes, shape)).astype(np.uint8)
+    gt[:3] = 255
+    return gt, pred
+
+
+def test_lut_of_codes_equals_pair_tint():
+    table = ClassTable.generic(5)
+    gt, pred = _masks()
+    codes = errormap.error_codes(gt, pred)
+    rendered = pair_lut(table)[pair_codes(codes, gt, pred, 5)]
+    np.testing.assert_array_equal(rendered, errormap.pair_tint(gt, pred, table))
+
+
+def test_sub_rectangle_matches_the_whole():
+    gt, pred = _masks(1)
+    codes = errormap.error_codes(gt, pred)
+    whole = pair_codes(codes, gt, pred, 5)
+    x, y, w, h = 7, 5, 20, 11
+    part = pair_codes(codes[y:y + h, x:x + w], gt[y:y + h, x:x + w], pred[y:y + h, x:x + w], 5,
+                      origin=(x, y), full_shape=gt.shape)
+    np.testing.assert_array_equal(part, whole[y:y + h, x:x + w])
