@@ -76,6 +76,7 @@ class EditController(QObject):
         self.canvas.brush_resize_requested.connect(self.step_brush)
         self.canvas.cursor_moved.connect(self._on_cursor_moved)
         self.persistence.saved.connect(self._on_saved)
+        self.persistence.store_closed.connect(self._on_store_closed)
         self.persistence.restored.connect(lambda name: self.report(f"Restored the unsaved edits of {name}"))
         controller = getattr(window, "controller", None)
         if controller is not None and hasattr(controller, "finished"):
@@ -335,6 +336,10 @@ class EditController(QObject):
         self.report(f"Saved {name} to {path}")
         self.review.invalidate(name)
         self._update_state()
+
+    def _on_store_closed(self) -> None:
+        self._review_timer.stop()
+        self.review.set_source(None, None)
 
     def _record_live_metrics(self) -> None:
         for document in list(self.persistence._documents.values()):

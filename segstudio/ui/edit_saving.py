@@ -53,6 +53,7 @@ class EditPersistence(QObject):
 
     saved = Signal(str, str)              # image name, file written
     restored = Signal(str)                # image name whose journal was replayed
+    store_closed = Signal()               # the project store was closed (window closing, other dataset)
 
     def __init__(self, window, settings, parent: QObject | None = None):
         super().__init__(parent)
@@ -268,3 +269,4 @@ class EditPersistence(QObject):
                 document.journal = None
         self.store.close()
         self.store = None
+        self.store_closed.emit()
