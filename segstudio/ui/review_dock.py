@@ -4,7 +4,7 @@ Orders come from ``core.review.review_order``: worst mean IoU, most error pixels
 errors (pixels where the model's confidence is at least the threshold and it disagrees with the
 ground truth). Images without a prediction are listed after the ranked ones, in dataset order.
 Statuses and notes are written to the project store at once. "Next to review" (N) asks the window for
-the next unreviewed image in the queue after the current one.
+the next unreviewed or needs-attention image in the queue after the current one.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ ORDER_LABELS = {"mean_iou": "Worst mean IoU", "error_pixels": "Most error pixels
                 "label_errors": "Likely label errors"}
 STATUS_LABELS = {"unreviewed": "Unreviewed", "accepted": "Accepted", "fixed": "Fixed",
                  "needs_attention": "Needs attention"}
+TO_REVIEW = ("unreviewed", "needs_attention")
 COLUMNS = ("Image", "Status", "Mean IoU", "Error px", "Likely errors")
 
 
@@ -174,7 +175,8 @@ class ReviewDock(QWidget):
         return self.store.statuses() if self.store is not None else {}
 
     def next_name(self) -> str | None:
-        return next_to_review(self.queue(), self.statuses(), self.current)
+        """Next unreviewed or needs-attention image after the current one in queue order."""
+        return next_to_review(self.queue(), self.statuses(), self.current, wanted=TO_REVIEW)
 
     def go_next(self) -> str | None:
         """Ask for the next image to review; returns its name (None when all are reviewed)."""
