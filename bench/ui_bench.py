@@ -165,7 +165,7 @@ def bench_switch(app, runs: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--stall-side", type=int, default=3072,
+    parser.add_argument("--stall-side", type=int, default=1024,
                         help="side of the square image inferred during the stall probe")
     args = parser.parse_args()
 

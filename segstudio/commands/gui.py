@@ -63,9 +63,11 @@ def run(args) -> int:
     app.setApplicationName("segstudio")
     app.setOrganizationName("segstudio")
 
+    from segstudio.ui.edit_controller import EditController
     from segstudio.ui.main_window import MainWindow
 
     window = MainWindow()
+    window.editor = EditController(window)   # tools, Edit menu, saving and the review dock
     probe_start = os.environ.get(PROBE_ENV)
     if probe_start:
         _install_probe(window, float(probe_start))

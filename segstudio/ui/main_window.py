@@ -210,8 +210,10 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1400, 900)
-            self.resizeDocks([self._docks["layers"], self._docks["metrics"]], [280, 340],
+            self.resizeDocks([self._docks["layers"], self._docks["metrics"]], [280, 380],
                              Qt.Orientation.Horizontal)
+            self.resizeDocks([self._docks["metrics"], self._docks["regions"]], [520, 380],
+                             Qt.Orientation.Vertical)
         state = self.settings.value(keys.STATE)
         if state is not None:
             self.restoreState(state)

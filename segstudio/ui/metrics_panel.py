@@ -103,7 +103,6 @@ class MetricsPanel(QWidget):
         self.confusion_plot.setLabel("left", "ground truth")
         self.confusion_plot.setLabel("bottom", "prediction")
         self.confusion_plot.getViewBox().invertY(True)
-        self.confusion_plot.getViewBox().setAspectLocked(True)
         self.confusion_plot.setMouseEnabled(x=False, y=False)
         self.confusion_image = _ConfusionImage(self.cell_clicked.emit)
         self.confusion_image.setColorMap(pg.colormap.get("viridis"))

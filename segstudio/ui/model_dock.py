@@ -221,9 +221,8 @@ class ModelDock(QWidget):
         if busy:
             self.progress.setRange(0, 0)  # indeterminate until the first progress report
             self.timing.setText("Starting…")
-        else:
-            self.progress.setRange(0, 1)
-            self.progress.setValue(0)
+        else:  # leave the bar full (or where a cancel stopped it) with the last timing text
+            self.progress.setRange(0, max(self.progress.maximum(), 1))
 
     def set_progress(self, done: int, total: int, elapsed: float) -> None:
         self.progress.setRange(0, max(total, 1))
