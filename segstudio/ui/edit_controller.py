@@ -189,6 +189,9 @@ class EditController(QObject):
         neighbour = self.window.findChild(QDockWidget, "dock_dataset")
         if neighbour is not None:
             self.window.tabifyDockWidget(neighbour, dock)
+        shown = self.window.findChild(QDockWidget, "dock_regions")
+        if shown is not None:
+            shown.raise_()         # tabifying raised the review tab; keep the window's choice
         self.review_dock = dock
 
     # --- tools ----------------------------------------------------------------------------------
