@@ -186,3 +186,51 @@ def test_clicking_an_error_region_centres_the_canvas_on_it(qtbot, window):
     vx, vy, vw, vh = window.canvas.visible_image_rect()
     assert abs((vx + vw / 2) - (x + w / 2)) < 1 and abs((vy + vh / 2) - (y + h / 2)) < 1
     assert vw < 64  # zoomed in on the region
+
+
+def test_a_stroke_updates_the_metrics_and_shows_the_class_change(qtbot, window):
+    predict_current(qtbot, window)
+    doc = window.document
+    before = doc.confusion.copy()
+    window.select_class(1)
+    doc.begin_stroke(1)
+    doc.paint_dab(36, 20, 3)           # paint class 1 over false-positive pixels: IoU of class 1 rises
+    doc.commit_stroke()
+    gt, pred = doc.gt, doc.pred
+    ref = reference_metrics(gt, pred, 3)
+    qtbot.waitUntil(lambda: window.metrics_panel.headline("image", "mean_iou") == f"{ref['mean_iou']:.3f}")
+    old = before.iou()[1]
+    assert window.metrics_panel.change_label.text().startswith(f"cell: IoU {old:.3f} → {ref['iou'][1]:.3f}")
+    np.testing.assert_array_equal(window.canvas.layer("gt").array, gt)
+
+
+def test_instance_view_frames_a_missed_instance(qtbot, window):
+    # image b: the ground truth is one band of class 2 over the top rows, predicted as background
+    assert window.step_image(1)
+    with qtbot.waitSignal(window.controller.job_ended, timeout=5000):
+        window.run_on_image()
+    qtbot.waitUntil(lambda: window.document.pred is not None)
+    window.instance_action.trigger()
+    frames = window.canvas.layer("instance_marks").array
+    assert window.presenter.instance_marks and window.presenter.instance_marks[0].kind == "missed"
+    x, y, w, h = window.presenter.instance_marks[0].bbox
+    assert frames[y + h, x + w // 2] == 1 and frames[y + h // 2, x + w // 2] == 0   # frame, not fill
+    window.instance_action.trigger()
+    assert "instance_marks" not in window.canvas.layer_names()
+
+
+def test_predictions_folder_fills_the_cache_and_reports_bad_files(qtbot, window, tmp_path):
+    import cv2
+
+    folder = tmp_path / "preds"
+    folder.mkdir()
+    for name, (_, pred) in truth_and_prediction().items():
+        cv2.imwrite(str(folder / f"{name}.png"), pred)
+    (folder / "b.png").write_bytes(b"not a png")
+    with qtbot.waitSignal(window.errors_shown, timeout=5000):
+        window.open_predictions(str(folder))
+    qtbot.waitUntil(lambda: not window.controller.busy)
+    np.testing.assert_array_equal(window.canvas.layer("pred").array, truth_and_prediction()["a"][1])
+    assert "b" not in window.session.predictions
+    assert window.session.stats["a"].error_pixels == int((truth_and_prediction()["a"][0] !=
+                                                          truth_and_prediction()["a"][1]).sum())
