@@ -148,7 +148,12 @@ class EditController(QObject):
         self.window.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
         self.smaller_action = self._action("Smaller brush", lambda: self.step_brush(-1), ["["])
         self.larger_action = self._action("Larger brush", lambda: self.step_brush(1), ["]"])
-        self.close_polygon_action = self._action("Close polygon", self.finish_gesture, ["Return", "Enter"])
+        # Enter closes a polygon only while the canvas has focus, so lists keep Enter for themselves.
+        self.close_polygon_action = QAction("Close polygon", self.canvas)
+        self.close_polygon_action.setShortcuts([QKeySequence("Return"), QKeySequence("Enter")])
+        self.close_polygon_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.close_polygon_action.triggered.connect(self.finish_gesture)
+        self.canvas.addAction(self.close_polygon_action)
         self._fill_only_over_combo()
 
     def _build_menu(self) -> None:

@@ -280,3 +280,13 @@ def test_start_from_prediction_is_one_undoable_step(qtbot, window):
     np.testing.assert_array_equal(window.canvas.layer("gt").array, pred)
     key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     np.testing.assert_array_equal(doc.gt, gt)
+
+
+def test_enter_in_the_image_list_still_opens_the_image(qtbot, window):
+    key(qtbot, window, Qt.Key.Key_P)                   # the polygon tool binds Enter on the canvas only
+    view = window.browser.view
+    window.findChild(type(window.editor.review_dock), "dock_dataset").raise_()
+    view.setFocus()
+    view.setCurrentIndex(window.browser.proxy.index(1, 1))
+    qtbot.keyClick(view, Qt.Key.Key_Return)
+    assert window.document.name == "b"
