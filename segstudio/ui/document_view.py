@@ -118,7 +118,7 @@ class DocumentPresenter(QObject):
         for mark in marks:
             x, y, w, h = mark.bbox
             code = MARK_KINDS.index(mark.kind) + 1
-            cv2.rectangle(frame, (x - 1, y - 1), (x + w, y + h), code, 2)
+            cv2.rectangle(frame, (x - 1, y - 1), (x + w, y + h), code, 1)
         self._set("instance_marks", frame, _mark_lut())
 
     # --- layers -------------------------------------------------------------------------------

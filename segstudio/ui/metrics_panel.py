@@ -193,6 +193,9 @@ class MetricsPanel(QWidget):
         normalised = np.divide(cm.matrix, rows, out=np.zeros(cm.matrix.shape), where=rows > 0)
         self.confusion_image.setImage(normalised.T, levels=(0.0, 1.0))
         self.confusion_plot.setRange(xRange=(0, n), yRange=(0, n), padding=0.02)
+        ticks = [[(i + 0.5, str(i)) for i in range(n)]]   # cell centres, labelled by class id
+        for side in ("bottom", "left"):
+            self.confusion_plot.getAxis(side).setTicks(ticks)
 
 
 def _number_item(text: str, value) -> QTableWidgetItem:
