@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, Qt
 
 from segstudio.core import errormap
 from segstudio.core.render import instance_lut
@@ -180,7 +180,6 @@ def test_clicking_an_error_region_centres_the_canvas_on_it(qtbot, window):
     smallest = len(window.regions.regions) - 1
     region = window.regions.regions[smallest]
     rect = window.regions.table.visualItemRect(window.regions.table.item(smallest, 0))
-    from PySide6.QtCore import Qt
     qtbot.mouseClick(window.regions.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     x, y, w, h = region.bbox
     vx, vy, vw, vh = window.canvas.visible_image_rect()
@@ -234,3 +233,15 @@ def test_predictions_folder_fills_the_cache_and_reports_bad_files(qtbot, window,
     assert "b" not in window.session.predictions
     assert window.session.stats["a"].error_pixels == int((truth_and_prediction()["a"][0] !=
                                                           truth_and_prediction()["a"][1]).sum())
+
+
+def test_clicking_a_row_in_the_dataset_browser_opens_that_image(qtbot, window):
+    view = window.browser.view
+    window._docks["dataset"].raise_()
+    qtbot.waitUntil(view.isVisible)
+    row_b = window.browser.visible_names().index("b")
+    rect = view.visualRect(window.browser.proxy.index(row_b, 1))
+    with qtbot.waitSignal(window.document_changed):
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert window.document.name == "b"
+    assert view.selectionModel().selectedRows()[0].row() == row_b
