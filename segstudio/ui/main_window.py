@@ -41,7 +41,7 @@ class MainWindow(QMainWindow):
     """segstudio's main window. See the module docstring for how start-up is split."""
 
     document_changed = Signal(object)      # the ImageDocument now shown (editing tools follow it)
-    class_selected = Signal(int)           # keys 1-9 / class panel
+    class_selected = Signal(int)           # digit keys / class panel
     errors_shown = Signal(str)             # title, after show_error (tests and logs)
 
     def __init__(self, settings=None, controller: InferenceController | None = None):
@@ -262,11 +262,9 @@ class MainWindow(QMainWindow):
         """Show image ``index`` of the dataset; on a bad file say why and stay where we are."""
         if self.session is None or index == self.session.index or not 0 <= index < len(self.session):
             return False
-        current = self.session.index
         try:
             document = self.session.open(index, self._document_factory(self.session))
         except (SegStudioError, OSError) as exc:
-            self.session.index = current
             self.show_error("Cannot open image", str(exc))
             return False
         self._show_document(document)
@@ -502,7 +500,7 @@ class MainWindow(QMainWindow):
         self.session.dataset.class_table = table
         if self.document is not None:
             self.document.class_table = table
-            self.presenter.set_hidden_classes(self.presenter.hidden_classes)
+            self.presenter.refresh_all()   # masks and the misclassified hatch use the class colours
         if self.metrics_panel is not None:
             self.metrics_panel.set_class_table(table)
 
@@ -513,9 +511,9 @@ class MainWindow(QMainWindow):
     def show_about(self) -> QMessageBox:
         from segstudio.ui.about import about_text
 
-        device = self.model_dock.selected_request().device if self.model_dock.selected_request() else "auto"
+        request = self.model_dock.selected_request()
         box = QMessageBox(QMessageBox.Icon.Information, "About segstudio",
-                          about_text(device, self.gpu_report), QMessageBox.StandardButton.Ok, self)
+                          about_text(request.device if request else "auto", self.gpu_report), QMessageBox.StandardButton.Ok, self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
         return box

@@ -245,3 +245,12 @@ def test_clicking_a_row_in_the_dataset_browser_opens_that_image(qtbot, window):
         qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert window.document.name == "b"
     assert view.selectionModel().selectedRows()[0].row() == row_b
+
+
+def test_recolouring_a_class_redraws_masks_and_hatch(qtbot, window):
+    predict_current(qtbot, window)
+    window.class_panel.apply_class_color(1, (0, 0, 255, 255))
+    assert tuple(window.canvas.layer("gt").lut[1]) == (0, 0, 255, 255)
+    hatch = window.canvas.layer("misclassified")
+    gt_colours = {tuple(hatch.lut[code][:3]) for code in np.unique(hatch.array) if code}
+    assert (0, 0, 255) in gt_colours and (255, 0, 0) not in gt_colours
