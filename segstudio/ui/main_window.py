@@ -12,7 +12,7 @@ panels, opens the dataset and asks the worker to import torch and the model regi
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QVBoxLayout, QWidget)
@@ -43,6 +43,7 @@ class MainWindow(QMainWindow):
     document_changed = Signal(object)      # the ImageDocument now shown (editing tools follow it)
     class_selected = Signal(int)           # digit keys / class panel
     errors_shown = Signal(str)             # title, after show_error (tests and logs)
+    _regions_found = Signal(int, object)   # generation, regions: from the thread pool, queued
 
     def __init__(self, settings=None, controller: InferenceController | None = None):
         super().__init__()
@@ -57,6 +58,7 @@ class MainWindow(QMainWindow):
         self.metrics_panel = None          # built in finish_startup (pyqtgraph is slow to import)
         self._job_sessions: dict[int, ReviewSession] = {}   # job id -> the session it serves
         self._unsubscribe_document = None
+        self._regions_generation = 0
 
         self.canvas = CanvasView()
         self.setCentralWidget(self.canvas)
@@ -178,6 +180,7 @@ class MainWindow(QMainWindow):
         self.model_dock.selection_changed.connect(self._save_model_choice)
         self.browser.image_selected.connect(self.go_to)
         self.regions.region_selected.connect(lambda region: self.canvas.center_on_rect(*region.bbox))
+        self._regions_found.connect(self._on_regions_found)
         c = self.controller
         c.progress.connect(lambda job, done, total: self.model_dock.set_progress(done, total, c.elapsed(job)))
         c.finished.connect(self._on_prediction)
@@ -480,12 +483,24 @@ class MainWindow(QMainWindow):
             self.class_panel.set_pixel_counts(np.bincount(doc.gt.ravel(), minlength=doc.num_classes), None)
 
     def _refresh_regions(self) -> None:
+        """Find the error regions on a pool thread (connected components cost tens of ms on big
+        images); a result computed for an older state of the document is dropped."""
+        self._regions_generation += 1
         doc = self.document
         if doc is None or doc.gt is None or doc.pred is None:
             self.regions.clear("No prediction yet" if doc is None or doc.pred is None else "No ground truth")
             return
-        found = errormap.error_regions(doc.gt, doc.pred, doc.class_table.ignore_index, doc.error_class)
-        self.regions.set_regions(found, doc.class_table.names)
+        generation, gt, pred = self._regions_generation, doc.gt.copy(), doc.pred
+        ignore, error_class = doc.class_table.ignore_index, doc.error_class
+
+        def find() -> None:
+            self._regions_found.emit(generation, errormap.error_regions(gt, pred, ignore, error_class))
+
+        QThreadPool.globalInstance().start(find)
+
+    def _on_regions_found(self, generation: int, regions) -> None:
+        if generation == self._regions_generation and self.document is not None:
+            self.regions.set_regions(regions, self.document.class_table.names)
 
     def _on_layers_changed(self) -> None:
         self.layer_panel.set_layers(self.presenter.layer_rows())
@@ -522,6 +537,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue(keys.GEOMETRY, self.saveGeometry())
         self.settings.setValue(keys.STATE, self.saveState())
         self.settings.sync()
+        self._regions_generation += 1          # a region search still running is not shown...
+        QThreadPool.globalInstance().waitForDone()   # ...and must not outlive the window
         self.controller.shutdown()
         if self.session is not None:
             self.session.close()

@@ -33,7 +33,7 @@ def predict_current(qtbot, window):
     with qtbot.waitSignal(window.controller.job_ended, timeout=5000):
         window.run_on_image()
     qtbot.waitUntil(lambda: window.metrics_panel.headline("image", "mean_iou") != "–")
-    qtbot.waitUntil(lambda: bool(window.regions.regions))
+    qtbot.waitUntil(lambda: bool(window.regions.regions))  # found on a pool thread
 
 
 def only_layer(canvas, name):
