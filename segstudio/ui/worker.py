@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from segstudio.core.errors import SegStudioError
 from segstudio.core.session import compute_stats, load_prediction_file, prediction_from_runner
@@ -225,6 +225,9 @@ class InferenceController(QObject):
             getattr(self._worker, name).connect(getattr(self, name))
         self._worker.job_ended.connect(self._on_job_ended)
         self._thread.finished.connect(self._worker.deleteLater)
+        app = QCoreApplication.instance()
+        if app is not None:  # however the app ends, the thread is stopped before Qt tears down
+            app.aboutToQuit.connect(self.shutdown)
         self._thread.start()
 
     # --- submitting ---------------------------------------------------------------------------
@@ -270,6 +273,7 @@ class InferenceController(QObject):
             if token is not None:
                 token.cancel()
 
+    @Slot()
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         """Cancel everything, stop the thread and wait for it. Returns True once it has stopped."""
         self.cancel()
