@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -144,6 +144,8 @@ class Runner:
         self.notices: list[str] = []
         self._on_notice = on_notice
         self.model = entry.load(str(self.device), download_progress)
+        self._cancel: CancelToken | None = None
+        self._install_cancel_hooks()
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
@@ -162,6 +164,34 @@ class Runner:
         """Whether forward passes run under float16 autocast."""
         return self.device.type == "cuda" and self.precision in ("auto", "float16")
 
+    def _install_cancel_hooks(self) -> None:
+        """Check the active token before every submodule runs, so a cancel lands mid-forward.
+
+        A forward pass cannot be interrupted from outside, but raising from a forward pre-hook
+        stops it at the next module boundary (no state is touched in eval/inference mode). This
+        bounds cancel latency by one block of the network rather than one whole tile or batch.
+        TorchScript modules take no Python hooks; they stop between tiles and batches only.
+        """
+        if isinstance(self.model, torch.jit.ScriptModule):
+            return
+
+        def check(module, args):
+            token = self._cancel
+            if token is not None and token.cancelled:
+                raise Cancelled()
+
+        for module in self.model.modules():
+            if not isinstance(module, torch.jit.ScriptModule):
+                module.register_forward_pre_hook(check)
+
+    @contextmanager
+    def _watching(self, cancel: CancelToken | None):
+        previous, self._cancel = self._cancel, cancel
+        try:
+            yield
+        finally:
+            self._cancel = previous
+
     def _notice(self, message: str) -> None:
         self.notices.append(message)
         if self._on_notice is not None:
@@ -175,11 +205,16 @@ class Runner:
         Raises
         ------
         Cancelled
-            ``cancel`` was set; checked before every tile / forward pass.
+            ``cancel`` was set; checked before every tile and at every submodule of the network.
         """
         image = np.asarray(image)
         if image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1:
             raise ValueError(f"expected an HxW or HxWxC image, got shape {image.shape}")
+        with self._watching(cancel):
+            return self._predict_with_fallback(image, cancel, progress)
+
+    def _predict_with_fallback(self, image: np.ndarray, cancel: CancelToken | None,
+                               progress: Progress | None) -> SemanticPrediction | InstancePrediction:
         while True:
             try:
                 _check(cancel)
@@ -363,8 +398,9 @@ class Runner:
         try:
             for batch in self._batches(loader, on_error):
                 _check(cancel)
-                for index, prediction in self._run_batch(batch, cancel):
-                    yield index, prediction
+                with self._watching(cancel):
+                    results = self._run_batch(batch, cancel)
+                yield from results
                 done += len(batch)
                 if progress:
                     progress(done, total)

@@ -16,16 +16,21 @@ import math
 import numpy as np
 import torch
 
-BAND_BYTES = 64 << 20  # budget for one band of upsampled logits
+BAND_BYTES = 16 << 20  # budget for one band of logits being turned into statistics
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles covering ``[0, length)``: stride ``tile - overlap``, last flush with the end."""
+    """Start offsets of tiles covering ``[0, length)``, evenly spread, overlapping by ``>= overlap``.
+
+    As few tiles as a stride of ``tile - overlap`` needs; the first starts at 0 and the last ends
+    at ``length``, with the slack shared out evenly instead of piling up in the last step.
+    """
     if length <= tile:
         return [0]
     stride = max(1, tile - overlap)
     count = math.ceil((length - tile) / stride) + 1
-    return [min(i * stride, length - tile) for i in range(count)]
+    span = length - tile
+    return [round(i * span / (count - 1)) for i in range(count)]
 
 
 def ramp(size: int, overlap: int, lead: bool, trail: bool) -> torch.Tensor:
@@ -54,17 +59,22 @@ def two_class_logits(logits: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.zeros_like(logits), logits], dim=-3)
 
 
-def logit_stats(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(argmax, max softmax, entropy / log C) over dim -3 of float logits (..., C, H, W)."""
-    logits = logits.float()
+def logit_stats(logits: torch.Tensor, inplace: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(argmax, max softmax, entropy / log C) over dim -3 of float logits (..., C, H, W).
+
+    ``inplace=True`` lets a float32 temporary be overwritten (one C-sized buffer fewer).
+    """
+    if logits.dtype != torch.float32:
+        logits, inplace = logits.float(), True
     num_classes = logits.shape[-3]
     top, index = logits.max(dim=-3, keepdim=True)
-    shifted = logits - top
+    shifted = logits.sub_(top) if inplace else logits - top
     exp = shifted.exp()
     total = exp.sum(dim=-3)
     confidence = total.reciprocal()
     # H = log(sum e^z) - sum(e^z * z) / sum(e^z), with z = logits - max (so log-sum-exp >= 0).
-    entropy = total.log() - (exp * shifted).sum(dim=-3) * confidence
+    entropy = total.log_().sub_(exp.mul_(shifted).sum(dim=-3).mul_(confidence))
+    del exp, shifted
     if num_classes > 1:
         entropy = entropy.mul_(1.0 / math.log(num_classes)).clamp_(0.0, 1.0)
     else:
@@ -80,9 +90,9 @@ class Outputs:
         self.confidence = np.empty((height, width), np.float32)
         self.entropy = np.empty((height, width), np.float32)
 
-    def write(self, top: int, left: int, logits: torch.Tensor) -> None:
+    def write(self, top: int, left: int, logits: torch.Tensor, inplace: bool = False) -> None:
         """Write the statistics of ``logits`` (C, h, w) at row ``top``, column ``left``."""
-        index, confidence, entropy = logit_stats(logits)
+        index, confidence, entropy = logit_stats(logits, inplace)
         h, w = index.shape
         self.mask[top:top + h, left:left + w] = index.cpu().numpy()
         self.confidence[top:top + h, left:left + w] = confidence.cpu().numpy()
@@ -116,7 +126,8 @@ def write_resized(logits: torch.Tensor, outputs: Outputs, top: int = 0, left: in
         y_lo, y_hi, y_w = _source_index(height, in_h, y, min(y + band, height), logits.device)
         rows = torch.lerp(logits[:, y_lo], logits[:, y_hi], y_w[None, :, None])
         cols = torch.lerp(rows[:, :, x_lo], rows[:, :, x_hi], x_w[None, None, :])
-        outputs.write(top + y, left, cols)
+        del rows
+        outputs.write(top + y, left, cols, inplace=True)
 
 
 class TileBlender:
@@ -157,11 +168,14 @@ class TileBlender:
         for r in range(0, done, band):
             stop = min(r + band, done)
             blended = self.acc[:, r:stop] / self.weight[None, r:stop]
-            self.outputs.write(y + r, 0, blended)
+            self.outputs.write(y + r, 0, blended, inplace=True)
         if not last:
             keep = self.tile_h - done
-            self.acc[:, :keep] = self.acc[:, done:].clone()
-            self.acc[:, keep:] = 0
-            self.weight[:keep] = self.weight[done:].clone()
-            self.weight[keep:] = 0
+            for buffer in (self.acc, self.weight):
+                # Shift up in chunks of at most `done` rows: source and target never overlap, so
+                # no temporary copy of the carried rows is needed.
+                for start in range(0, keep, done):
+                    count = min(done, keep - start)
+                    buffer.narrow(-2, start, count).copy_(buffer.narrow(-2, done + start, count))
+                buffer.narrow(-2, keep, done).zero_()
         self.row += 1

@@ -113,6 +113,31 @@ def test_cancel_stops_within_one_tile(net):
         runner.predict(random_image(30, 30), cancel=token2)
 
 
+def test_cancel_lands_inside_a_forward_pass(net):
+    token = CancelToken()
+    ran = []
+
+    class Step(nn.Module):
+        def __init__(self, name, cancels=False):
+            super().__init__()
+            self.name, self.cancels = name, cancels
+
+        def forward(self, x):
+            ran.append(self.name)
+            if self.cancels:
+                token.cancel()  # as if the user pressed Cancel while this block computed
+            return x
+
+    model = nn.Sequential(Step("first"), Step("second", cancels=True), Step("third"), nn.Conv2d(3, 2, 1))
+    runner = Runner(_entry(model, 2), device="cpu")
+    with pytest.raises(Cancelled):
+        runner.predict(random_image(16, 16), cancel=token)
+    assert ran == ["first", "second"]
+    ran.clear()
+    assert runner.predict(random_image(16, 16)).mask.shape == (16, 16)  # a later job is unaffected
+    assert ran == ["first", "second", "third"]
+
+
 class _Sample:
     def __init__(self, image, fail=False):
         self.image, self.fail = image, fail

@@ -76,7 +76,8 @@ def test_band_resize_equals_interpolate(monkeypatch, src, dst):
     np.testing.assert_allclose(out.entropy, entropy.numpy(), atol=1e-4)
 
 
-@pytest.mark.parametrize("height,width,tile,overlap", [(150, 170, 64, 16), (64, 300, 64, 20), (97, 40, 32, 8)])
+@pytest.mark.parametrize("height,width,tile,overlap", [(150, 170, 64, 16), (64, 300, 64, 20), (97, 40, 32, 8),
+                                                      (120, 50, 64, 32)])  # last: carried rows > finished rows
 def test_blending_identical_logits_reproduces_them(height, width, tile, overlap):
     """Where every tile sees the same logits, the weighted blend is exactly those logits."""
     torch.manual_seed(2)
