@@ -7,6 +7,7 @@ expected in the cache. This module imports torch only inside functions.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import tempfile
@@ -69,7 +70,7 @@ def ensure_weights(url: str, progress: ProgressCallback | None = None, what: str
         return target
     try:
         download(url, target, progress)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise ModelDownloadError(
             target,

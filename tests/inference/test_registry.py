@@ -207,3 +207,19 @@ def test_list_models_has_every_entry(monkeypatch):
     assert mask_rcnn.label_map[90] == 80 and mask_rcnn.label_map[12] == 255
     assert by_name["torchvision:fcn_resnet50"].class_table.num_classes == 21
     assert by_name["smp:Segformer"].class_table is None
+
+
+def test_demo_entry_matches_the_demo_dataset():
+    from segstudio.resources import ResourceNotFound, resource_path
+
+    try:
+        classes = ClassTable.load(resource_path("demo", "classes.json"))
+        resource_path("demo", "model", "demo_unet.pth")
+    except ResourceNotFound:
+        pytest.skip("demo assets not built")
+    entry = resolve_model("demo")
+    assert (entry.name, entry.kind, entry.architecture) == ("demo", "semantic", "segstudio.CompactUNet")
+    assert entry.class_table.names == classes.names
+    assert (entry.class_table.colors == classes.colors).all()
+    assert entry.input_size is None and entry.short_side is None and entry.size_divisor == 1
+    assert "demo" in [e.name for e in list_models()]
