@@ -96,18 +96,20 @@ def _versions_before_torch(out: _Report) -> None:
     out.line("numpy", np.__version__)
 
 
-def _versions_after_torch(out: _Report) -> None:
+def _versions_after_torch(out: _Report, cuda_usable: bool) -> None:
     torch = sys.modules.get("torch")
     if torch is None:
         out.line("torch", "not imported")
         return
     out.line("torch", torch.__version__)
     cuda = torch.version.cuda
-    try:
-        cudnn = torch.backends.cudnn.version() if cuda else None
-    except Exception:  # noqa: BLE001 - a bundle without cuDNN reports it, it does not fail here
-        cudnn = None
-    out.line("CUDA", f"{cuda} (cuDNN {cudnn})" if cuda else "none (CPU-only torch build)")
+    if not cuda:
+        out.line("CUDA", "none (CPU-only torch build)")
+        return
+    # cuDNN is asked only when the GPU works: the CPU-only bundle leaves out the cuDNN libraries that
+    # cudnnGetVersion loads, and a failed lazy load there aborts the process instead of raising.
+    cudnn = torch.backends.cudnn.version() if cuda_usable else "not queried without a usable GPU"
+    out.line("CUDA", f"{cuda} (cuDNN {cudnn})")
 
 
 def _load_demo_field(out: _Report):
@@ -216,7 +218,7 @@ def _self_test(args, out: _Report, controller_holder: list) -> None:
     if "failed" in events:
         raise SelfTestFailure(EXIT_MODEL, f"warm-up failed: {events['failed'][0]}")
     _models, report = watcher.events.pop("environment")["environment_found"]
-    _versions_after_torch(out)
+    _versions_after_torch(out, bool(report.get("cuda_usable")))
     out.line("warm-up", f"{time.monotonic() - t0:.1f} s (torch import, model list, GPU check)")
     from segstudio.inference.gpu_check import VERDICT_OK, effective_device, format_report  # noqa: PLC0415
 
