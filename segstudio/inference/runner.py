@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from segstudio.inference import preprocess
+from segstudio.inference.cancel import CancelToken, Cancelled  # noqa: F401 - re-exported API
 from segstudio.inference.devices import check_cuda_usable, gpu_report, is_out_of_memory, select_device
 from segstudio.inference.tiling import Outputs, TileBlender, tile_starts, two_class_logits, write_resized
 
@@ -26,28 +27,6 @@ __all__ = ["CancelToken", "Cancelled", "SemanticPrediction", "InstancePrediction
 
 Progress = Callable[[int, int], None]
 MIN_TILE = 256
-
-
-class Cancelled(Exception):
-    """Raised at the first check after ``CancelToken.cancel()``."""
-
-
-class CancelToken:
-    """A thread-safe cancel flag checked between tiles and batches."""
-
-    def __init__(self):
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def raise_if_cancelled(self) -> None:
-        if self._event.is_set():
-            raise Cancelled()
 
 
 @dataclass

@@ -10,7 +10,6 @@ worker thread, by the warm-up job, never on the GUI thread.
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from segstudio.core.errors import SegStudioError
 from segstudio.core.session import compute_stats, load_prediction_file, prediction_from_runner
+from segstudio.inference.cancel import CancelToken
 
 __all__ = ["ModelRequest", "InferenceController", "InferenceWorker", "ModelInfo"]
 
@@ -52,7 +52,7 @@ class ModelInfo:
 class _Job:
     job_id: int
     kind: str                      # 'warmup' | 'load' | 'image' | 'dataset' | 'files'
-    cancel: Any = None             # runner.CancelToken, made in the worker (needs the runner module)
+    cancel: CancelToken | None = None
     model: ModelRequest | None = None
     image_name: str = ""
     image: Any = None
@@ -238,7 +238,7 @@ class InferenceController(QObject):
         return job.job_id
 
     def _new_job(self, kind: str, **fields) -> _Job:
-        return _Job(next(self._ids), kind, cancel=_Token(), **fields)
+        return _Job(next(self._ids), kind, cancel=CancelToken(), **fields)
 
     def warm_up(self) -> int:
         """Import torch and the model registry in the worker; ``environment_found`` reports back."""
@@ -286,30 +286,3 @@ class InferenceController(QObject):
         self._tokens.pop(job_id, None)
         self._started_at.pop(job_id, None)
         self.job_ended.emit(job_id)
-
-
-class _Token:
-    """A cancel flag shared by the GUI and the worker.
-
-    It has the runner's ``CancelToken`` interface (``cancel``, ``cancelled``,
-    ``raise_if_cancelled``) but is made on the GUI thread without importing the inference package,
-    which would pull torch in before the window is up.
-    """
-
-    def __init__(self):
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def raise_if_cancelled(self) -> None:
-        if self._event.is_set():
-            raise JobCancelled()
-
-
-class JobCancelled(Exception):
-    """Raised in the worker when a job's token was cancelled between steps."""
