@@ -80,6 +80,25 @@ def store_path_for(dataset_root: str | PathLike) -> Path:
     return root / STORE_DIR / STORE_FILE
 
 
+# Image names made from undecodable file names carry surrogate escapes, which SQLite text cannot hold;
+# they are stored as this prefix + the hex of their bytes and turned back on the way out.
+_RAW_NAME = "\x00bytes:"
+
+
+def _db_name(name: str) -> str:
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return _RAW_NAME + name.encode("utf-8", "surrogateescape").hex()
+
+
+def _py_name(stored: str) -> str:
+    if stored.startswith(_RAW_NAME):
+        return bytes.fromhex(stored[len(_RAW_NAME):]).decode("utf-8", "surrogateescape")
+    return stored
+
+
 def _pack(atom: EditAtom) -> tuple:
     x, y, w, h = (int(v) for v in atom.bbox)
     mask = np.packbits(np.ascontiguousarray(atom.changed, dtype=bool), axis=None)
@@ -158,12 +177,12 @@ class ProjectStore:
         """Record a committed stroke of ``image_name``; returns its sequence number."""
         cur = self._db.execute(
             "INSERT INTO journal (image, op, x, y, w, h, layer, dtype, mask, old, new, created) "
-            "VALUES (?, 'do', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (image_name, *_pack(atom), time.time()))
+            "VALUES (?, 'do', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (_db_name(image_name), *_pack(atom), time.time()))
         return int(cur.lastrowid)
 
     def _marker(self, image_name: str, op: str) -> int:
         cur = self._db.execute("INSERT INTO journal (image, op, created) VALUES (?, ?, ?)",
-                               (image_name, op, time.time()))
+                               (_db_name(image_name), op, time.time()))
         return int(cur.lastrowid)
 
     def journal_undo(self, image_name: str) -> int:
@@ -179,13 +198,13 @@ class ProjectStore:
 
         The entries are kept (marked saved) so that an undo after saving can still be replayed.
         """
-        self._db.execute("UPDATE journal SET saved = 1 WHERE image = ? AND saved = 0", (image_name,))
+        self._db.execute("UPDATE journal SET saved = 1 WHERE image = ? AND saved = 0", (_db_name(image_name),))
 
     def pending_recovery(self) -> dict[str, int]:
         """Images with journal entries (strokes, undos, redos) not yet saved to disk, and how many."""
         rows = self._db.execute(
             "SELECT image, COUNT(*) FROM journal WHERE saved = 0 GROUP BY image ORDER BY image")
-        return {name: int(n) for name, n in rows}
+        return {_py_name(name): int(n) for name, n in rows}
 
     def replay(self, image_name: str, gt: np.ndarray, history: EditHistory | None = None) -> np.ndarray:
         """Restore the labels of ``image_name`` as they were after its last journal entry.
@@ -210,7 +229,7 @@ class ProjectStore:
         redo: list[EditAtom] = []
         rows = self._db.execute(
             "SELECT op, saved, x, y, w, h, layer, dtype, mask, old, new FROM journal "
-            "WHERE image = ? ORDER BY seq", (image_name,))
+            "WHERE image = ? ORDER BY seq", (_db_name(image_name),))
         for op, saved, *data in rows:
             if op == "do":
                 atom = _unpack(tuple(data))
@@ -241,11 +260,12 @@ class ProjectStore:
 
     def clear(self, image_name: str) -> None:
         """Forget the journal of ``image_name`` (its edits were discarded or reloaded)."""
-        self._db.execute("DELETE FROM journal WHERE image = ?", (image_name,))
+        self._db.execute("DELETE FROM journal WHERE image = ?", (_db_name(image_name),))
 
     def journal_length(self, image_name: str) -> int:
         """Number of journal entries of ``image_name``, saved or not."""
-        (n,) = self._db.execute("SELECT COUNT(*) FROM journal WHERE image = ?", (image_name,)).fetchone()
+        (n,) = self._db.execute("SELECT COUNT(*) FROM journal WHERE image = ?",
+                                (_db_name(image_name),)).fetchone()
         return int(n)
 
     # ------------------------------------------------------------------ review state
@@ -253,7 +273,7 @@ class ProjectStore:
         self._db.execute(
             f"INSERT INTO images (name, {column}, updated) VALUES (?, ?, ?) "
             f"ON CONFLICT(name) DO UPDATE SET {column} = excluded.{column}, updated = excluded.updated",
-            (name, value, time.time()))
+            (_db_name(name), value, time.time()))
 
     def set_status(self, image_name: str, status: str) -> None:
         """Set the review status: one of :data:`STATUSES`."""
@@ -263,12 +283,12 @@ class ProjectStore:
 
     def status(self, image_name: str) -> str:
         """Review status of an image (``'unreviewed'`` when never set)."""
-        row = self._db.execute("SELECT status FROM images WHERE name = ?", (image_name,)).fetchone()
+        row = self._db.execute("SELECT status FROM images WHERE name = ?", (_db_name(image_name),)).fetchone()
         return row[0] if row else "unreviewed"
 
     def statuses(self) -> dict[str, str]:
         """Every image with a recorded review state -> its status."""
-        return dict(self._db.execute("SELECT name, status FROM images ORDER BY name"))
+        return {_py_name(n): s for n, s in self._db.execute("SELECT name, status FROM images ORDER BY name")}
 
     def set_note(self, image_name: str, note: str) -> None:
         """Store a free-text note for an image."""
@@ -276,7 +296,7 @@ class ProjectStore:
 
     def note(self, image_name: str) -> str:
         """The note of an image (empty when none)."""
-        row = self._db.execute("SELECT note FROM images WHERE name = ?", (image_name,)).fetchone()
+        row = self._db.execute("SELECT note FROM images WHERE name = ?", (_db_name(image_name),)).fetchone()
         return row[0] if row else ""
 
     def set_metrics(self, image_name: str, metrics: dict) -> None:
@@ -285,13 +305,13 @@ class ProjectStore:
 
     def metrics(self, image_name: str) -> dict | None:
         """The last stored metrics of an image, or ``None``."""
-        row = self._db.execute("SELECT metrics FROM images WHERE name = ?", (image_name,)).fetchone()
+        row = self._db.execute("SELECT metrics FROM images WHERE name = ?", (_db_name(image_name),)).fetchone()
         return json.loads(row[0]) if row and row[0] else None
 
     def review_rows(self) -> list[dict]:
         """Every image with review state: ``{'name', 'status', 'note', 'metrics'}``, sorted by name."""
         rows = self._db.execute("SELECT name, status, note, metrics FROM images ORDER BY name")
-        return [{"name": n, "status": s, "note": t, "metrics": json.loads(m) if m else None}
+        return [{"name": _py_name(n), "status": s, "note": t, "metrics": json.loads(m) if m else None}
                 for n, s, t, m in rows]
 
 

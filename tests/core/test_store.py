@@ -176,3 +176,20 @@ def test_not_a_database_is_reported(tmp_path):
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(sqlite3.DatabaseError):
         ProjectStore(bad)
+
+
+def test_names_from_undecodable_file_names_round_trip(tmp_path):
+    """A file name that is not UTF-8 gives a name with surrogate escapes; the store keeps it exactly."""
+    name = b"caf\xe9".decode("utf-8", "surrogateescape")
+    gt, _ = base_masks()
+    with ProjectStore(tmp_path / "p.sqlite") as store:
+        atom = EditAtom((0, 0, 2, 1), np.ones((1, 2), bool), np.array([1, 2], np.uint8), np.array([3, 3], np.uint8))
+        store.journal_commit(name, atom)
+        store.set_status(name, "fixed")
+        store.set_note(name, "odd name")
+        assert store.pending_recovery() == {name: 1}
+        assert store.statuses() == {name: "fixed"}
+        assert store.note(name) == "odd name" and store.review_rows()[0]["name"] == name
+        np.testing.assert_array_equal(store.replay(name, gt)[0, :2], [3, 3])
+        store.mark_saved(name)
+        assert store.pending_recovery() == {}
