@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
 from segstudio.core.errors import SegStudioError
@@ -27,6 +28,12 @@ from segstudio.core.store import ProjectStore
 __all__ = ["EditPersistence", "net_atom"]
 
 Button = QMessageBox.StandardButton
+HEADLESS_PLATFORMS = ("offscreen", "minimal")   # nobody can answer a dialog there
+
+
+def can_ask() -> bool:
+    """Whether a modal question can be answered (not on a headless Qt platform)."""
+    return QGuiApplication.platformName() not in HEADLESS_PLATFORMS
 
 
 def net_atom(before: np.ndarray, after: np.ndarray) -> EditAtom | None:
@@ -71,7 +78,9 @@ class EditPersistence(QObject):
 
     # --- dialogs (tests replace these) -----------------------------------------------------------
     def ask_restore(self, pending: dict[str, int]) -> bool:
-        """Ask whether to restore the unsaved strokes found in the journal."""
+        """Ask whether to restore the unsaved strokes found in the journal (headless: restore)."""
+        if not can_ask():
+            return True
         names = ", ".join(sorted(pending)[:5]) + (" …" if len(pending) > 5 else "")
         answer = QMessageBox.question(
             self.window, "Restore unsaved edits?",
@@ -81,7 +90,13 @@ class EditPersistence(QObject):
         return answer == Button.Yes
 
     def ask_unsaved(self, names: list[str]) -> Button:
-        """Save, Discard or Cancel before quitting with unsaved edits."""
+        """Save, Discard or Cancel before quitting with unsaved edits.
+
+        Headless there is no one to ask: the answer is Ignore, which closes and leaves the edits in the
+        journal, so the next launch offers to restore them (never blocks, never loses work).
+        """
+        if not can_ask():
+            return Button.Ignore
         shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
         return QMessageBox.question(
             self.window, "Unsaved edits", f"Save the edits of {len(names)} image(s) ({shown}) before quitting?",
@@ -237,7 +252,11 @@ class EditPersistence(QObject):
 
     # --- quitting -------------------------------------------------------------------------------
     def confirm_close(self) -> bool:
-        """Ask about unsaved edits; True when the window may close."""
+        """Ask about unsaved edits; True when the window may close.
+
+        Save writes every edited image (a failure keeps the window open), Discard also clears their
+        journal, Ignore closes and keeps the journal, Cancel keeps the window open.
+        """
         for document in self._documents.values():
             if document.in_stroke:
                 document.commit_stroke()

@@ -13,8 +13,9 @@ import math
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout,
+                               QLabel, QLineEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                               QWidget)
 
 from segstudio.core.errors import SegStudioError
 from segstudio.core.metrics import ConfusionMatrix
@@ -77,14 +78,14 @@ class ReviewDock(QWidget):
 
         self.status_group = QButtonGroup(self)
         self.status_buttons: dict[str, QPushButton] = {}
-        status_row = QHBoxLayout()
-        for status in STATUSES:
+        status_grid = QGridLayout()      # 2 x 2 keeps the dock narrow enough to share a tab
+        for i, status in enumerate(STATUSES):
             button = QPushButton(STATUS_LABELS[status])
             button.setCheckable(True)
             self.status_group.addButton(button)
             self.status_buttons[status] = button
             button.clicked.connect(lambda _=False, s=status: self.set_status(s))
-            status_row.addWidget(button)
+            status_grid.addWidget(button, i // 2, i % 2)
         self.note_edit = QLineEdit()
         self.note_edit.setPlaceholderText("Note for this image")
         self.note_edit.textEdited.connect(self._on_note_edited)
@@ -94,16 +95,16 @@ class ReviewDock(QWidget):
         self.json_button = QPushButton("Export JSON…")
         self.csv_button.clicked.connect(lambda: self._choose_export("csv"))
         self.json_button.clicked.connect(lambda: self._choose_export("json"))
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.next_button, 1)
-        bottom.addWidget(self.csv_button)
-        bottom.addWidget(self.json_button)
+        bottom = QGridLayout()
+        bottom.addWidget(self.next_button, 0, 0, 1, 2)
+        bottom.addWidget(self.csv_button, 1, 0)
+        bottom.addWidget(self.json_button, 1, 1)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(top)
         layout.addWidget(self.table, 1)
-        layout.addLayout(status_row)
+        layout.addLayout(status_grid)
         layout.addWidget(self.note_edit)
         layout.addLayout(bottom)
         self._sync_current_widgets()

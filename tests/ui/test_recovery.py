@@ -96,14 +96,16 @@ def crash_child(root: Path, tmp_path: Path) -> None:
     assert "edited" in proc.stdout
 
 
-def open_window(qtbot, root, ask_restore):
+def open_window(qtbot, root, ask_restore=None, ask_unsaved=lambda names: QMessageBox.StandardButton.Discard):
     controller = InferenceController(runner_factory=lambda request: GatedRunner(),
                                      environment=lambda: ([], {"cuda_available": False}))
     window = MainWindow(controller=controller)
     qtbot.addWidget(window)
     window.editor = EditController(window)
-    window.editor.persistence.ask_restore = ask_restore
-    window.editor.persistence.ask_unsaved = lambda names: QMessageBox.StandardButton.Discard
+    if ask_restore is not None:
+        window.editor.persistence.ask_restore = ask_restore
+    if ask_unsaved is not None:
+        window.editor.persistence.ask_unsaved = ask_unsaved
     window.resize(1000, 700)
     window.show()
     qtbot.waitExposed(window)
@@ -157,3 +159,14 @@ def test_declining_discards_the_journal(qtbot, crashed):
     window.close()
     again = open_window(qtbot, crashed, lambda pending: pytest.fail("asked again after declining"))
     np.testing.assert_array_equal(again.document.gt, gt_a)
+
+
+def test_headless_quit_never_blocks_and_keeps_the_edits_for_the_next_launch(qtbot, tmp_path):
+    root = make_dataset(tmp_path / "data")
+    window = open_window(qtbot, root, ask_unsaved=None)          # the real dialogs, on offscreen Qt
+    edits_a(window.document)
+    expected = window.document.gt.copy()
+    assert window.close()                                        # no one to ask: closes at once
+    again = open_window(qtbot, root)                             # headless: restores
+    np.testing.assert_array_equal(again.document.gt, expected)
+    assert again.document.modified
