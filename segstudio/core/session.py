@@ -215,7 +215,12 @@ class ReviewSession:
         sample = self.dataset[index]
         saved = self.saved_labels(sample) if self.saved_labels is not None else None
         if saved is not None and Path(saved).is_file():
-            return replace(sample, mask_path=Path(saved))
+            decoder = sample.decoder
+            if decoder is None:   # a lone image has no mask rules; its saved labels use the class table
+                from segstudio.core.datasets import MaskDecoder
+
+                decoder = MaskDecoder(self.class_table)
+            return replace(sample, mask_path=Path(saved), decoder=decoder)
         return sample
 
     def open(self, index: int, make_document):

@@ -36,3 +36,16 @@ def test_documents_open_on_saved_corrections(tmp_path):
     np.testing.assert_array_equal(session.open(1, factory).gt, original)   # nothing saved for b
     assert session.classes_present("a") == frozenset({0, 1, 2})
     assert session.dataset[0].mask_path == tmp_path / "d" / "masks" / "a.png"   # dataset untouched
+
+
+def test_a_lone_image_reopens_on_its_saved_labels(tmp_path):
+    make_folder(tmp_path / "d")
+    dataset = open_dataset(tmp_path / "d" / "images" / "a.png")
+    assert dataset.format == "image" and dataset[0].load_mask() is None
+    labels = np.zeros((12, 16), np.uint8)
+    labels[3:6, 4:9] = 1
+    save_ground_truth(dataset, dataset[0], labels)
+    session = ReviewSession(dataset)
+    session.saved_labels = lambda sample: destination_for(dataset, sample)
+    doc = session.open(0, lambda sample: load_document(sample, dataset.class_table))
+    np.testing.assert_array_equal(doc.gt, labels)
