@@ -350,7 +350,7 @@ class EditController(QObject):
         self.review.set_source(None, None)
 
     def _record_live_metrics(self) -> None:
-        for document in list(self.persistence._documents.values()):
+        for document in self.persistence.documents():
             self.persistence.record_after(document)
 
     # --- commands -------------------------------------------------------------------------------

@@ -189,6 +189,10 @@ class EditPersistence(QObject):
             document.apply(atom)        # journalled again as one stroke: undo returns to the saved labels
         self.restored.emit(document.name)
 
+    def documents(self) -> list:
+        """Documents shown in this session that may still change (the current one, unsaved ones)."""
+        return list(self._documents.values())
+
     def modified_documents(self) -> list:
         return [d for d in self._documents.values() if d.modified]
 

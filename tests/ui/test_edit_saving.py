@@ -168,3 +168,23 @@ def test_quitting_without_edits_does_not_ask(qtbot, tmp_path):
     window = make_window(qtbot, make_dataset(tmp_path / "data"))
     window.editor.persistence.ask_unsaved = lambda names: pytest.fail("asked without unsaved edits")
     assert window.close()
+
+
+def test_settings_dialog_writes_the_editing_keys(qtbot, tmp_path):
+    window = make_window(qtbot, make_dataset(tmp_path / "data"))
+    dialog = edit_settings.EditSettingsDialog(window.editor.settings, window)
+    assert dialog.autosave_spin.value() == 60 and dialog.switch_box.isChecked()
+    assert not dialog.overwrite_box.isChecked() and dialog.output_edit.text() == ""
+    dialog.output_edit.setText(str(tmp_path / "out"))
+    dialog.autosave_spin.setValue(5)
+    dialog.switch_box.setChecked(False)
+    dialog.accept()
+    window.editor.persistence.apply_settings()
+    settings = window.editor.settings
+    assert settings.output_dir == str(tmp_path / "out") and settings.autosave_seconds == 5
+    assert not settings.autosave_on_switch and not settings.overwrite
+    assert window.editor.persistence.autosave_timer.interval() == 5000
+    paint(qtbot, window, [(10, 20), (30, 20)], radius=2)
+    key(qtbot, window, Qt.Key.Key_PageDown)                 # autosave on switch is off now
+    assert not (tmp_path / "out").exists()
+    assert window.editor.persistence.modified_documents()[0].name == "a"
