@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
@@ -14,7 +16,7 @@ from tests.ui.editing_helpers import (click, ctrl_wheel, double_click, drag, hov
                                       rendered_rgb, segment_capsule, show_only)
 from tests.ui.fakes import GatedRunner
 from tests.ui.reference import reference_metrics
-from tests.ui.synthetic import make_dataset, truth_and_prediction
+from tests.ui.synthetic import H, W, make_dataset, truth_and_prediction
 
 LEFT = Qt.MouseButton.LeftButton
 
@@ -290,3 +292,40 @@ def test_enter_in_the_image_list_still_opens_the_image(qtbot, window):
     view.setCurrentIndex(window.browser.proxy.index(1, 1))
     qtbot.keyClick(view, Qt.Key.Key_Return)
     assert window.document.name == "b"
+
+
+POINT = st.tuples(st.integers(0, W - 1), st.integers(0, H - 1))
+STROKE = st.tuples(st.sampled_from(["brush", "eraser"]), st.integers(0, 2), st.lists(POINT, min_size=1, max_size=4),
+                   st.integers(0, 5))
+CTRL = Qt.KeyboardModifier.ControlModifier
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(strokes=st.lists(STROKE, min_size=1, max_size=4))
+def test_random_strokes_paint_exact_pixels_and_undo_redo_round_trips(qtbot, window, strokes):
+    doc = window.document
+    start = doc.gt.copy()
+    states = [start]
+    for tool, cls, points, radius in strokes:
+        key(qtbot, window, Qt.Key.Key_B if tool == "brush" else Qt.Key.Key_X)
+        key(qtbot, window, getattr(Qt.Key, f"Key_{cls}"))
+        window.editor.set_brush_radius(radius)
+        drag(qtbot, window.canvas, points)
+        covered = np.zeros(start.shape, bool)
+        for a, b in zip(points, points[1:] + points[-1:]):
+            covered |= segment_capsule(start.shape, a, b, radius)
+        expected = states[-1].copy()
+        expected[covered] = cls if tool == "brush" else 0
+        np.testing.assert_array_equal(doc.gt, expected)
+        if not np.array_equal(expected, states[-1]):
+            states.append(expected)                   # a stroke that changes nothing is no undo step
+    for state in reversed(states[:-1]):
+        key(qtbot, window, Qt.Key.Key_Z, CTRL)
+        np.testing.assert_array_equal(doc.gt, state)
+    for state in states[1:]:
+        key(qtbot, window, Qt.Key.Key_Y, CTRL)
+        np.testing.assert_array_equal(doc.gt, state)
+    for _ in states[1:]:                              # leave the shared window as the example found it
+        key(qtbot, window, Qt.Key.Key_Z, CTRL)
+    np.testing.assert_array_equal(doc.gt, start)
+    np.testing.assert_array_equal(window.canvas.layer("gt").array, start)
