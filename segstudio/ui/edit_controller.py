@@ -70,6 +70,7 @@ class EditController(QObject):
         self._build_review_dock()
         self._build_toolbar()
         self._build_menu()
+        self._restore_window_state()
         self._review_timer.timeout.connect(self.review.refresh)
         window.document_changed.connect(self._on_document_changed)
         window.class_selected.connect(self._on_class_selected)
@@ -198,6 +199,14 @@ class EditController(QObject):
         if shown is not None:
             shown.raise_()         # tabifying raised the review tab; keep the window's choice
         self.review_dock = dock
+
+    def _restore_window_state(self) -> None:
+        """The window restored its layout before this tool bar and dock existed: restore it again."""
+        from segstudio.ui import settings as keys
+
+        state = self.window.settings.value(keys.STATE)
+        if state is not None:
+            self.window.restoreState(state)
 
     # --- tools ----------------------------------------------------------------------------------
     @property

@@ -188,3 +188,14 @@ def test_settings_dialog_writes_the_editing_keys(qtbot, tmp_path):
     key(qtbot, window, Qt.Key.Key_PageDown)                 # autosave on switch is off now
     assert not (tmp_path / "out").exists()
     assert window.editor.persistence.modified_documents()[0].name == "a"
+
+
+def test_review_dock_and_tool_bar_layout_survive_a_restart(qtbot, tmp_path):
+    root = make_dataset(tmp_path / "data")
+    window = make_window(qtbot, root)
+    window.editor.review_dock.setFloating(True)
+    window.editor.toolbar.hide()
+    window.close()
+    again = make_window(qtbot, root)
+    assert again.editor.review_dock.isFloating()
+    assert not again.editor.toolbar.isVisible()
