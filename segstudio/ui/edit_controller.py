@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QComboBox, QDockWidget, QLabel, QSpinBox, QToolBar
+from PySide6.QtWidgets import QComboBox, QDockWidget, QLabel, QMenu, QSpinBox, QToolBar
 
 from segstudio.core import errormap
 from segstudio.ui.edit_saving import EditPersistence
@@ -162,11 +162,12 @@ class EditController(QObject):
         menu = next((a.menu() for a in bar.actions() if a.menu() is not None and a.text().replace("&", "") == "Edit"),
                     None)
         if menu is None:
-            from PySide6.QtWidgets import QMenu
-
             menu = QMenu("&Edit", self.window)
             before = next((a for a in bar.actions() if a.text().replace("&", "") in ("Model", "Help")), None)
-            bar.insertMenu(before, menu) if before is not None else bar.addMenu(menu)
+            if before is not None:
+                bar.insertMenu(before, menu)
+            else:
+                bar.addMenu(menu)
         self.menu = menu
         self.undo_action = self._action("Undo", self.undo, ["Ctrl+Z"], menu)
         self.redo_action = self._action("Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], menu)
