@@ -22,5 +22,13 @@ test: $(STAMP)
 bench: $(STAMP)
 	for b in bench/*_bench.py; do QT_QPA_PLATFORM=offscreen $(PY) $$b || exit 1; done
 
+# Bundle: packaging/build.sh (PACKAGE_ARGS="--cpu-only --archive" ...), see packaging/README.md.
+package: $(STAMP)
+	PY=$(PY) nice -n 10 packaging/build.sh $(PACKAGE_ARGS)
+
+# Builds the bundle, then tests it (SEGSTUDIO_REUSE_BUNDLE=1 tests the one already in dist/).
+package-test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -s tests/packaging --run-package $(PYTEST_ARGS)
+
 clean-venv:
 	rm -rf $(VENV)
