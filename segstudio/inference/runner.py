@@ -113,15 +113,15 @@ class Runner:
         if precision not in ("auto", "float16", "float32"):
             raise ValueError(f"precision must be auto, float16 or float32, got {precision!r}")
         self.entry = entry
-        self.device = select_device(device)
+        self.notices: list[str] = []
+        self._on_notice = on_notice
+        self.device = select_device(self._usable_device(device))
         self.tile_size = tile_size
         self.overlap = max(0, int(overlap))
         self.batch_size = int(batch_size)
         self.score_threshold = float(score_threshold)
         self.mask_threshold = float(mask_threshold)
         self.precision = precision
-        self.notices: list[str] = []
-        self._on_notice = on_notice
         self.model = entry.load(str(self.device), download_progress)
         self._cancel: CancelToken | None = None
         self._install_cancel_hooks()
@@ -170,6 +170,22 @@ class Runner:
             yield
         finally:
             self._cancel = previous
+
+    def _usable_device(self, requested: str) -> str:
+        """``auto``/``cuda`` on a machine whose CUDA is present but broken runs on the CPU, and says so.
+
+        A GPU build on a lab machine with an old driver must fall back, not crash at model load.
+        """
+        from segstudio.inference.gpu_check import effective_device, gpu_check
+
+        requested = (requested or "auto").strip().lower()
+        if requested != "auto" and not requested.startswith("cuda"):
+            return requested
+        report = gpu_check()
+        device = effective_device(requested, report)
+        if device == "cpu" and report.get("cuda_available") and not report.get("cuda_usable"):
+            self._notice(f"{report.get('verdict')}; running on the CPU")
+        return device
 
     def _notice(self, message: str) -> None:
         self.notices.append(message)

@@ -9,6 +9,7 @@ import numpy as np
 import PySide6
 
 from segstudio import __version__
+from segstudio.ui.gpu_notice import details_text
 
 __all__ = ["about_text"]
 
@@ -37,5 +38,5 @@ def about_text(device: str, gpu_report: dict | None) -> str:
         lines.append("GPU check: running…")
     else:
         lines.append("GPU check:")
-        lines.extend(f"  {key}: {value}" for key, value in gpu_report.items())
+        lines.extend(f"  {line}" for line in details_text(gpu_report).splitlines())
     return "\n".join(lines)

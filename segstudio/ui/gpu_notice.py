@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QMainWindow, QMessageBox, QStyle, QToolButton
 
 from segstudio.inference.gpu_check import VERDICT_OK, VERDICT_UNUSABLE, format_report
 
-__all__ = ["install_gpu_notice", "notice_text", "NOTICE_OBJECT_NAME"]
+__all__ = ["install_gpu_notice", "notice_text", "details_text", "NOTICE_OBJECT_NAME"]
 
 NOTICE_OBJECT_NAME = "gpu_notice"
 MESSAGE_MS = 15000
@@ -35,7 +35,8 @@ def notice_text(report: dict) -> tuple[bool, str, str]:
     return False, "CPU", f"Running on the CPU ({what})"
 
 
-def _details(report: dict) -> str:
+def details_text(report: dict) -> str:
+    """The GPU check as readable lines (shared by the notice and Help › About)."""
     lines = format_report(report) if report.get("verdict") else [str(report.get("summary", ""))]
     return "\n".join(lines)
 
@@ -52,7 +53,7 @@ def install_gpu_notice(window: QMainWindow, report: dict) -> QToolButton:
     button.setObjectName(NOTICE_OBJECT_NAME)
     button.setAutoRaise(True)
     button.setText(label)
-    button.setToolTip(message + "\n\n" + _details(report) + "\n\nClick for details (also in Help › About).")
+    button.setToolTip(message + "\n\n" + details_text(report) + "\n\nClick for details (also in Help › About).")
     button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     if warning:
         button.setIcon(button.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning))
@@ -61,7 +62,7 @@ def install_gpu_notice(window: QMainWindow, report: dict) -> QToolButton:
     def show_details() -> QMessageBox:
         box = QMessageBox(QMessageBox.Icon.Warning if warning else QMessageBox.Icon.Information,
                           "GPU check", message, QMessageBox.StandardButton.Close, window)
-        box.setDetailedText(_details(report))
+        box.setDetailedText(details_text(report))
         box.setInformativeText("segstudio keeps working on the CPU; predictions are slower."
                                if warning else "")
         box.setModal(False)

@@ -27,6 +27,7 @@ from segstudio.ui.class_panel import ClassPanel
 from segstudio.ui.dataset_browser import DatasetBrowser
 from segstudio.ui.document_view import DocumentPresenter
 from segstudio.ui.error_regions import ErrorRegionsPanel
+from segstudio.ui.gpu_notice import install_gpu_notice
 from segstudio.ui.layer_panel import LayerPanel
 from segstudio.ui.model_dock import ModelDock
 from segstudio.ui.worker import InferenceController
@@ -371,6 +372,7 @@ class MainWindow(QMainWindow):
         self.gpu_report = report
         self.model_dock.set_models(models)
         self.model_dock.set_gpu_report(report)
+        install_gpu_notice(self, report)
 
     def _save_model_choice(self) -> None:
         request = self.model_dock.selected_request()

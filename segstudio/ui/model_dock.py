@@ -198,7 +198,7 @@ class ModelDock(QWidget):
 
     def set_gpu_report(self, report: dict) -> None:
         """Describe the CUDA choice from ``runner.gpu_report()`` (device name and free memory)."""
-        if report.get("cuda_available"):
+        if report.get("cuda_usable", report.get("cuda_available")):
             name = report.get("device_name") or "GPU"
             free = report.get("memory_free")
             free_text = f", {free / 2**30:.1f} GiB free" if isinstance(free, (int, float)) else ""

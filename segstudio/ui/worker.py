@@ -70,10 +70,11 @@ def _default_runner_factory(request: ModelRequest):
 
 
 def _default_environment() -> tuple[list, dict]:
+    from segstudio.inference.gpu_check import gpu_check
     from segstudio.inference.registry import list_models
-    from segstudio.inference.runner import gpu_report
 
-    return list_models(), gpu_report()
+    report = gpu_check()  # first, so a failing model list cannot hide the GPU verdict
+    return list_models(), report
 
 
 class InferenceWorker(QObject):

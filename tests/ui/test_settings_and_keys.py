@@ -55,7 +55,7 @@ def test_about_lists_versions_device_and_gpu_check(qtbot, make_window, dataset):
     box = window.show_about()
     text = box.text()
     assert f"PySide6 {PySide6.__version__}" in text and "numpy" in text and "OpenCV" in text
-    assert "Device: cpu" in text and "summary: no CUDA" in text
+    assert "Device: cpu" in text and "GPU check:\n  no CUDA" in text
     box.close()
 
 
