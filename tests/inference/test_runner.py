@@ -296,3 +296,19 @@ def test_real_mask_rcnn_runs_end_to_end():
     assert all(0 <= c < 3 for c in inst.classes.values())
     assert list(inst.scores) == sorted(inst.scores) and len(inst.scores) > 0
     assert list(inst.scores.values()) == sorted(inst.scores.values(), reverse=True)  # id 1 = best
+
+
+@pytest.mark.parametrize("requested", ["auto", "cuda"])
+def test_unusable_cuda_falls_back_to_cpu_with_a_notice(net, monkeypatch, requested):
+    """A GPU build on a machine whose driver is too old must run on the CPU, not crash at load."""
+    from segstudio.inference import gpu_check
+
+    broken = {"cuda_available": True, "cuda_usable": False, "device": "cpu",
+              "verdict": f"{gpu_check.VERDICT_UNUSABLE}: driver 470.0 is older than CUDA 13 needs"}
+    monkeypatch.setattr(gpu_check, "gpu_check", lambda refresh=False: broken)
+    notices = []
+    runner = Runner(_entry(net, 4), device=requested, on_notice=notices.append)
+    assert runner.device.type == "cpu"
+    assert notices == runner.notices and len(notices) == 1
+    assert "driver 470.0" in notices[0] and "CPU" in notices[0]
+    assert runner.predict(random_image(40, 50)).mask.shape == (40, 50)
