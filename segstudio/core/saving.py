@@ -41,6 +41,7 @@ from segstudio.core._atomic import atomic_write_bytes
 from segstudio.core.classes import CITYSCAPES_LABEL_TO_TRAIN, ClassTable
 from segstudio.core.errors import MaskReadError
 from segstudio.core.masks import InstanceMask, write_index_png
+from segstudio.core.workspace import dataset_folder, is_bundled, user_project_dir
 
 __all__ = [
     "SaveResult",
@@ -316,9 +317,11 @@ def write_coco_image(dest: str | PathLike, base_json: str | PathLike, file_name:
 
 # ---------------------------------------------------------------------------- dataset-level saving
 def corrected_dir(dataset: Any) -> Path:
-    """The default output folder: ``<dataset root>/corrected`` (beside a COCO file opened directly)."""
-    root = Path(dataset.root)
-    return (root if root.is_dir() else root.parent) / "corrected"
+    """The default output folder: ``<dataset root>/corrected`` (beside a COCO file opened directly;
+    in a per-user folder for a dataset shipped with segstudio, which stays read-only)."""
+    if is_bundled(dataset.root):
+        return user_project_dir(dataset.root) / "corrected"
+    return dataset_folder(dataset.root) / "corrected"
 
 
 def _source_kind(dataset: Any, source: Path | None) -> str:

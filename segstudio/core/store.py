@@ -15,7 +15,6 @@ The store is used from one thread (the GUI's); open another :class:`ProjectStore
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.history import EditAtom, EditHistory, labels_fingerprint
+from segstudio.core.workspace import dataset_folder, is_bundled, user_project_dir
 
 __all__ = ["ProjectStore", "STATUSES", "store_path_for"]
 
@@ -61,23 +61,15 @@ CREATE TABLE IF NOT EXISTS images (
 """
 
 
-def _user_store_path(root: Path) -> Path:
-    import platformdirs
-
-    key = hashlib.sha1(str(root).encode("utf-8")).hexdigest()[:12]
-    base = Path(platformdirs.user_data_dir("segstudio", appauthor=False))
-    return base / "projects" / f"{root.name or 'root'}-{key}" / STORE_FILE
-
-
 def store_path_for(dataset_root: str | PathLike) -> Path:
     """Where the store of a dataset lives by default: ``<root>/.segstudio/project.sqlite``.
 
-    A dataset opened from a file (a COCO JSON) keeps its store in the file's folder.
+    A dataset opened from a file (a COCO JSON) keeps its store in the file's folder; a dataset
+    shipped with segstudio (the demo) keeps it in a per-user folder.
     """
-    root = Path(dataset_root).resolve()
-    if root.is_file():
-        root = root.parent
-    return root / STORE_DIR / STORE_FILE
+    if is_bundled(dataset_root):
+        return user_project_dir(dataset_root) / STORE_FILE
+    return dataset_folder(Path(dataset_root).resolve()) / STORE_DIR / STORE_FILE
 
 
 # Image names made from undecodable file names carry surrogate escapes, which SQLite text cannot hold;
@@ -157,10 +149,7 @@ class ProjectStore:
             return cls(store_path_for(root))
         except (OSError, sqlite3.Error):
             pass
-        if fallback_dir is not None:
-            key = hashlib.sha1(str(root).encode("utf-8")).hexdigest()[:12]
-            return cls(Path(fallback_dir) / f"{root.name or 'root'}-{key}" / STORE_FILE)
-        return cls(_user_store_path(root))
+        return cls(user_project_dir(root, fallback_dir) / STORE_FILE)
 
     def close(self) -> None:
         """Close the database (the WAL is checkpointed into the main file)."""

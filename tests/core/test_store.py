@@ -193,3 +193,21 @@ def test_names_from_undecodable_file_names_round_trip(tmp_path):
         np.testing.assert_array_equal(store.replay(name, gt)[0, :2], [3, 3])
         store.mark_saved(name)
         assert store.pending_recovery() == {}
+
+
+def test_bundled_demo_keeps_its_working_files_out_of_resources(monkeypatch, tmp_path):
+    """The shipped demo is read-only in a wheel or a bundle: its store and corrections go per-user."""
+    import platformdirs
+
+    from segstudio.core.datasets import open_dataset
+    from segstudio.core.saving import corrected_dir
+    from segstudio.resources import resource_path
+
+    monkeypatch.setattr(platformdirs, "user_data_dir", lambda *a, **k: str(tmp_path / "user"))
+    demo = resource_path("demo")
+    store = store_path_for(demo)
+    out = corrected_dir(open_dataset(demo))
+    for path in (store, out):
+        assert not path.resolve().is_relative_to(demo.resolve())
+        assert path.is_relative_to(tmp_path / "user" / "projects")
+    assert store.parent == out.parent
