@@ -1,8 +1,12 @@
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Per-user files (the demo's project store and corrections) go to a throwaway folder, so runs never
+# share a journal with each other or with the developer's own sessions.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="segstudio-test-data-")
 
 
 def pytest_addoption(parser):
