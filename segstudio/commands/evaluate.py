@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from typing import TextIO
 
+from segstudio.commands._common import EXIT_CANCELLED, ProgressBar, print_error
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio evaluate"
-EXIT_BAD_INPUT = 2
-EXIT_CANCELLED = 130
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,39 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="IoU for an instance match (default: 0.5)")
 
 
-class ProgressBar:
-    """A one-line ``\\r`` progress bar; redraws at most ten times a second."""
-
-    def __init__(self, stream: TextIO, width: int = 30):
-        self.stream = stream
-        self.width = width
-        self._last = 0.0
-        self._drawn = False
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done < total and now - self._last < 0.1:
-            return
-        self._last = now
-        filled = self.width * done // total if total else self.width
-        bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {done}/{total}")
-        self.stream.flush()
-        self._drawn = True
-
-    def close(self) -> None:
-        """End the bar's line so that later output starts on a fresh one."""
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
-
-
-def _error(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
 def _print_stdout(text: str) -> None:
     # Names that are not valid UTF-8 carry lone surrogates; print them escaped rather than crash.
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
@@ -91,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from segstudio.core.evaluation import evaluate, format_summary, write_report
 
     if args.report and not args.report.lower().endswith((".json", ".csv")):
-        return _error(f"{args.report}: the report must be a .json or .csv file")
+        return print_error(PROG, f"{args.report}: the report must be a .json or .csv file")
     bar = ProgressBar(sys.stderr)
     token = stream = None
     try:
@@ -117,10 +81,10 @@ def run(args: argparse.Namespace) -> int:
             write_report(report, args.report)
     except SegStudioError as exc:
         bar.close()
-        return _error(str(exc))
+        return print_error(PROG, str(exc))
     except OSError as exc:
         bar.close()
-        return _error(f"{exc.filename or args.report}: {exc.strerror or exc}")
+        return print_error(PROG, f"{exc.filename or args.report}: {exc.strerror or exc}")
     except KeyboardInterrupt:
         if token is not None:
             token.cancel()

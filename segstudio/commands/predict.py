@@ -14,13 +14,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TextIO
 
+from segstudio.commands._common import EXIT_BAD_INPUT, EXIT_CANCELLED, ProgressBar, print_error
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio predict"
-EXIT_BAD_INPUT = 2
-EXIT_CANCELLED = 130
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,39 +55,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-class ProgressBar:
-    """A one-line ``\\r`` progress bar with a rate; redraws at most ten times a second."""
-
-    def __init__(self, stream: TextIO, width: int = 30):
-        self.stream = stream
-        self.width = width
-        self._start = time.monotonic()
-        self._last = 0.0
-        self._drawn = False
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done < total and now - self._last < 0.1:
-            return
-        self._last = now
-        filled = self.width * done // total if total else self.width
-        rate = done / max(now - self._start, 1e-6)
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} "
-                          f"{rate:.1f} img/s")
-        self.stream.flush()
-        self._drawn = True
-
-    def close(self) -> None:
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
-
-
-def _error(message: str) -> None:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-
-
 def _overrides(args: argparse.Namespace) -> dict:
     overrides = {"classes": args.classes, "mean": args.mean, "std": args.std,
                  "channel_order": args.channel_order, "weights": args.weights, "encoder": args.encoder,
@@ -115,11 +80,10 @@ def run(args: argparse.Namespace) -> int:
     """Predict every image; return 0, 2 (bad input, some image failed) or 130 (interrupted)."""
     problem = _check_numbers(args)
     if problem:
-        _error(problem)
-        return EXIT_BAD_INPUT
+        return print_error(PROG, problem)
     from segstudio.core.datasets import open_dataset  # noqa: PLC0415 - keeps --help light
 
-    bar = None if args.quiet else ProgressBar(sys.stderr)
+    bar = None if args.quiet else ProgressBar(sys.stderr, rate_unit="img/s")
     try:
         dataset = open_dataset(args.images)
         out_dir = Path(args.out)
@@ -134,11 +98,9 @@ def run(args: argparse.Namespace) -> int:
                         on_notice=lambda m: print(f"{PROG}: notice: {m}", file=sys.stderr))
         out_dir.mkdir(parents=True, exist_ok=True)
     except SegStudioError as exc:
-        _error(str(exc))
-        return EXIT_BAD_INPUT
+        return print_error(PROG, str(exc))
     except OSError as exc:
-        _error(f"{exc.filename or args.out}: {exc.strerror or exc}")
-        return EXIT_BAD_INPUT
+        return print_error(PROG, f"{exc.filename or args.out}: {exc.strerror or exc}")
 
     cancel = CancelToken()
     failures: list[str] = []
@@ -163,19 +125,17 @@ def run(args: argparse.Namespace) -> int:
     except SegStudioError as exc:
         if bar:
             bar.close()
-        _error(str(exc))
-        return EXIT_BAD_INPUT
+        return print_error(PROG, str(exc))
     except OSError as exc:
         if bar:
             bar.close()
-        _error(f"{exc.filename or out_dir}: {exc.strerror or exc}")
-        return EXIT_BAD_INPUT
+        return print_error(PROG, f"{exc.filename or out_dir}: {exc.strerror or exc}")
     finally:
         _restore_sigint(previous)
     if bar:
         bar.close()
     for message in failures:
-        _error(message)
+        print_error(PROG, message)
     elapsed = time.monotonic() - started
     print(f"{PROG}: wrote {written} mask(s) to {out_dir} in {elapsed:.1f} s on {runner.device_name}",
           file=sys.stderr)
