@@ -24,6 +24,7 @@ __all__ = [
     "get_max_pixels",
     "read_image",
     "image_size",
+    "to_three_channels",
     "to_display_rgb",
     "to_model_rgb",
 ]
@@ -277,7 +278,15 @@ def _normalise_layout(path, img: np.ndarray) -> np.ndarray:
     return img
 
 
-def _drop_alpha_to_rgb(img: np.ndarray) -> np.ndarray:
+def to_three_channels(img: np.ndarray) -> np.ndarray:
+    """HxW, HxWx1, HxWx3 or HxWx4 -> HxWx3 in the same dtype (gray replicated, alpha dropped).
+
+    Raises
+    ------
+    ValueError
+        Any other shape.
+    """
+    img = np.asarray(img)
     if img.ndim == 2:
         return np.repeat(img[:, :, None], 3, axis=2)
     if img.ndim == 3 and img.shape[2] == 1:
@@ -318,7 +327,7 @@ def to_display_rgb(img: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5
         uint8 images are passed through (gray replicated, alpha dropped); others are contrast
         stretched linearly between the two percentiles and clipped.
     """
-    rgb = _drop_alpha_to_rgb(np.asarray(img))
+    rgb = to_three_channels(img)
     if rgb.dtype == np.uint8:
         return np.ascontiguousarray(rgb)
     lo, hi = _stretch_bounds(rgb, low_pct, high_pct)
@@ -337,7 +346,7 @@ def to_model_rgb(img: np.ndarray) -> np.ndarray:
     uint8 is divided by 255, uint16 by 65535 (its dtype maximum, not the image's), floats are taken as
     already in 0-1. Gray is replicated to three channels; alpha is dropped.
     """
-    rgb = _drop_alpha_to_rgb(np.asarray(img))
+    rgb = to_three_channels(img)
     if rgb.dtype == np.uint8:
         return rgb.astype(np.float32) / np.float32(255.0)
     if rgb.dtype == np.uint16:

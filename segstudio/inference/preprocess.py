@@ -9,19 +9,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from segstudio.core.images import to_three_channels
+
 SIZE_DIVISOR = 32  # inputs are padded to a multiple of this (SMP encoders need /32)
-
-
-def to_three_channels(image: np.ndarray) -> np.ndarray:
-    """HxW, HxWx1, HxWx3 or HxWx4 -> HxWx3 in the same dtype (gray replicated, alpha dropped)."""
-    image = np.asarray(image)
-    if image.ndim == 2:
-        return np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim == 3 and image.shape[2] == 1:
-        return np.repeat(image, 3, axis=2)
-    if image.ndim == 3 and image.shape[2] in (3, 4):
-        return image[:, :, :3]
-    raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {image.shape}")
 
 
 def default_scale(dtype: np.dtype) -> float:
