@@ -26,12 +26,11 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.history import EditAtom, EditHistory, labels_fingerprint
-from segstudio.core.workspace import dataset_folder, is_bundled, user_project_dir
+from segstudio.core.workspace import user_project_dir, working_dir
 
 __all__ = ["ProjectStore", "STATUSES", "store_path_for"]
 
 STATUSES = ("unreviewed", "accepted", "fixed", "needs_attention")
-STORE_DIR = ".segstudio"
 STORE_FILE = "project.sqlite"
 SCHEMA_VERSION = 1
 
@@ -67,9 +66,7 @@ def store_path_for(dataset_root: str | PathLike) -> Path:
     A dataset opened from a file (a COCO JSON) keeps its store in the file's folder; a dataset
     shipped with segstudio (the demo) keeps it in a per-user folder.
     """
-    if is_bundled(dataset_root):
-        return user_project_dir(dataset_root) / STORE_FILE
-    return dataset_folder(Path(dataset_root).resolve()) / STORE_DIR / STORE_FILE
+    return working_dir(dataset_root) / STORE_FILE
 
 
 # Image names made from undecodable file names carry surrogate escapes, which SQLite text cannot hold;

@@ -21,6 +21,7 @@ from segstudio.core import errormap
 from segstudio.core.errors import SegStudioError
 from segstudio.core.session import (ReviewSession, describe_pixel, instance_marks, load_document,
                                     match_prediction_files)
+from segstudio.core.workspace import save_class_colours, with_saved_colours
 from segstudio.ui import settings as keys
 from segstudio.ui.canvas import CanvasView
 from segstudio.ui.class_panel import ClassPanel
@@ -237,7 +238,9 @@ class MainWindow(QMainWindow):
         from segstudio.core.datasets import open_dataset
 
         try:
-            session = ReviewSession(open_dataset(path))
+            dataset = open_dataset(path)
+            dataset.class_table = with_saved_colours(dataset.root, dataset.class_table)
+            session = ReviewSession(dataset)
             if not len(session):
                 raise SegStudioError(path, "no images found")
             document = session.open(0, self._document_factory(session))
@@ -515,6 +518,10 @@ class MainWindow(QMainWindow):
         """Recolour a class everywhere it is drawn (tables are immutable: swap in a new one)."""
         table = self.session.class_table.with_color(class_id, rgba)
         self.session.dataset.class_table = table
+        try:
+            save_class_colours(self.session.root, table)
+        except OSError as exc:  # a read-only place: the colour still applies for this session
+            self.statusBar().showMessage(f"Class colours not saved: {exc}", 8000)
         if self.document is not None:
             self.document.class_table = table
             self.presenter.refresh_all()   # masks and the misclassified hatch use the class colours

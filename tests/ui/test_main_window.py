@@ -254,3 +254,17 @@ def test_recolouring_a_class_redraws_masks_and_hatch(qtbot, window):
     hatch = window.canvas.layer("misclassified")
     gt_colours = {tuple(hatch.lut[code][:3]) for code in np.unique(hatch.array) if code}
     assert (0, 0, 255) in gt_colours and (255, 0, 0) not in gt_colours
+
+
+def test_class_colour_edits_persist_for_the_dataset(qtbot, open_window, tmp_path):
+    """A recoloured class keeps its colour when the dataset is opened again; the masks are untouched."""
+    data = make_dataset(tmp_path / "data")
+    masks_before = {p.name: p.read_bytes() for p in (data / "masks").iterdir()}
+    first = open_window(None, data, size=(900, 600), device="cpu")
+    first.class_panel.apply_class_color(2, (10, 200, 30, 255))
+    first.close()
+    second = open_window(None, data, size=(900, 600), device="cpu")
+    assert tuple(second.session.class_table.classes[2].color) == (10, 200, 30, 255)
+    assert tuple(second.canvas.layer("gt").lut[2]) == (10, 200, 30, 255)
+    assert tuple(second.session.class_table.classes[1].color) == tuple(TABLE.classes[1].color)
+    assert {p.name: p.read_bytes() for p in (data / "masks").iterdir()} == masks_before
