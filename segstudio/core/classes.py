@@ -16,6 +16,7 @@ import numpy as np
 
 from segstudio.core._atomic import atomic_write_bytes
 from segstudio.core.errors import ClassTableError
+from segstudio.core.jsonfile import read_json
 
 __all__ = [
     "ClassInfo",
@@ -327,14 +328,7 @@ class ClassTable:
         ClassTableError
             Unreadable file, invalid JSON or invalid content; the message names the file.
         """
-        try:
-            with open(path, "r", encoding="utf-8-sig") as fh:
-                data = json.load(fh)
-        except OSError as exc:
-            raise ClassTableError(path, f"cannot read class table: {exc.strerror or exc}") from exc
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ClassTableError(path, f"not valid JSON: {exc}") from exc
-        return cls.from_json(data, path)
+        return cls.from_json(read_json(path, ClassTableError, "cannot read class table"), path)
 
     def save(self, path: str | PathLike) -> None:
         """Write the table as pretty JSON, atomically."""

@@ -19,7 +19,6 @@ This module does not import torch.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 from os import PathLike
@@ -28,6 +27,7 @@ from typing import Any, Mapping, Sequence
 
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import CheckpointError, ClassTableError
+from segstudio.core.jsonfile import read_json
 
 SMP_CARD_NAME = "segstudio.json"
 CARD_KEYS = ("architecture", "arch_kwargs", "classes", "mean", "std", "channel_order", "input_size",
@@ -102,13 +102,7 @@ def read_card(model_path: str | PathLike) -> ModelCard:
     card_path = card_path_for(model_path)
     if not card_path.is_file():
         return ModelCard()
-    try:
-        with open(card_path, "r", encoding="utf-8-sig") as fh:
-            data = json.load(fh)
-    except OSError as exc:
-        raise CheckpointError(card_path, f"cannot read model card: {exc.strerror or exc}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(card_path, f"model card is not valid JSON: {exc}") from exc
+    data = read_json(card_path, CheckpointError, "cannot read model card", "model card is not valid JSON")
     if not isinstance(data, dict):
         raise CheckpointError(card_path, "model card must be a JSON object")
     return parse_card(data, card_path)
