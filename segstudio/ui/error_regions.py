@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QTableWidgetItem, QVBoxLayout, QWidget
+
+from segstudio.ui.tables import row_list_table
 
 __all__ = ["ErrorRegionsPanel"]
 
@@ -19,13 +21,7 @@ class ErrorRegionsPanel(QWidget):
         self._regions: list = []
         self._max_rows = max_rows
         self.summary = QLabel("No prediction yet")
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = row_list_table(COLUMNS)
         # A click on a new row changes the current cell (press) and then clicks it (release): emit
         # once. A click on the row already current re-centres on it.
         self._just_selected = -1

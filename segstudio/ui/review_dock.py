@@ -14,8 +14,7 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
+                               QLabel, QLineEdit, QPushButton, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from segstudio.core.errors import SegStudioError
 from segstudio.core.metrics import ConfusionMatrix
@@ -23,6 +22,7 @@ from segstudio.core.review import (DEFAULT_CONFIDENCE_THRESHOLD, ImageReviewStat
                                    image_review_stats, metrics_summary, next_to_review, record_metrics,
                                    review_order)
 from segstudio.core.store import STATUSES
+from segstudio.ui.tables import row_list_table
 
 __all__ = ["ReviewDock", "ORDER_LABELS", "STATUS_LABELS"]
 
@@ -67,13 +67,7 @@ class ReviewDock(QWidget):
         top.addWidget(QLabel("conf ≥"))
         top.addWidget(self.threshold_spin)
 
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = row_list_table(COLUMNS)
         self.table.cellClicked.connect(lambda row, _col: self._request(self._order[row]))
 
         self.status_group = QButtonGroup(self)
