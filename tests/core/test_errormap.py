@@ -1,8 +1,6 @@
 """Error codes, colours, pair tints, error regions and instance marks on small hand-made arrays."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
@@ -11,16 +9,8 @@ from segstudio.core.errormap import (
     BACKGROUND, CORRECT, ERROR_COLORS, FALSE_NEGATIVE, FALSE_POSITIVE, IGNORED, MISCLASSIFIED,
     ErrorRegion, error_codes, error_components, error_regions, instance_error_marks, pair_tint,
 )
+from segstudio.core.masks import InstanceMask
 from segstudio.core.metrics import ConfusionMatrix
-
-try:
-    from segstudio.core.masks import InstanceMask
-except ImportError:  # masks.py is written in parallel; the contract's dataclass, field for field
-    @dataclass
-    class InstanceMask:  # type: ignore[no-redef]
-        ids: np.ndarray
-        classes: dict
-        scores: dict | None = None
 
 BG, FP, FN, IG, MIS, OK = BACKGROUND, FALSE_POSITIVE, FALSE_NEGATIVE, IGNORED, MISCLASSIFIED, CORRECT
 

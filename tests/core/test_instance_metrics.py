@@ -1,21 +1,11 @@
 """Instance matching on hand-built masks with known TP/FP/FN/PQ."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
+from segstudio.core.masks import InstanceMask
 from segstudio.core.metrics import InstanceMetrics, instance_overlaps, match_instances
-
-try:
-    from segstudio.core.masks import InstanceMask
-except ImportError:  # masks.py is written in parallel; the contract's dataclass, field for field
-    @dataclass
-    class InstanceMask:  # type: ignore[no-redef]
-        ids: np.ndarray
-        classes: dict
-        scores: dict | None = None
 
 
 def boxes(shape, items):
