@@ -294,7 +294,7 @@ class EditController(QObject):
         session = self.window.session
         if session is not self.persistence.session:
             self.persistence.attach(session)
-            if session is not None and hasattr(session, "close"):
+            if session is not None:
                 session.close()          # drop a decode-ahead started before saved labels were known
             self.review.set_source(session, self.persistence.store)
             self._fill_only_over_combo()
