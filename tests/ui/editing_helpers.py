@@ -1,10 +1,16 @@
-"""Mouse, key and pixel helpers for the editing tests: events go to the real canvas viewport."""
+"""Helpers for the editing tests: a window with the editor, and mouse, key and pixel helpers whose
+events go to the real canvas viewport."""
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent, QWheelEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from segstudio.ui.edit_controller import EditController
+from segstudio.ui.main_window import MainWindow
+
+from tests.ui.fakes import GatedRunner, fake_controller
 
 LEFT = Qt.MouseButton.LeftButton
 NO_BUTTON = Qt.MouseButton.NoButton
@@ -98,3 +104,33 @@ def rendered_rgb(canvas, x, y) -> tuple[int, int, int]:
     point = image_point(canvas, (x, y))
     color = canvas.render_viewport().pixelColor(point.x(), point.y())
     return color.red(), color.green(), color.blue()
+
+
+def _discard(names):
+    return QMessageBox.StandardButton.Discard
+
+
+def editing_window(qtbot, path, runner_factory=lambda request: GatedRunner(), *, size=(1000, 700),
+                   settings_values=None, ask_restore=None, ask_unsaved=_discard):
+    """A shown, focused MainWindow with an EditController on ``path``, model "fake" on the CPU.
+
+    ``settings_values`` are written before the editor reads them; ``ask_restore`` / ``ask_unsaved``
+    replace the editor's prompts (None keeps the real dialog), and default to discarding unsaved edits.
+    """
+    win = MainWindow(controller=fake_controller(runner_factory))
+    qtbot.addWidget(win)
+    for name, value in (settings_values or {}).items():
+        win.settings.setValue(name, value)
+    win.editor = EditController(win)
+    if ask_restore is not None:
+        win.editor.persistence.ask_restore = ask_restore
+    if ask_unsaved is not None:
+        win.editor.persistence.ask_unsaved = ask_unsaved
+    win.resize(*size)
+    win.show()
+    qtbot.waitExposed(win)
+    win.finish_startup(str(path), model="fake", device="cpu")
+    win.activateWindow()
+    qtbot.waitUntil(win.isActiveWindow)
+    win.canvas.setFocus()
+    return win

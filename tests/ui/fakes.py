@@ -1,10 +1,13 @@
-"""Stand-ins for the inference package: a runner the test can hold mid-job and release."""
+"""Stand-ins for the inference package: a runner the test can hold mid-job and release, and a
+controller that runs such runners."""
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+from segstudio.ui.worker import InferenceController
 
 
 @dataclass
@@ -60,3 +63,9 @@ class GatedRunner:
         flat = image.astype(np.int64) if image.ndim == 2 else image.astype(np.int64).sum(-1)
         mask = (flat % 3).astype(np.uint8)
         return FakePrediction(mask, np.ones(mask.shape, np.float32), np.zeros(mask.shape, np.float32))
+
+
+def fake_controller(runner_factory) -> InferenceController:
+    """An ``InferenceController`` whose runners come from ``runner_factory(request)``; no CUDA reported."""
+    return InferenceController(runner_factory=runner_factory,
+                               environment=lambda: ([], {"cuda_available": False}))

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from segstudio.ui.worker import InferenceController
-
 from tests.corpus import make_bad_inputs
+from tests.ui.fakes import fake_controller
 from tests.ui.synthetic import make_dataset
 
 CASE_NAMES = [case.name for case in make_bad_inputs(Path(tempfile.mkdtemp(prefix="segstudio-corpus-")))]
@@ -18,9 +17,7 @@ CASE_NAMES = [case.name for case in make_bad_inputs(Path(tempfile.mkdtemp(prefix
 
 @pytest.fixture
 def window(open_window, tmp_path):
-    controller = InferenceController(runner_factory=lambda request: None,
-                                     environment=lambda: ([], {"cuda_available": False}))
-    return open_window(controller, make_dataset(tmp_path / "good"), model="fake")
+    return open_window(fake_controller(lambda request: None), make_dataset(tmp_path / "good"), model="fake")
 
 
 def message_boxes(window) -> list[QMessageBox]:

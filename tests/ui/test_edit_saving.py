@@ -12,12 +12,8 @@ from PySide6.QtWidgets import QMessageBox
 from segstudio.core.masks import read_semantic_mask
 from segstudio.resources import resource_path
 from segstudio.ui import edit_settings
-from segstudio.ui.edit_controller import EditController
-from segstudio.ui.main_window import MainWindow
-from segstudio.ui.worker import InferenceController
 
-from tests.ui.editing_helpers import drag, key, segment_capsule
-from tests.ui.fakes import GatedRunner
+from tests.ui.editing_helpers import drag, editing_window, key, segment_capsule
 from tests.ui.synthetic import make_dataset
 
 Button = QMessageBox.StandardButton
@@ -33,28 +29,9 @@ def demo_copy(root, names=("cells_00", "cells_01")):
     return root
 
 
-def make_window(qtbot, path, settings_values=None):
-    controller = InferenceController(runner_factory=lambda request: GatedRunner(),
-                                     environment=lambda: ([], {"cuda_available": False}))
-    win = MainWindow(controller=controller)
-    qtbot.addWidget(win)
-    for name, value in (settings_values or {}).items():
-        win.settings.setValue(name, value)
-    win.editor = EditController(win)
-    win.editor.persistence.ask_unsaved = lambda names: Button.Discard
-    win.resize(1000, 700)
-    win.show()
-    qtbot.waitExposed(win)
-    win.finish_startup(str(path), model="fake", device="cpu")
-    win.activateWindow()
-    qtbot.waitUntil(win.isActiveWindow)
-    win.canvas.setFocus()
-    return win
-
-
 @pytest.fixture
 def demo_window(qtbot, tmp_path):
-    return make_window(qtbot, demo_copy(tmp_path / "demo"))
+    return editing_window(qtbot, demo_copy(tmp_path / "demo"))
 
 
 def paint(qtbot, window, points, class_key=Qt.Key.Key_2, radius=6):
@@ -94,7 +71,7 @@ def test_ctrl_s_writes_a_palette_png_with_the_source_palette(qtbot, demo_window,
 
 
 def test_autosave_on_switch_and_coming_back_keeps_edits_and_undo(qtbot, tmp_path):
-    window = make_window(qtbot, make_dataset(tmp_path / "data"))
+    window = editing_window(qtbot, make_dataset(tmp_path / "data"))
     original = window.document.gt.copy()
     paint(qtbot, window, [(10, 20), (50, 30)], radius=3)
     edited = window.document.gt.copy()
@@ -114,19 +91,20 @@ def test_autosave_on_switch_and_coming_back_keeps_edits_and_undo(qtbot, tmp_path
 
 def test_reopening_the_dataset_shows_the_saved_corrections(qtbot, tmp_path):
     root = make_dataset(tmp_path / "data")
-    window = make_window(qtbot, root)
+    window = editing_window(qtbot, root)
     paint(qtbot, window, [(10, 20), (50, 30)], radius=3)
     edited = window.document.gt.copy()
     assert window.editor.save()
     window.close()
-    again = make_window(qtbot, root)
+    again = editing_window(qtbot, root)
     assert again.document.name == "a"
     np.testing.assert_array_equal(again.document.gt, edited)
     assert not again.document.modified
 
 
 def test_autosave_timer_saves_modified_images(qtbot, tmp_path):
-    window = make_window(qtbot, make_dataset(tmp_path / "data"), {edit_settings.AUTOSAVE_SECONDS: 1})
+    window = editing_window(qtbot, make_dataset(tmp_path / "data"),
+                            settings_values={edit_settings.AUTOSAVE_SECONDS: 1})
     assert window.editor.persistence.autosave_timer.interval() == 1000
     paint(qtbot, window, [(10, 20), (30, 20)], radius=2)
     with qtbot.waitSignal(window.editor.persistence.saved, timeout=5000):
@@ -138,7 +116,8 @@ def test_autosave_timer_saves_modified_images(qtbot, tmp_path):
 
 def test_output_folder_and_overwrite_settings(qtbot, tmp_path):
     out = tmp_path / "elsewhere"
-    window = make_window(qtbot, make_dataset(tmp_path / "data"), {edit_settings.OUTPUT_DIR: str(out)})
+    window = editing_window(qtbot, make_dataset(tmp_path / "data"),
+                            settings_values={edit_settings.OUTPUT_DIR: str(out)})
     paint(qtbot, window, [(10, 20), (30, 20)], radius=2)
     assert window.editor.save()
     np.testing.assert_array_equal(np.array(Image.open(out / "masks" / "a.png")), window.document.gt)
@@ -151,7 +130,7 @@ def test_output_folder_and_overwrite_settings(qtbot, tmp_path):
 
 
 def test_quitting_with_unsaved_edits_asks(qtbot, tmp_path):
-    window = make_window(qtbot, make_dataset(tmp_path / "data"))
+    window = editing_window(qtbot, make_dataset(tmp_path / "data"))
     paint(qtbot, window, [(10, 20), (30, 20)], radius=2)
     asked = []
     window.editor.persistence.ask_unsaved = lambda names: asked.append(names) or Button.Cancel
@@ -165,13 +144,13 @@ def test_quitting_with_unsaved_edits_asks(qtbot, tmp_path):
 
 
 def test_quitting_without_edits_does_not_ask(qtbot, tmp_path):
-    window = make_window(qtbot, make_dataset(tmp_path / "data"))
+    window = editing_window(qtbot, make_dataset(tmp_path / "data"))
     window.editor.persistence.ask_unsaved = lambda names: pytest.fail("asked without unsaved edits")
     assert window.close()
 
 
 def test_settings_dialog_writes_the_editing_keys(qtbot, tmp_path):
-    window = make_window(qtbot, make_dataset(tmp_path / "data"))
+    window = editing_window(qtbot, make_dataset(tmp_path / "data"))
     dialog = edit_settings.EditSettingsDialog(window.editor.settings, window)
     assert dialog.autosave_spin.value() == 60 and dialog.switch_box.isChecked()
     assert not dialog.overwrite_box.isChecked() and dialog.output_edit.text() == ""
@@ -192,10 +171,10 @@ def test_settings_dialog_writes_the_editing_keys(qtbot, tmp_path):
 
 def test_review_dock_and_tool_bar_layout_survive_a_restart(qtbot, tmp_path):
     root = make_dataset(tmp_path / "data")
-    window = make_window(qtbot, root)
+    window = editing_window(qtbot, root)
     window.editor.review_dock.setFloating(True)
     window.editor.toolbar.hide()
     window.close()
-    again = make_window(qtbot, root)
+    again = editing_window(qtbot, root)
     assert again.editor.review_dock.isFloating()
     assert not again.editor.toolbar.isVisible()

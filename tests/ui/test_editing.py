@@ -6,14 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
 
-from segstudio.ui.edit_controller import EditController
-from segstudio.ui.main_window import MainWindow
-from segstudio.ui.worker import InferenceController
-
-from tests.ui.editing_helpers import (click, ctrl_wheel, double_click, drag, hover, image_point, key,
-                                      rendered_rgb, segment_capsule, show_only)
+from tests.ui.editing_helpers import (click, ctrl_wheel, double_click, drag, editing_window, hover,
+                                      image_point, key, rendered_rgb, segment_capsule, show_only)
 from tests.ui.fakes import GatedRunner
 from tests.ui.reference import reference_metrics
 from tests.ui.synthetic import H, W, make_dataset, truth_and_prediction
@@ -28,20 +23,7 @@ def runner():
 
 @pytest.fixture
 def window(qtbot, tmp_path, runner):
-    controller = InferenceController(runner_factory=lambda request: runner,
-                                     environment=lambda: ([], {"cuda_available": False}))
-    win = MainWindow(controller=controller)
-    qtbot.addWidget(win)
-    win.editor = EditController(win)
-    win.editor.persistence.ask_unsaved = lambda names: QMessageBox.StandardButton.Discard
-    win.resize(1000, 700)
-    win.show()
-    qtbot.waitExposed(win)
-    win.finish_startup(str(make_dataset(tmp_path / "data")), model="fake", device="cpu")
-    win.activateWindow()
-    qtbot.waitUntil(win.isActiveWindow)
-    win.canvas.setFocus()
-    return win
+    return editing_window(qtbot, make_dataset(tmp_path / "data"), lambda request: runner)
 
 
 def predict_current(qtbot, window):

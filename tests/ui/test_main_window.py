@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import Qt
 
 from segstudio.core import errormap
 from segstudio.core.render import instance_lut
-from segstudio.ui.worker import InferenceController
 
-from tests.ui.fakes import GatedRunner
+from tests.ui.editing_helpers import rendered_rgb, show_only
+from tests.ui.fakes import GatedRunner, fake_controller
 from tests.ui.reference import reference_metrics
 from tests.ui.synthetic import TABLE, make_dataset, truth_and_prediction
 
@@ -23,10 +23,8 @@ def runner():
 
 @pytest.fixture
 def window(open_window, tmp_path, runner):
-    controller = InferenceController(runner_factory=lambda request: runner,
-                                     environment=lambda: ([], {"cuda_available": False}))
-    return open_window(controller, make_dataset(tmp_path / "data"), size=(1000, 700),
-                       model="fake", device="cpu")
+    return open_window(fake_controller(lambda request: runner), make_dataset(tmp_path / "data"),
+                       size=(1000, 700), model="fake", device="cpu")
 
 
 def predict_current(qtbot, window):
@@ -34,20 +32,6 @@ def predict_current(qtbot, window):
         window.run_on_image()
     qtbot.waitUntil(lambda: window.metrics_panel.headline("image", "mean_iou") != "–")
     qtbot.waitUntil(lambda: bool(window.regions.regions))  # found on a pool thread
-
-
-def only_layer(canvas, name):
-    for other in canvas.layer_names():
-        canvas.set_layer_visible(other, other == name)
-    canvas.set_layer_opacity(name, 1.0)
-
-
-def rendered_rgb(canvas, x, y):
-    """The colour the viewport shows at the centre of image pixel (x, y)."""
-    point = canvas.mapFromScene(QPointF(x + 0.5, y + 0.5))
-    image = canvas.render_viewport()
-    color = image.pixelColor(point.x(), point.y())
-    return color.red(), color.green(), color.blue()
 
 
 def over_background(rgba):
@@ -132,11 +116,11 @@ def test_close_during_a_job_stops_the_thread(qtbot, window, runner):
 def test_error_map_colours_all_classes_then_one_class(qtbot, window):
     predict_current(qtbot, window)
     canvas = window.canvas
-    only_layer(canvas, "errors")
+    show_only(canvas, "errors")
     assert_close(rendered_rgb(canvas, 35, 10), over_background(errormap.ERROR_COLORS[errormap.FALSE_POSITIVE]))
     assert_close(rendered_rgb(canvas, 10, 10), over_background(errormap.ERROR_COLORS[errormap.CORRECT]))
     # the misclassified block is hatched with the gt (red) and predicted (green) class colours
-    only_layer(canvas, "misclassified")
+    show_only(canvas, "misclassified")
     hatch = {rendered_rgb(canvas, x, 40) for x in range(4, 12)}
     assert {over_background((255, 0, 0, 220)), over_background((0, 255, 0, 220))} <= {
         tuple(int(v) for v in c) for c in hatch} or len(hatch) == 2
@@ -144,7 +128,7 @@ def test_error_map_colours_all_classes_then_one_class(qtbot, window):
     window.error_mode_action.trigger()            # 'E': one class
     assert window.error_mode == "one"
     assert "misclassified" not in canvas.layer_names()
-    only_layer(canvas, "errors")
+    show_only(canvas, "errors")
     assert_close(rendered_rgb(canvas, 8, 40), over_background(errormap.ERROR_COLORS[errormap.FALSE_NEGATIVE]))
     assert_close(rendered_rgb(canvas, 35, 10), over_background(errormap.ERROR_COLORS[errormap.FALSE_POSITIVE]))
     assert_close(rendered_rgb(canvas, 50, 10), BACKGROUND)
@@ -160,7 +144,7 @@ def test_instance_view_and_outlines(qtbot, window):
     np.testing.assert_array_equal(layer.lut[ids[10, 10]], instance_lut()[ids[10, 10]])
     window.instance_action.trigger()
     window.outlines_action.trigger()              # 'O'
-    only_layer(canvas, "gt")
+    show_only(canvas, "gt")
     assert_close(rendered_rgb(canvas, 31, 20), (255, 0, 0))   # border of the class-1 half
     assert_close(rendered_rgb(canvas, 10, 20), BACKGROUND)    # inside: the image shows through
 

@@ -10,17 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
 
 from segstudio.core.document import ImageDocument
 from segstudio.core.history import HistoryBudget
 from segstudio.core.store import ProjectStore
-from segstudio.ui.edit_controller import EditController
-from segstudio.ui.main_window import MainWindow
-from segstudio.ui.worker import InferenceController
 
-from tests.ui.editing_helpers import key
-from tests.ui.fakes import GatedRunner
+from tests.ui.editing_helpers import editing_window, key
 from tests.ui.synthetic import H, TABLE, W, make_dataset, truth_and_prediction
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,13 +27,10 @@ app = QApplication([])
 from segstudio.ui import edit_settings
 from segstudio.ui.edit_controller import EditController
 from segstudio.ui.main_window import MainWindow
-from segstudio.ui.worker import InferenceController
-from tests.ui.fakes import GatedRunner
+from tests.ui.fakes import GatedRunner, fake_controller
 from tests.ui.test_recovery import edits_a, edits_b
 
-controller = InferenceController(runner_factory=lambda request: GatedRunner(),
-                                 environment=lambda: ([], {"cuda_available": False}))
-window = MainWindow(controller=controller)
+window = MainWindow(controller=fake_controller(lambda request: GatedRunner()))
 window.settings.setValue(edit_settings.AUTOSAVE_ON_SWITCH, False)
 window.settings.setValue(edit_settings.AUTOSAVE_SECONDS, 0)
 EditController(window)
@@ -96,26 +88,6 @@ def crash_child(root: Path, tmp_path: Path) -> None:
     assert "edited" in proc.stdout
 
 
-def open_window(qtbot, root, ask_restore=None, ask_unsaved=lambda names: QMessageBox.StandardButton.Discard):
-    controller = InferenceController(runner_factory=lambda request: GatedRunner(),
-                                     environment=lambda: ([], {"cuda_available": False}))
-    window = MainWindow(controller=controller)
-    qtbot.addWidget(window)
-    window.editor = EditController(window)
-    if ask_restore is not None:
-        window.editor.persistence.ask_restore = ask_restore
-    if ask_unsaved is not None:
-        window.editor.persistence.ask_unsaved = ask_unsaved
-    window.resize(1000, 700)
-    window.show()
-    qtbot.waitExposed(window)
-    window.finish_startup(str(root), model="fake", device="cpu")
-    window.activateWindow()
-    qtbot.waitUntil(window.isActiveWindow)
-    window.canvas.setFocus()
-    return window
-
-
 @pytest.fixture
 def crashed(tmp_path):
     root = make_dataset(tmp_path / "data")
@@ -128,7 +100,7 @@ def test_restore_after_sigkill_brings_back_every_committed_stroke(qtbot, crashed
     expected_b = expected_after("b", lambda doc: edits_b(doc, in_progress=False))
     gt_a, _ = truth_and_prediction()["a"]
     asked = []
-    window = open_window(qtbot, crashed, lambda pending: asked.append(dict(pending)) or True)
+    window = editing_window(qtbot, crashed, ask_restore=lambda pending: asked.append(dict(pending)) or True)
     assert len(asked) == 1 and set(asked[0]) == {"a", "b"}
     doc = window.document
     assert doc.name == "a" and doc.modified
@@ -153,20 +125,21 @@ def test_restore_after_sigkill_brings_back_every_committed_stroke(qtbot, crashed
 
 def test_declining_discards_the_journal(qtbot, crashed):
     gt_a, _ = truth_and_prediction()["a"]
-    window = open_window(qtbot, crashed, lambda pending: False)
+    window = editing_window(qtbot, crashed, ask_restore=lambda pending: False)
     np.testing.assert_array_equal(window.document.gt, gt_a)
     assert not window.document.modified
     window.close()
-    again = open_window(qtbot, crashed, lambda pending: pytest.fail("asked again after declining"))
+    again = editing_window(qtbot, crashed,
+                           ask_restore=lambda pending: pytest.fail("asked again after declining"))
     np.testing.assert_array_equal(again.document.gt, gt_a)
 
 
 def test_headless_quit_never_blocks_and_keeps_the_edits_for_the_next_launch(qtbot, tmp_path):
     root = make_dataset(tmp_path / "data")
-    window = open_window(qtbot, root, ask_unsaved=None)          # the real dialogs, on offscreen Qt
+    window = editing_window(qtbot, root, ask_unsaved=None)       # the real dialogs, on offscreen Qt
     edits_a(window.document)
     expected = window.document.gt.copy()
     assert window.close()                                        # no one to ask: closes at once
-    again = open_window(qtbot, root)                             # headless: restores
+    again = editing_window(qtbot, root)                          # headless: restores
     np.testing.assert_array_equal(again.document.gt, expected)
     assert again.document.modified

@@ -7,14 +7,11 @@ import json
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog
 
 from segstudio.core.store import ProjectStore
-from segstudio.ui.edit_controller import EditController
-from segstudio.ui.main_window import MainWindow
-from segstudio.ui.worker import InferenceController
 
-from tests.ui.editing_helpers import drag, key
+from tests.ui.editing_helpers import drag, editing_window, key
 from tests.ui.fakes import FakePrediction, GatedRunner
 from tests.ui.reference import reference_metrics
 from tests.ui.synthetic import W, make_dataset, truth_and_prediction
@@ -37,19 +34,7 @@ def confidence_map(shape):
 @pytest.fixture
 def window(qtbot, tmp_path):
     runner = ConfidenceRunner()
-    controller = InferenceController(runner_factory=lambda request: runner,
-                                     environment=lambda: ([], {"cuda_available": False}))
-    win = MainWindow(controller=controller)
-    qtbot.addWidget(win)
-    win.editor = EditController(win)
-    win.editor.persistence.ask_unsaved = lambda names: QMessageBox.StandardButton.Discard
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    win.finish_startup(str(make_dataset(tmp_path / "data")), model="fake", device="cpu")
-    win.activateWindow()
-    qtbot.waitUntil(win.isActiveWindow)
-    win.canvas.setFocus()
+    win = editing_window(qtbot, make_dataset(tmp_path / "data"), lambda request: runner, size=(1200, 800))
     with qtbot.waitSignal(win.controller.job_ended, timeout=5000):
         win.run_on_dataset()
     qtbot.waitUntil(lambda: len(win.session.stats) == 2 and win.document.pred is not None)
