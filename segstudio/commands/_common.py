@@ -10,7 +10,7 @@ EXIT_CANCELLED = 130
 
 
 def print_error(prog: str, message: str) -> int:
-    """Print ``<prog>: error: <message>`` on stderr; return ``EXIT_BAD_INPUT`` for ``return print_error(...)``."""
+    """Print ``<prog>: error: <message>`` on stderr; return ``EXIT_BAD_INPUT`` (to return in turn)."""
     print(f"{prog}: error: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT
 
