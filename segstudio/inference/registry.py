@@ -119,7 +119,7 @@ def list_models() -> list[ModelEntry]:
     for name in architectures.TORCHVISION_SEMANTIC + architectures.TORCHVISION_INSTANCE:
         entries.append(_torchvision_pretrained(name, ModelCard()))
     for name in architectures.SMP_ARCHS:
-        entries.append(_smp_placeholder(name))
+        entries.append(_smp_needing_weights(name))
     return entries
 
 
@@ -250,7 +250,7 @@ def _torchvision_pretrained(name: str, user: ModelCard) -> ModelEntry:
                   default_short_side=None if instance else TORCHVISION_SHORT_SIDE)
 
 
-def _smp_placeholder(name: str) -> ModelEntry:
+def _smp_needing_weights(name: str) -> ModelEntry:
     def loader(device: str = "cpu", progress=None):
         raise CheckpointError(f"smp:{name}", "needs a weights file: resolve_model('smp:%s', "
                               "weights=FILE) or --model smp:%s --weights FILE" % (name, name))
