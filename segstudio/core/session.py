@@ -12,6 +12,7 @@ without a display. The session owns
 """
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from segstudio.core.errors import SegStudioError
 from segstudio.core.metrics import ConfusionMatrix
 
 __all__ = ["Prediction", "ImageStats", "ReviewSession", "compute_stats", "prediction_from_runner",
@@ -181,7 +183,10 @@ class ReviewSession:
         self.stats: dict[str, ImageStats] = {}
         self._latest_job: dict[str, int] = {}
         self._documents: dict[str, Any] = {}
+        # Ground-truth classes per image, filled on the GUI thread (stats, documents left) and by the
+        # browser's background scan; the lock makes the scan's check-and-store one step.
         self._presence: dict[str, frozenset[int]] = {}
+        self._presence_lock = threading.Lock()
         # Set by the editor: sample -> its saved corrected labels file (or None). Documents then open
         # on the labels as last saved, which is also what the crash journal replays over.
         self.saved_labels: Callable[[Any], Path | None] | None = None
@@ -243,6 +248,8 @@ class ReviewSession:
                 document.set_prediction(cached.mask, cached.confidence, cached.entropy, cached.instances)
         previous = self._documents.get(self.current_name)
         if previous is not None and previous is not document and not getattr(previous, "modified", False):
+            # What the document held is what is on disk now (saved or never edited): it wins over a scan.
+            self._store_presence(self.current_name, self._document_classes(previous))
             del self._documents[self.current_name]
             previous.close()
         self._documents[sample.name] = document
@@ -295,7 +302,7 @@ class ReviewSession:
             self.refresh_stats(name)
         elif prediction.stats is not None:
             self.stats[name] = prediction.stats
-            self._presence[name] = prediction.stats.classes_present
+            self._store_presence(name, prediction.stats.classes_present)
         return name == self.current_name
 
     def refresh_stats(self, name: str | None = None) -> None:
@@ -307,7 +314,7 @@ class ReviewSession:
             return
         self.stats[name] = ImageStats(document.confusion.matrix.copy(),
                                       gt_classes(document.gt, self.class_table.num_classes))
-        self._presence[name] = self.stats[name].classes_present
+        self._store_presence(name, self.stats[name].classes_present)
 
     def dataset_confusion(self) -> ConfusionMatrix:
         """Confusion matrix summed over every image that has a prediction and ground truth."""
@@ -318,15 +325,57 @@ class ReviewSession:
 
     # --- dataset browser ----------------------------------------------------------------------
     def classes_present(self, name: str) -> frozenset[int]:
-        """Classes in an image's ground truth, decoding its mask once if it is not open."""
+        """Classes in an image's ground truth, decoding its mask once if it is not known yet.
+
+        Blocks on the decode: the GUI reads :meth:`known_classes` and lets :meth:`learn_classes` run
+        on a worker thread instead.
+        """
+        known = self.known_classes(name)
+        return known if known is not None else self.learn_classes(name, swallow_errors=False)
+
+    def known_classes(self, name: str) -> frozenset[int] | None:
+        """Classes in an image's ground truth when already known, else None; never decodes a file.
+
+        An open document answers from its labels as they are now (unsaved edits included).
+        """
         document = self._documents.get(name)
         if document is not None:
-            return frozenset() if document.gt is None else gt_classes(document.gt, self.class_table.num_classes)
-        if name not in self._presence:
+            return self._document_classes(document)
+        return self._presence.get(name)
+
+    def unknown_presence(self) -> list[str]:
+        """Names of the images whose ground-truth classes nobody has looked at yet, in dataset order."""
+        return [n for n in self.names if n not in self._presence]
+
+    def learn_classes(self, name: str, swallow_errors: bool = True) -> frozenset[int]:
+        """Decode image ``name``'s ground truth and remember its classes (safe on a worker thread).
+
+        A value stored meanwhile (an open document, fresh statistics) wins over the decoded one. With
+        ``swallow_errors`` a mask that fails to decode counts as having no classes.
+
+        Raises
+        ------
+        SegStudioError
+            Without ``swallow_errors``: the mask is missing, corrupt or does not fit the image.
+        """
+        try:
             mask = self.sample_to_load(self.dataset.index_of(name)).load_mask()
-            self._presence[name] = (frozenset() if mask is None
-                                    else gt_classes(mask, self.class_table.num_classes))
-        return self._presence[name]
+        except SegStudioError:
+            if not swallow_errors:
+                raise
+            mask = None
+        classes = frozenset() if mask is None else gt_classes(mask, self.class_table.num_classes)
+        with self._presence_lock:
+            if name in self._documents:   # opened meanwhile: do not cache what the document may have changed
+                return classes
+            return self._presence.setdefault(name, classes)
+
+    def _store_presence(self, name: str, classes: frozenset[int]) -> None:
+        with self._presence_lock:
+            self._presence[name] = classes
+
+    def _document_classes(self, document) -> frozenset[int]:
+        return frozenset() if document.gt is None else gt_classes(document.gt, self.class_table.num_classes)
 
     def modified_names(self) -> list[str]:
         return [n for n, d in self._documents.items() if getattr(d, "modified", False)]
