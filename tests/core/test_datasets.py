@@ -1,7 +1,6 @@
 """Datasets: each layout on fixtures written here with OpenCV / Pillow / pycocotools, checked pixel by
 pixel against arrays the tests build themselves."""
 import json
-import time
 
 import cv2
 import numpy as np
@@ -165,7 +164,8 @@ def test_duplicate_image_stems_are_refused(tmp_path):
     assert "a.jpg" in str(err.value) and "a.png" in str(err.value)
 
 
-def test_listing_never_decodes_and_is_fast(tmp_path, monkeypatch):
+def test_listing_never_decodes(tmp_path, monkeypatch):
+    """Listing 10,000 images touches names only (its speed is measured in bench/metrics_bench.py)."""
     images, masks = tmp_path / "images", tmp_path / "masks"
     images.mkdir()
     masks.mkdir()
@@ -179,11 +179,8 @@ def test_listing_never_decodes_and_is_fast(tmp_path, monkeypatch):
     monkeypatch.setattr(cv2, "imread", refuse)
     monkeypatch.setattr(cv2, "imdecode", refuse)
     monkeypatch.setattr(Image, "open", refuse)
-    start = time.perf_counter()
     ds = open_dataset(tmp_path)
-    elapsed = time.perf_counter() - start
     assert len(ds) == 10_000 and ds[9_999].mask_path == masks / "im09999.png"
-    assert elapsed < 0.5, f"listing 10,000 images took {elapsed:.2f} s"
 
 
 # --------------------------------------------------------------------------- VOC
