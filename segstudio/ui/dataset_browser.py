@@ -215,6 +215,7 @@ class _PresenceScanner(QObject):
             return                          # a cancelled scan's late report
         scan.known = known
         if ended:
+            scan.thread.join()              # it has only its return left: no thread outlives the signal
             self._current = None
             self.ended.emit(completed)
         else:

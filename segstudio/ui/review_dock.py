@@ -5,13 +5,20 @@ errors (pixels where the model's confidence is at least the threshold and it dis
 ground truth). Images without a prediction are listed after the ranked ones, in dataset order.
 Statuses and notes are written to the project store at once. "Next to review" (N) asks the window for
 the next unreviewed or needs-attention image in the queue after the current one.
+
+Images that are not open need their ground truth decoded to be ranked: that happens on a worker thread
+(:class:`_StatsComputer`), and the table fills in as results arrive; until then such an image is
+listed with the unranked ones.
 """
 from __future__ import annotations
 
+import itertools
 import math
+import threading
+import time
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout,
                                QLabel, QLineEdit, QPushButton, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -34,6 +41,84 @@ TO_REVIEW = ("unreviewed", "needs_attention")
 COLUMNS = ("Image", "Status", "Mean IoU", "Error px", "Likely errors")
 
 
+def _stats_from_disk(task, num_classes: int, ignore_index: int, threshold: float) -> ImageReviewStats | None:
+    """Decode one image's ground truth and rank it against its prediction (safe on a worker thread)."""
+    name, _generation, sample, pred, confidence = task
+    try:
+        gt = sample.load_mask()
+    except (SegStudioError, OSError):
+        return None
+    if gt is None or gt.shape != pred.shape:
+        return None
+    return image_review_stats(name, gt, pred, num_classes, ignore_index, confidence, threshold)
+
+
+class _StatsComputer(QObject):
+    """Runs :func:`_stats_from_disk` over a list of tasks on a worker thread, reporting in chunks.
+
+    Parentless on purpose: the dock's ``destroyed`` (emitted after its children are gone) stops it.
+    """
+
+    CHUNK = 100           # report every 100 images ...
+    INTERVAL_S = 0.3      # ... or 300 ms: each report rebuilds the dock's table
+
+    computed = Signal(object)  # [(name, generation, ImageReviewStats | None)], on the GUI thread
+    _reported = Signal(int, object, bool)
+
+    def __init__(self):
+        super().__init__()
+        self._ids = itertools.count(1)
+        self._job_id = 0
+        self._cancel: threading.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._reported.connect(self._on_reported, Qt.ConnectionType.QueuedConnection)
+
+    @property
+    def busy(self) -> bool:
+        return self._cancel is not None
+
+    def submit(self, tasks: list, num_classes: int, ignore_index: int, threshold: float) -> None:
+        """Start on ``tasks`` (name, generation, sample, pred, confidence); the caller checks ``busy``."""
+        self.stop()
+        self._job_id = next(self._ids)
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="segstudio-review-stats",
+                                        args=(self._job_id, self._cancel, tasks,
+                                              (num_classes, ignore_index, threshold)))
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Cancel the job and wait for its thread (at most one image), without reporting."""
+        if self._cancel is not None:
+            self._cancel.set()
+            self._cancel = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self, job_id: int, cancel: threading.Event, tasks: list, args: tuple) -> None:
+        chunk, last_time = [], time.monotonic()
+        try:
+            for task in tasks:
+                if cancel.is_set():
+                    return
+                chunk.append((task[0], task[1], _stats_from_disk(task, *args)))
+                if len(chunk) >= self.CHUNK or time.monotonic() - last_time >= self.INTERVAL_S:
+                    self._reported.emit(job_id, chunk, False)
+                    chunk, last_time = [], time.monotonic()
+        finally:
+            self._reported.emit(job_id, chunk, True)
+
+    def _on_reported(self, job_id: int, chunk: list, ended: bool) -> None:
+        if job_id != self._job_id or self._cancel is None:
+            return                             # stopped meanwhile
+        if ended:
+            self._cancel = None
+            self._thread.join()             # it has only its return left: no thread outlives the job
+            self._thread = None
+        self.computed.emit(chunk)          # after the job ended the dock may start the next
+
+
 class ReviewDock(QWidget):
     """Review queue, status buttons, note, next-to-review and export (see the module docstring)."""
 
@@ -49,6 +134,17 @@ class ReviewDock(QWidget):
         self.before_export = None        # callable run before exporting (records live metrics)
         self._stats: dict[str, ImageReviewStats | None] = {}
         self._order: list[str] = []
+        # Stats of images that are not open come from the worker; a result is kept only if its image
+        # was not invalidated since it was asked for (same generation).
+        self._wanted: set[str] = set()
+        self._generations: dict[str, int] = {}
+        self._epoch = 0
+        self._computer = _StatsComputer()
+        self._computer.computed.connect(self._on_computed)
+        self.destroyed.connect(self._computer.stop)
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self._computer.stop)
 
         self.order_combo = QComboBox()
         for key, label in ORDER_LABELS.items():
@@ -106,8 +202,11 @@ class ReviewDock(QWidget):
     # --- sources --------------------------------------------------------------------------------
     def set_source(self, session, store) -> None:
         """Review ``session``'s images with statuses and notes kept in ``store`` (either may be None)."""
+        self._computer.stop()
         self.session, self.store = session, store
         self._stats = {}
+        self._wanted = set()
+        self._epoch += 1
         self.current = session.current_name if session is not None and len(session) else None
         self.refresh()
 
@@ -120,8 +219,15 @@ class ReviewDock(QWidget):
         """Labels or prediction of ``name`` (or of every image) changed; recompute on the next refresh."""
         if name is None:
             self._stats = {}
+            self._epoch += 1
         else:
             self._stats.pop(name, None)
+            self._generations[name] = self._generations.get(name, 0) + 1
+
+    @property
+    def computing(self) -> bool:
+        """Statistics of some images are still being computed in the background."""
+        return self._computer.busy or bool(self._wanted)
 
     @property
     def order_key(self) -> str:
@@ -133,28 +239,45 @@ class ReviewDock(QWidget):
 
     # --- queue ----------------------------------------------------------------------------------
     def _image_stats(self, name: str) -> ImageReviewStats | None:
+        """Known statistics of ``name``; an image that is not open is queued for the worker (None now)."""
         if name in self._stats:
             return self._stats[name]
         session = self.session
         result = None
         document = session.document if session.current_name == name else None
-        prediction = session.predictions.get(name)
-        try:
-            if document is not None and document.gt is not None and document.pred is not None:
-                gt, pred, confidence = document.gt, document.pred, document.confidence
-            elif prediction is not None:
-                gt = session.sample_to_load(session.dataset.index_of(name)).load_mask()
-                pred, confidence = prediction.mask, prediction.confidence
-            else:
-                gt = pred = confidence = None
-            if gt is not None and pred is not None and gt.shape == pred.shape:
-                table = session.class_table
-                result = image_review_stats(name, gt, pred, table.num_classes, table.ignore_index,
-                                            confidence, self.threshold)
-        except (SegStudioError, OSError):
-            result = None
+        if document is not None and document.gt is not None and document.pred is not None:
+            table = session.class_table     # in memory already: no decoding
+            result = image_review_stats(name, document.gt, document.pred, table.num_classes,
+                                        table.ignore_index, document.confidence, self.threshold)
+        elif name in session.predictions:
+            self._wanted.add(name)
+            return None
         self._stats[name] = result
         return result
+
+    def _generation(self, name: str) -> tuple[int, int]:
+        return self._epoch, self._generations.get(name, 0)
+
+    def _tasks(self, names) -> list:
+        session = self.session
+        return [(name, self._generation(name), session.sample_to_load(session.dataset.index_of(name)),
+                 session.predictions[name].mask, session.predictions[name].confidence)
+                for name in names if name in session.predictions]
+
+    def _compute_wanted(self) -> None:
+        if self._computer.busy or not self._wanted or self.session is None:
+            return
+        order = {n: i for i, n in enumerate(self.session.names)}
+        wanted = sorted((n for n in self._wanted if n not in self._stats), key=lambda n: order.get(n, -1))
+        self._wanted = set()
+        table = self.session.class_table
+        self._computer.submit(self._tasks(wanted), table.num_classes, table.ignore_index, self.threshold)
+
+    def _on_computed(self, chunk: list) -> None:
+        for name, generation, stats in chunk:
+            if generation == self._generation(name) and name not in self._stats:
+                self._stats[name] = stats
+        self.refresh()
 
     def queue(self) -> list[str]:
         """Image names in review order (ranked first, then images without a figure)."""
@@ -162,6 +285,7 @@ class ReviewDock(QWidget):
             return []
         names = self.session.names
         ranked = [s for s in (self._image_stats(n) for n in names) if s is not None]
+        self._compute_wanted()
         order = review_order(ranked, by=self.order_key, threshold=self.threshold)
         seen = set(order)
         return order + [n for n in names if n not in seen]
@@ -258,10 +382,20 @@ class ReviewDock(QWidget):
             return []
         if self.before_export is not None:
             self.before_export()
+        self._finish_stats_now()
         self._fill_unedited_metrics()
         rows = export_review(path, self.store, self.session.names)
         self.exported.emit(str(path))
         return rows
+
+    def _finish_stats_now(self) -> None:
+        """The export needs every scored image's figures: compute here what the worker has not yet."""
+        self._computer.stop()
+        missing = [n for n in self.session.names if n in self.session.predictions and n not in self._stats]
+        self._wanted = set()
+        table = self.session.class_table
+        for task in self._tasks(missing):
+            self._stats[task[0]] = _stats_from_disk(task, table.num_classes, table.ignore_index, self.threshold)
 
     def _fill_unedited_metrics(self) -> None:
         """Images scored but never edited: their metrics are the same before and after."""

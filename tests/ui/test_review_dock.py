@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -38,7 +39,14 @@ def window(qtbot, tmp_path):
     with qtbot.waitSignal(win.controller.job_ended, timeout=5000):
         win.run_on_dataset()
     qtbot.waitUntil(lambda: len(win.session.stats) == 2 and win.document.pred is not None)
+    settle(qtbot, win.editor.review)
     return win
+
+
+def settle(qtbot, dock):
+    """Refresh and wait until the worker has ranked every image that is not open."""
+    dock.refresh()
+    qtbot.waitUntil(lambda: not dock.computing)
 
 
 def numpy_figures(threshold):
@@ -132,3 +140,69 @@ def test_export_csv_and_json_with_before_and_after_metrics(qtbot, window, tmp_pa
     assert data["status_counts"] == {"fixed": 1, "unreviewed": 1}
     with ProjectStore.for_dataset(window.session.root) as store:   # written through, visible to others
         assert store.status("a") == "fixed"
+
+
+def test_images_not_open_are_ranked_off_the_gui_thread(qtbot, window, monkeypatch):
+    from segstudio.core.datasets.base import Sample
+
+    threads = []
+    original = Sample.load_mask
+
+    def recording(sample):
+        threads.append(threading.current_thread())
+        return original(sample)
+
+    monkeypatch.setattr(Sample, "load_mask", recording)
+    dock = window.editor.review
+    dock.invalidate()
+    assert dock.queue() == ["a"] + ["b"]                # b is unranked until the worker reports
+    assert dock.computing
+    qtbot.waitUntil(lambda: not dock.computing)
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    figures = numpy_figures(dock.threshold)
+    assert dict((r[0], r[2]) for r in dock.rows())["b"] == f"{figures['b'][0]:.3f}"
+
+
+def test_a_result_for_an_image_invalidated_meanwhile_is_dropped(qtbot, window, monkeypatch):
+    from segstudio.core.datasets.base import Sample
+
+    gate, entered = threading.Event(), threading.Event()
+    original = Sample.load_mask
+
+    def held(sample):
+        entered.set()
+        assert gate.wait(10)
+        return np.full_like(original(sample), 1)       # what b's labels looked like before the change
+
+    monkeypatch.setattr(Sample, "load_mask", held)
+    dock = window.editor.review
+    dock.invalidate("b")
+    dock.refresh()
+    qtbot.waitUntil(entered.is_set)
+    dock.invalidate("b")                                # b changed while the worker was on it
+    monkeypatch.setattr(Sample, "load_mask", original)
+    gate.set()
+    qtbot.waitUntil(lambda: not dock.computing)
+    settle(qtbot, dock)
+    figures = numpy_figures(dock.threshold)
+    assert dict((r[0], r[3]) for r in dock.rows())["b"] == f"{figures['b'][1]:,}"
+
+
+def test_a_new_source_joins_the_worker(qtbot, window, monkeypatch):
+    from segstudio.core.datasets.base import Sample
+
+    entered = threading.Event()
+    original = Sample.load_mask
+
+    def noting(sample):
+        entered.set()
+        return original(sample)
+
+    monkeypatch.setattr(Sample, "load_mask", noting)
+    dock = window.editor.review
+    dock.invalidate()
+    dock.refresh()
+    qtbot.waitUntil(entered.is_set)
+    dock.set_source(None, None)
+    assert not [t for t in threading.enumerate() if t.name == "segstudio-review-stats" and t.is_alive()]
+    assert not dock.computing and dock.rows() == []
