@@ -24,7 +24,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPen, QTransform, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsEllipseItem, QGraphicsScene, QGraphicsView, QWidget
 
-from segstudio.ui.canvas_layers import RenderStats, TileCache, TiledLayerItem
+from segstudio.ui.canvas_layers import CompositeStats, LayerCompositor, RenderStats, TileCache, TiledLayerItem
 
 IMAGE_LAYER = "image"
 MAX_ZOOM = 64.0
@@ -71,6 +71,8 @@ class CanvasView(QGraphicsView):
         self.setScene(self._scene)
         self._cache = TileCache() if cache_bytes is None else TileCache(cache_bytes)
         self._layers: dict[str, TiledLayerItem] = {}
+        self._compositor = LayerCompositor(self._cache)
+        self._scene.addItem(self._compositor)
         self._shape: tuple[int, int] = (0, 0)
         self._fitted = True  # keep fitting on resize until the user zooms or pans
         self._tool: CanvasTool | None = None
@@ -135,6 +137,7 @@ class CanvasView(QGraphicsView):
             item = self._layers.pop(name, None)
             if item is not None:
                 self._cache.drop_owner(id(item))
+                self._compositor.remove_layer(item)
                 self._scene.removeItem(item)
             if not self._layers:
                 self._shape = (0, 0)
@@ -143,7 +146,7 @@ class CanvasView(QGraphicsView):
             raise ValueError(f"layer {name!r} has shape {array.shape[:2]}, the image is {self._shape}")
         item = self._layers.get(name)
         if item is None:
-            item = TiledLayerItem(name, array, lut, self._cache)
+            item = TiledLayerItem(name, array, lut, self._cache, self._compositor)
             top = max((i.zValue() for i in self._layers.values()), default=-1.0)
             item.setZValue(top + 1 if z is None else z)
             self._layers[name] = item
@@ -198,6 +201,14 @@ class CanvasView(QGraphicsView):
     def cached_tiles(self, name: str) -> list[tuple[int, int, int]]:
         """``(level, tx, ty)`` of a layer's cached tiles."""
         return self._item(name).cached_tiles()
+
+    def composite_stats(self) -> CompositeStats:
+        """Composite tiles / pixels drawn so far (see ``canvas_layers.LayerCompositor``)."""
+        return self._compositor.stats
+
+    def cached_composites(self) -> list[tuple[int, int, int]]:
+        """``(level, tx, ty)`` of the cached composite tiles (all of the current zoom)."""
+        return self._compositor.cached_tiles()
 
     @property
     def tile_cache(self) -> TileCache:
@@ -459,6 +470,7 @@ class CanvasView(QGraphicsView):
         super().keyReleaseEvent(event)
 
     def drawBackground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
+        self._compositor.begin_frame(painter.deviceTransform())  # the first thing a frame paints
         painter.fillRect(rect, BACKGROUND)
 
     def _restore_cursor(self) -> None:

@@ -18,14 +18,15 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QPoint, QRect, QRectF
-from PySide6.QtGui import QImage, QPainter
+from PySide6.QtCore import QPoint, QRect, QRectF, Qt
+from PySide6.QtGui import QImage, QPainter, QTransform
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from segstudio.core.render import downsample_region, level_for_zoom, level_shape, max_level
 
 TILE = 512
 DEFAULT_CACHE_BYTES = 384 * 1024 * 1024
+COMPOSITE_MAX_SCALE = 1.5  # composites only where a tile on screen is at most 1.5x a level tile
 
 KIND_INDEXED = "indexed"  # uint8 ids + <= 256-entry LUT -> Indexed8 with a colour table
 KIND_LUT = "lut"  # wider integer ids (uint16 / int32) + LUT gathered per tile
@@ -121,15 +122,21 @@ class TileCache:
 class TiledLayerItem(QGraphicsItem):
     """One canvas layer: an array drawn in cached tiles; scene units are image pixels."""
 
-    def __init__(self, name: str, array: np.ndarray, lut: np.ndarray | None, cache: TileCache):
+    def __init__(self, name: str, array: np.ndarray, lut: np.ndarray | None, cache: TileCache,
+                 compositor: LayerCompositor | None = None):
         super().__init__()
         self.name = name
+        self._compositor = None
+        self._stacking = (True, 0.0)  # (visible, z) the compositor last saw
         self.stats = RenderStats()
         self._cache = cache
         self._owner = id(self)
         self._opacity = 1.0
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
         self.set_data(array, lut)
+        self._compositor = compositor
+        if compositor is not None:
+            compositor.add_layer(self)
 
     # -- data --------------------------------------------------------------------------------------
     def set_data(self, array: np.ndarray, lut: np.ndarray | None) -> None:
@@ -140,14 +147,14 @@ class TiledLayerItem(QGraphicsItem):
         self._top_level = max_level(array.shape, TILE // 2)
         self._set_lut(lut)
         self._cache.drop_owner(self._owner)
-        self.update()
+        self._changed()
 
     def set_lut(self, lut: np.ndarray) -> None:
         """Recolour: cached tiles are dropped; only the ones painted next are re-rendered."""
         array_kind(self.array, lut)
         self._set_lut(lut)
         self._cache.drop_owner(self._owner)
-        self.update()
+        self._changed()
 
     def _set_lut(self, lut: np.ndarray | None) -> None:
         self.lut = None if lut is None else np.ascontiguousarray(lut, dtype=np.uint8)
@@ -175,6 +182,12 @@ class TiledLayerItem(QGraphicsItem):
         if self.lut is not None:
             self._set_lut(self.lut)
         self._cache.drop_owner(self._owner)
+        self._changed()
+
+    def _changed(self) -> None:
+        """Every tile of this layer was dropped: so are the composites that include it."""
+        if self._compositor is not None:
+            self._compositor.invalidate()
         self.update()
 
     def invalidate_region(self, x: int, y: int, w: int, h: int) -> None:
@@ -203,6 +216,8 @@ class TiledLayerItem(QGraphicsItem):
             painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
             painter.drawImage(QPoint(lx0 - tx * TILE, ly0 - ty * TILE), patch)
             painter.end()
+        if self._compositor is not None:
+            self._compositor.invalidate_region(x0, y0, x1, y1)
         self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
 
     # -- rendering ---------------------------------------------------------------------------------
@@ -269,18 +284,29 @@ class TiledLayerItem(QGraphicsItem):
         return QRectF(0, 0, width, height)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        if self._compositor is not None and self._compositor.draws_for(painter):
+            return  # the compositor has drawn this layer into its composite tiles
         transform = painter.deviceTransform()  # includes the screen's device pixel ratio
-        zoom = math.hypot(transform.m11(), transform.m12())
-        level = level_for_zoom(zoom, self._top_level)
+        self.draw_level(painter, math.hypot(transform.m11(), transform.m12()), option.exposedRect)
+
+    def level_for(self, zoom: float) -> int:
+        """The pyramid level this layer draws at ``zoom`` (device px per image px)."""
+        return level_for_zoom(zoom, self._top_level)
+
+    def draw_level(self, painter: QPainter, zoom: float, exposed: QRectF) -> None:
+        """Draw the tiles under ``exposed`` (scene rect) at the level for ``zoom``, with ``painter``'s
+        transform."""
+        level = self.level_for(zoom)
         f = 1 << level
         height, width = self.array.shape[:2]
         lh, lw = level_shape(self.array.shape, level)
-        exposed = option.exposedRect.intersected(self.boundingRect())
+        exposed = exposed.intersected(self.boundingRect())
         if exposed.isEmpty():
             return
         lx0, ly0 = max(0, math.floor(exposed.left() / f)), max(0, math.floor(exposed.top() / f))
         lx1, ly1 = min(lw, math.ceil(exposed.right() / f)), min(lh, math.ceil(exposed.bottom() / f))
-        # Labels stay crisp when zoomed in; images are smoothed only when shown below 1:1.
+        # Labels stay crisp at any zoom (nearest is the right resampling for class ids); images are
+        # smoothed only when shown below 1:1.
         smooth = self.kind in (KIND_GRAY, KIND_RGB, KIND_RGBA) and zoom * f < 0.999
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
         for ty in range(ly0 // TILE, (ly1 - 1) // TILE + 1):
@@ -293,3 +319,223 @@ class TiledLayerItem(QGraphicsItem):
                                 min(height, sy1 * f) - sy0 * f)
                 source = QRect(sx0 - tx * TILE, sy0 - ty * TILE, sx1 - sx0, sy1 - sy0)
                 painter.drawImage(target, image, source)
+
+    def itemChange(self, change, value):  # noqa: N802 - Qt override
+        if self._compositor is not None and change in (
+                QGraphicsItem.GraphicsItemChange.ItemVisibleHasChanged,
+                QGraphicsItem.GraphicsItemChange.ItemZValueHasChanged):
+            # Qt also reports these when the scene first shows the item; only a real change counts
+            stacking = (self.isVisible(), self.zValue())
+            if stacking != self._stacking:
+                self._stacking = stacking
+                self._compositor.invalidate()
+        return super().itemChange(change, value)
+
+
+@dataclass
+class CompositeStats:
+    """Work a :class:`LayerCompositor` has done; for tests and benchmarks."""
+
+    tiles_composited: int = 0  # whole composite tiles drawn
+    regions_composited: int = 0  # partial re-draws after an in-place edit
+    pixels_composited: int = 0  # composite (device) pixels drawn, tiles and regions together
+
+
+class LayerCompositor(QGraphicsItem):
+    """Draws every visible layer, flattened, from tiles cached at the device scale of the current zoom.
+
+    Away from 1:1 every layer tile is a *scaled* blit (a smooth one for images), once per layer and
+    frame, and those blits are what made a zoomed redraw slow. Here the visible layers of a tile are
+    drawn once, in z order and with the view's scale, into one premultiplied ARGB image the size the
+    tile has on screen; a frame then costs one unscaled blit per tile. The view scrolls by whole
+    device pixels, so the scene grid has the same sub-pixel phase on screen at any scroll and a
+    composite drawn for one zoom stays exact while panning.
+
+    Composites are used on steady frames (see :meth:`begin_frame`) at any zoom but 1:1 where the
+    on-screen scale of the chosen pyramid level is below ``COMPOSITE_MAX_SCALE`` (a composite is never
+    much larger than a level tile), i.e. at every zoom up to 1.5; otherwise the layers draw
+    themselves. Composites are dropped when the zoom or any layer's data, colours, opacity, visibility
+    or order changes, and patched in place, O(rect), after an in-place edit.
+    """
+
+    def __init__(self, cache: TileCache):
+        super().__init__()
+        self.stats = CompositeStats()
+        self._cache = cache
+        self._owner = id(self)
+        self._layers: list[TiledLayerItem] = []
+        self._zoom: float | None = None  # the zoom the cached composites were drawn at
+        self._last_frame_zoom: float | None = None
+        self._changed_since_frame = True
+        self._steady = False  # this frame has the zoom and layer settings of the previous one
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+
+    def add_layer(self, layer: TiledLayerItem) -> None:
+        self._layers.append(layer)
+        self.invalidate()
+
+    def remove_layer(self, layer: TiledLayerItem) -> None:
+        if layer in self._layers:
+            self._layers.remove(layer)
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Drop every composite; the visible ones are redrawn on the first steady frame."""
+        self.prepareGeometryChange()  # a layer's array (and so the bounding rect) may have changed
+        self._cache.drop_owner(self._owner)
+        self._changed_since_frame = True
+        self.update()
+
+    def begin_frame(self, transform: QTransform) -> None:
+        """Called by the view before it paints a frame with this device transform.
+
+        Composites are (re)built only on a *steady* frame, one with the zoom and layer settings of the
+        frame before it: while the zoom or an opacity slider moves, every frame would otherwise rebuild
+        whole composite tiles, which costs more than drawing the visible part of each layer directly.
+        """
+        zoom = transform.m11()
+        self._steady = zoom == self._last_frame_zoom and not self._changed_since_frame
+        self._last_frame_zoom, self._changed_since_frame = zoom, False
+
+    def cached_tiles(self) -> list[tuple[int, int, int]]:
+        """``(level, tx, ty)`` of the composites currently cached (all drawn at the same zoom)."""
+        return [key[1:] for key in self._cache.keys_of(self._owner)]
+
+    def plan(self, transform: QTransform) -> tuple[float, int] | None:
+        """``(zoom, level)`` when a painter with this device transform draws from composites, else None."""
+        if not self._steady or not self._layers or transform.type().value > QTransform.TransformationType.TxScale.value:
+            return None
+        zoom = transform.m11()
+        if zoom <= 0 or abs(transform.m22() - zoom) > 1e-9 * zoom:
+            return None
+        if abs(transform.dx() - round(transform.dx())) > 1e-6 or abs(transform.dy() - round(transform.dy())) > 1e-6:
+            return None
+        shape = self._layers[0].array.shape[:2]
+        if any(layer.array.shape[:2] != shape for layer in self._layers):
+            return None
+        level = self._layers[0].level_for(zoom)
+        # at 1:1 the layers' own unscaled blits are as fast; a coarser level shown at exactly its size
+        # still goes through Qt's scaled path (the painter holds a scale), so it is composited
+        if abs(zoom - 1.0) < 1e-9 or zoom * (1 << level) >= COMPOSITE_MAX_SCALE:
+            return None
+        return zoom, level
+
+    def draws_for(self, painter: QPainter) -> bool:
+        """Whether this painter's frame is drawn from composites (the layers then draw nothing)."""
+        return self.plan(painter.deviceTransform()) is not None
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+        rect = QRectF()
+        for layer in self._layers:
+            rect = rect.united(layer.boundingRect())
+        return rect
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        transform = painter.deviceTransform()
+        plan = self.plan(transform)
+        if plan is None:
+            if self._zoom is not None:  # composites of another zoom only hold memory
+                self._cache.drop_owner(self._owner)
+                self._zoom = None
+            return
+        zoom, level = plan
+        if zoom != self._zoom:
+            self._cache.drop_owner(self._owner)
+            self._zoom = zoom
+        exposed = option.exposedRect.intersected(self.boundingRect())
+        if exposed.isEmpty():
+            return
+        height, width = self._layers[0].array.shape[:2]
+        span = TILE << level  # scene pixels per tile
+        cx0, cy0 = math.floor(exposed.left() * zoom), math.floor(exposed.top() * zoom)
+        cx1, cy1 = math.ceil(exposed.right() * zoom), math.ceil(exposed.bottom() * zoom)
+        last_tx, last_ty = (width - 1) // span, (height - 1) // span
+        tx0 = min(last_tx, max(0, math.floor((cx0 + 0.5) / zoom / span)))
+        tx1 = min(last_tx, max(0, math.floor((cx1 - 0.5) / zoom / span)))
+        ty0 = min(last_ty, max(0, math.floor((cy0 + 0.5) / zoom / span)))
+        ty1 = min(last_ty, max(0, math.floor((cy1 - 0.5) / zoom / span)))
+        painter.save()
+        # draw in device pixels: the view's scroll, without its scale (nor the screen's pixel ratio)
+        device_scale = painter.worldTransform().inverted()[0] * transform
+        scroll = QTransform.fromTranslate(round(transform.dx()), round(transform.dy()))
+        painter.setWorldTransform(scroll * device_scale.inverted()[0])
+        for ty in range(ty0, ty1 + 1):
+            r0, r1 = _device_edges(ty, span, height, zoom)
+            for tx in range(tx0, tx1 + 1):
+                c0, c1 = _device_edges(tx, span, width, zoom)
+                sx0, sy0, sx1, sy1 = max(c0, cx0), max(r0, cy0), min(c1, cx1), min(r1, cy1)
+                if sx1 <= sx0 or sy1 <= sy0:
+                    continue
+                image = self._tile(level, tx, ty, zoom)
+                painter.drawImage(QPoint(sx0, sy0), image, QRect(sx0 - c0, sy0 - r0, sx1 - sx0, sy1 - sy0))
+        painter.restore()
+
+    def invalidate_region(self, x0: int, y0: int, x1: int, y1: int) -> None:
+        """Scene pixels ``[x0, x1) x [y0, y1)`` of a layer changed: redraw the composite pixels they reach.
+
+        A changed level pixel can reach one level pixel further through image smoothing, so the
+        redrawn rectangle is the changed level pixels grown by one level pixel (and one device pixel).
+        """
+        zoom = self._zoom
+        if zoom is None or not self._layers:
+            return
+        height, width = self._layers[0].array.shape[:2]
+        for key in self._cache.keys_of(self._owner):
+            _, level, tx, ty = key
+            f, span = 1 << level, TILE << level
+            c0, c1 = _device_edges(tx, span, width, zoom)
+            r0, r1 = _device_edges(ty, span, height, zoom)
+            dx0 = max(c0, math.floor((x0 // f - 1) * f * zoom) - 1)
+            dy0 = max(r0, math.floor((y0 // f - 1) * f * zoom) - 1)
+            dx1 = min(c1, math.ceil((-(-x1 // f) + 1) * f * zoom) + 1)
+            dy1 = min(r1, math.ceil((-(-y1 // f) + 1) * f * zoom) + 1)
+            if dx1 <= dx0 or dy1 <= dy0:
+                continue
+            self._composite(self._cache.get(key), level, tx, ty, QRect(dx0 - c0, dy0 - r0, dx1 - dx0, dy1 - dy0),
+                            zoom)
+            self.stats.regions_composited += 1
+
+    def _tile(self, level: int, tx: int, ty: int, zoom: float) -> QImage:
+        key = (self._owner, level, tx, ty)
+        image = self._cache.get(key)
+        if image is None:
+            height, width = self._layers[0].array.shape[:2]
+            span = TILE << level
+            c0, c1 = _device_edges(tx, span, width, zoom)
+            r0, r1 = _device_edges(ty, span, height, zoom)
+            image = QImage(c1 - c0, r1 - r0, QImage.Format.Format_ARGB32_Premultiplied)
+            self._composite(image, level, tx, ty, image.rect(), zoom)
+            self.stats.tiles_composited += 1
+            self._cache.put(key, image)
+        return image
+
+    def _composite(self, image: QImage, level: int, tx: int, ty: int, rect: QRect, zoom: float) -> None:
+        """(Re)draw ``rect`` (composite pixels) of the composite of tile ``(tx, ty)`` of ``level``."""
+        height, width = self._layers[0].array.shape[:2]
+        c0 = _device_edges(tx, TILE << level, width, zoom)[0]
+        r0 = _device_edges(ty, TILE << level, height, zoom)[0]
+        painter = QPainter(image)
+        painter.setClipRect(rect)
+        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+        painter.fillRect(rect, Qt.GlobalColor.transparent)
+        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_SourceOver)
+        painter.setTransform(QTransform(zoom, 0, 0, zoom, -c0, -r0))  # scene -> composite pixels
+        # Only this tile's own level tiles are drawn, exactly as on screen (Qt rounds a scaled target
+        # rect to pixel edges the way _device_edges does). A partial redraw draws two level pixels
+        # more than it keeps, so that smoothing at the clip edge samples the same neighbours.
+        span = TILE << level
+        tile_rect = QRectF(tx * span, ty * span, span, span)
+        margin = 2 << level
+        exposed = QRectF((c0 + rect.left()) / zoom - margin, (r0 + rect.top()) / zoom - margin,
+                         rect.width() / zoom + 2 * margin, rect.height() / zoom + 2 * margin).intersected(tile_rect)
+        for layer in sorted((layer for layer in self._layers if layer.isVisible()), key=lambda item: item.zValue()):
+            layer.draw_level(painter, zoom, exposed)
+        painter.end()
+        self.stats.pixels_composited += rect.width() * rect.height()
+
+
+def _device_edges(index: int, span: int, size: int, zoom: float) -> tuple[int, int]:
+    """Device pixels ``[d0, d1)`` (unscrolled) of tile ``index``: its scene edges rounded as Qt rounds a
+    scaled image's target rect (half up), so that the pixels a tile covers on screen are exactly these."""
+    x0, x1 = index * span, min(size, (index + 1) * span)
+    return math.floor(x0 * zoom + 0.5), math.floor(x1 * zoom + 0.5)

@@ -350,3 +350,70 @@ def test_void_qt_calls_keep_none_alive():
     for _ in range(256):
         rect.setWidth(1)
     assert before - sys.getrefcount(None) < 64, "this PySide6 build leaks None; see docs/adr/0006"
+
+
+def test_zoomed_out_composites_match_numpy_and_are_invalidated(canvas, rng=np.random.default_rng(2)):
+    # 800 x 600 fits the 400 x 300 view at zoom 0.5: level 1 shown at its size, drawn from composites.
+    # Everything is constant over 2 x 2 blocks, so level 1 equals the image and the numpy blend is exact.
+    def blocks(a):
+        return np.repeat(np.repeat(a, 2, axis=0), 2, axis=1)
+
+    image = blocks(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    gt, err = np.zeros((600, 800), np.uint8), np.zeros((600, 800), np.uint8)
+    gt[40:240, 60:520], gt[200:440, 400:760] = 1, 2
+    err[100:500, 300:600] = 1
+    lut = np.zeros((256, 4), np.uint8)
+    lut[1], lut[2], lut[3] = (255, 0, 0, 255), (0, 64, 255, 128), (255, 255, 0, 255)
+    err_lut = np.zeros((256, 4), np.uint8)
+    err_lut[1] = (0, 255, 0, 200)
+    canvas.set_image(image)
+    canvas.set_layer("gt", gt, lut, opacity=0.5)
+    canvas.set_layer("err", err, err_lut, opacity=0.7)
+    assert canvas.zoom() == pytest.approx(0.5)
+
+    def check(overlays) -> np.ndarray:
+        """Two frames: the first after a change draws the layers directly, the next from composites."""
+        direct = frame(canvas)
+        composited = frame(canvas)
+        assert canvas.cached_composites(), "the steady frame is drawn from composites"
+        assert np.array_equal(composited, direct)
+        assert np.abs(composited[..., :3].astype(int) - expected_view(canvas, image, overlays)).max() <= 1
+        return composited
+
+    before = check([(gt, lut, 0.5), (err, err_lut, 0.7)])
+    stats = canvas.composite_stats()
+    tiles, pixels = stats.tiles_composited, stats.pixels_composited
+    assert tiles == 1 and canvas.cached_composites() == [(1, 0, 0)]  # level 1 is one 400 x 300 tile
+    frame(canvas)
+    assert stats.tiles_composited == tiles  # cached: a steady frame redraws nothing
+
+    # an in-place edit patches the composite it touches, O(rect), and changes exactly that rect
+    gt[10:20, 30:50] = 3
+    canvas.update_layer_region("gt", 30, 10, 20, 10)
+    after = frame(canvas)
+    assert stats.tiles_composited == tiles and stats.regions_composited == 1
+    assert 0 < stats.pixels_composited - pixels <= (20 // 2 + 4) * (10 // 2 + 4)
+    gx, gy = pixel_index_grid(canvas)
+    in_rect = (gx >= 30) & (gx < 50) & (gy >= 10) & (gy < 20)
+    assert np.array_equal(np.any(after != before, axis=2), in_rect)
+    assert np.abs(after[..., :3].astype(int) - expected_view(canvas, image, [(gt, lut, 0.5), (err, err_lut, 0.7)])
+                  ).max() <= 1
+    yellow = in_rect & (err[gy, gx] == 0)  # 50 % yellow over the image
+    a = np.rint(255 * 0.5) / 255
+    assert np.abs(after[yellow][:, :3] - (a * np.array([255, 255, 0]) + (1 - a) * image[gy, gx][yellow])).max() <= 1
+
+    # opacity, visibility and order changes drop every composite; the next steady frame redraws them
+    canvas.set_layer_opacity("gt", 0.25)
+    assert canvas.cached_composites() == []
+    check([(gt, lut, 0.25), (err, err_lut, 0.7)])
+    canvas.set_layer_visible("err", False)
+    assert canvas.cached_composites() == []
+    check([(gt, lut, 0.25)])
+    canvas.set_layer_visible("err", True)
+    canvas.set_layer_order(["image", "err", "gt"])
+    assert canvas.cached_composites() == []
+    got = check([(err, err_lut, 0.7), (gt, lut, 0.25)])
+    vy, vx = np.argwhere((gx == 451) & (gy == 151))[0]  # gt red (25 %) over err green (70 %) over image
+    green = np.rint(200 * 0.7) / 255 * np.array([0, 255, 0]) + (1 - np.rint(200 * 0.7) / 255) * image[151, 451]
+    red = np.rint(255 * 0.25) / 255
+    assert np.allclose(got[vy, vx, :3], red * np.array([255, 0, 0]) + (1 - red) * green, atol=1)
