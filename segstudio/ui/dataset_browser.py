@@ -18,6 +18,8 @@ from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QModelIndex, 
                             QSortFilterProxyModel, Qt, Signal)
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
 
+from segstudio.inference.cancel import CancelToken
+
 __all__ = ["DatasetBrowser", "DatasetTableModel"]
 
 COLUMNS = ("#", "Image", "Mean IoU", "Error px")
@@ -128,22 +130,22 @@ class _PresenceScan:
         self.known = self.total - len(self._names)
         self._session = session
         self._report = report          # report(scan_id, known, total, ended, completed), from the worker
-        self._cancel = threading.Event()
+        self._token = CancelToken()
         self.thread = threading.Thread(target=self._run, name="segstudio-presence-scan")
 
     def cancel(self) -> None:
-        self._cancel.set()
+        self._token.cancel()
 
     @property
     def cancelled(self) -> bool:
-        return self._cancel.is_set()
+        return self._token.cancelled
 
     def _run(self) -> None:
         known, completed = self.known, False
         last_report, last_time = known, time.monotonic()
         try:
             for name in self._names:
-                if self._cancel.is_set():
+                if self._token.cancelled:
                     return
                 self._session.learn_classes(name)
                 known += 1
@@ -152,7 +154,7 @@ class _PresenceScan:
                     last_report, last_time = known, time.monotonic()
             completed = True
         finally:
-            self._report(self.id, known, self.total, True, completed and not self._cancel.is_set())
+            self._report(self.id, known, self.total, True, completed and not self._token.cancelled)
 
 
 class _PresenceScanner(QObject):

@@ -29,6 +29,7 @@ from segstudio.core.review import (DEFAULT_CONFIDENCE_THRESHOLD, ImageReviewStat
                                    image_review_stats, metrics_summary, next_to_review, record_metrics,
                                    review_order)
 from segstudio.core.store import STATUSES
+from segstudio.inference.cancel import CancelToken
 from segstudio.ui.tables import row_list_table
 
 __all__ = ["ReviewDock", "ORDER_LABELS", "STATUS_LABELS"]
@@ -69,7 +70,7 @@ class _StatsComputer(QObject):
         super().__init__()
         self._ids = itertools.count(1)
         self._job_id = 0
-        self._cancel: threading.Event | None = None
+        self._cancel: CancelToken | None = None
         self._thread: threading.Thread | None = None
         self._reported.connect(self._on_reported, Qt.ConnectionType.QueuedConnection)
 
@@ -81,7 +82,7 @@ class _StatsComputer(QObject):
         """Start on ``tasks`` (name, generation, sample, pred, confidence); the caller checks ``busy``."""
         self.stop()
         self._job_id = next(self._ids)
-        self._cancel = threading.Event()
+        self._cancel = CancelToken()
         self._thread = threading.Thread(target=self._run, name="segstudio-review-stats",
                                         args=(self._job_id, self._cancel, tasks,
                                               (num_classes, ignore_index, threshold)))
@@ -90,17 +91,17 @@ class _StatsComputer(QObject):
     def stop(self) -> None:
         """Cancel the job and wait for its thread (at most one image), without reporting."""
         if self._cancel is not None:
-            self._cancel.set()
+            self._cancel.cancel()
             self._cancel = None
         if self._thread is not None:
             self._thread.join()
             self._thread = None
 
-    def _run(self, job_id: int, cancel: threading.Event, tasks: list, args: tuple) -> None:
+    def _run(self, job_id: int, cancel: CancelToken, tasks: list, args: tuple) -> None:
         chunk, last_time = [], time.monotonic()
         try:
             for task in tasks:
-                if cancel.is_set():
+                if cancel.cancelled:
                     return
                 chunk.append((task[0], task[1], _stats_from_disk(task, *args)))
                 if len(chunk) >= self.CHUNK or time.monotonic() - last_time >= self.INTERVAL_S:
