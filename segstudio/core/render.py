@@ -311,7 +311,8 @@ def view_arrays(mode: str, semantic: np.ndarray | None, class_table: "ClassTable
                     size=256 if semantic is None or semantic.dtype == np.uint8 else 65536)
     if mode == "semantic":
         return semantic, lut
-    if instances is None:
+    derived = instances is None   # from the semantic mask: outlines need no component labelling
+    if derived and mode == "instance":
         from segstudio.core.masks import semantic_to_instances
         instances = semantic_to_instances(semantic, ignore_index=class_table.ignore_index)
     if semantic is None:
@@ -323,9 +324,32 @@ def view_arrays(mode: str, semantic: np.ndarray | None, class_table: "ClassTable
         if hidden:
             ids = np.where(np.isin(semantic, list(hidden)), 0, ids).astype(ids.dtype)
         return ids, colours
+    fill = outline_fill(class_table, semantic.dtype)
+    lut[fill] = 0
+    if derived:
+        return semantic_outlines(semantic, class_table), lut
     edge = outline_mask(instances.ids, exclude=0) if instances.ids.any() else outline_mask(semantic)
-    fill = _transparent_code(class_table) if semantic.dtype == np.uint8 else None
-    if fill is None:
-        fill = lut.shape[0] - 1
-        lut[fill] = 0
     return np.where(edge, semantic, fill).astype(semantic.dtype), lut
+
+
+def outline_fill(class_table: "ClassTable", dtype) -> int:
+    """The value outline arrays hold off the outlines: one the class LUT draws transparent."""
+    fill = _transparent_code(class_table) if np.dtype(dtype) == np.uint8 else None
+    return fill if fill is not None else (256 if np.dtype(dtype) == np.uint8 else 65536) - 1
+
+
+def semantic_outlines(semantic: np.ndarray, class_table: "ClassTable",
+                      rect: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Class borders of a semantic mask, as the outlines view draws them; O(rect).
+
+    A pixel shows its class where a 4-neighbour has another class — exactly the borders of the
+    connected components per class, without labelling them — and background and ignored pixels
+    never show. Only ``rect`` (x, y, w, h) is computed when given, so an edit redraws just its
+    neighbourhood.
+    """
+    height, width = semantic.shape
+    x, y, w, h = rect if rect is not None else (0, 0, width, height)
+    window = semantic[y:y + h, x:x + w]
+    edge = outline_mask(semantic, (x, y, w, h))
+    edge &= (window != 0) & (window != class_table.ignore_index)
+    return np.where(edge, window, outline_fill(class_table, semantic.dtype)).astype(semantic.dtype)

@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, Signal
 from segstudio.core import errormap
 from segstudio.core.images import to_display_rgb
 from segstudio.core.overlays import MAX_PAIR_CLASSES, pair_codes, pair_lut
-from segstudio.core.render import heat_lut, quantize, view_arrays
+from segstudio.core.render import heat_lut, quantize, semantic_outlines, view_arrays
 
 __all__ = ["DocumentPresenter", "LAYERS", "HIGHLIGHT_COLOR", "MARK_COLORS"]
 
@@ -190,13 +190,19 @@ class DocumentPresenter(QObject):
         doc = self.document
         x, y, w, h = bbox
         names = self.canvas.layer_names()
-        if self.view_mode == "semantic":
-            if "gt" in names:
-                self.canvas.update_layer_region("gt", x, y, w, h)
-            else:
-                self._refresh_masks()
+        if "gt" not in names:
+            self._refresh_masks()
+        elif self.view_mode == "semantic":
+            self.canvas.update_layer_region("gt", x, y, w, h)
+        elif self.view_mode == "outlines" and doc.gt_instances is None:
+            # class borders move at most one pixel beyond the stroke: redraw that ring, O(bbox)
+            x0, y0 = max(0, x - 1), max(0, y - 1)
+            x1, y1 = min(doc.shape[1], x + w + 1), min(doc.shape[0], y + h + 1)
+            rect = (x0, y0, x1 - x0, y1 - y0)
+            self.canvas.layer("gt").array[y0:y1, x0:x1] = semantic_outlines(doc.gt, doc.class_table, rect)
+            self.canvas.update_layer_region("gt", *rect)
         else:
-            self._refresh_masks()  # derived instance/outline arrays are recomputed whole
+            self._refresh_masks()  # instance ids can merge or split anywhere: recomputed whole
         if doc.error_codes is None:
             return
         if "errors" in names:

@@ -187,6 +187,32 @@ def test_a_stroke_updates_the_metrics_and_shows_the_class_change(qtbot, window):
     np.testing.assert_array_equal(window.canvas.layer("gt").array, gt)
 
 
+def test_a_stroke_in_outlines_view_redraws_only_its_neighbourhood(qtbot, window):
+    """Outlines of the edited labels equal the whole-image outlines, drawn from the stroke's rect alone."""
+    window.outlines_action.trigger()
+    doc = window.document
+    layer = window.canvas.layer("gt")
+    stale = layer.array.copy()
+    doc.begin_stroke(2)
+    doc.paint_dab(20, 20, 5)
+    doc.commit_stroke()
+    shown = window.canvas.layer("gt").array
+    assert shown is layer.array                      # edited in place, not rebuilt
+    table = doc.class_table
+    g = doc.gt
+    edge = np.zeros(g.shape, bool)                   # 4-neighbour class borders, written out in numpy
+    edge[:, 1:] |= g[:, 1:] != g[:, :-1]
+    edge[:, :-1] |= g[:, 1:] != g[:, :-1]
+    edge[1:, :] |= g[1:, :] != g[:-1, :]
+    edge[:-1, :] |= g[1:, :] != g[:-1, :]
+    edge &= (g != 0) & (g != table.ignore_index)
+    lut = layer.lut
+    np.testing.assert_array_equal(lut[shown][..., 3] > 0, edge & (lut[g][..., 3] > 0))
+    np.testing.assert_array_equal(shown[edge], g[edge])
+    changed = np.argwhere(shown != stale)
+    assert changed.size and changed.min(0).tolist() >= [14, 14] and changed.max(0).tolist() <= [26, 26]
+
+
 def test_instance_view_frames_a_missed_instance(qtbot, window):
     # image b: the ground truth is one band of class 2 over the top rows, predicted as background
     assert window.step_image(1)
