@@ -19,7 +19,7 @@ __all__ = ["ModelDock", "ModelFormDialog", "format_duration"]
 
 SPEC_ROLE = Qt.ItemDataRole.UserRole
 OVERRIDES_ROLE = Qt.ItemDataRole.UserRole + 1
-DEVICES = (("Auto", "auto"), ("CUDA", "cuda"), ("CPU", "cpu"))
+DEVICES = (("Auto", "auto"), ("CUDA", "cuda"), ("Apple GPU (MPS)", "mps"), ("CPU", "cpu"))
 
 
 def format_duration(seconds: float) -> str:
@@ -93,7 +93,8 @@ class ModelDock(QWidget):
         self.device = QComboBox()
         for title, value in DEVICES:
             self.device.addItem(title, value)
-        self._set_cuda_text("CUDA (checking…)", enabled=False)
+        self._set_device_entry("cuda", "CUDA (checking…)", enabled=False)
+        self._set_device_entry("mps", None, enabled=False, shown=False)   # shown on Apple silicon only
         self.device.currentIndexChanged.connect(lambda *_: self.selection_changed.emit())
         self.run_image_button = QPushButton("Run on this image")
         self.run_dataset_button = QPushButton("Run on whole dataset")
@@ -191,22 +192,26 @@ class ModelDock(QWidget):
         self.select_spec(path)
 
     # --- devices ------------------------------------------------------------------------------
-    def _set_cuda_text(self, text: str, enabled: bool) -> None:
-        index = self.device.findData("cuda")
-        self.device.setItemText(index, text)
+    def _set_device_entry(self, value: str, text: str | None, enabled: bool, shown: bool = True) -> None:
+        index = self.device.findData(value)
+        if text is not None:
+            self.device.setItemText(index, text)
         self.device.model().item(index).setEnabled(enabled)
+        self.device.view().setRowHidden(index, not shown)
+        if not enabled and self.device.currentData() == value:
+            self.device.setCurrentIndex(self.device.findData("auto"))
 
     def set_gpu_report(self, report: dict) -> None:
-        """Describe the CUDA choice from ``runner.gpu_report()`` (device name and free memory)."""
+        """Describe the GPU choices from the GPU check (CUDA device name and free memory; MPS if present)."""
         if report.get("cuda_usable", report.get("cuda_available")):
             name = report.get("device_name") or "GPU"
             free = report.get("memory_free")
             free_text = f", {free / 2**30:.1f} GiB free" if isinstance(free, (int, float)) else ""
-            self._set_cuda_text(f"CUDA — {name}{free_text}", enabled=True)
+            self._set_device_entry("cuda", f"CUDA — {name}{free_text}", enabled=True)
         else:
-            self._set_cuda_text("CUDA (not available)", enabled=False)
-            if self.device.currentData() == "cuda":
-                self.device.setCurrentIndex(self.device.findData("auto"))
+            self._set_device_entry("cuda", "CUDA (not available)", enabled=False)
+        mps = bool(report.get("mps_available"))
+        self._set_device_entry("mps", None, enabled=mps, shown=mps)
 
     def set_device(self, device: str) -> None:
         index = self.device.findData(device)

@@ -35,6 +35,16 @@ def test_cuda_choice_disabled_without_a_gpu(dock):
     assert dock.device.currentData() == "auto"
 
 
+def test_mps_choice_only_where_apple_gpu_is_present(dock):
+    index = dock.device.findData("mps")
+    assert dock.device.view().isRowHidden(index)
+    dock.set_gpu_report({"cuda_available": False, "mps_available": True})
+    assert not dock.device.view().isRowHidden(index) and dock.device.model().item(index).isEnabled()
+    dock.set_device("mps")
+    dock.set_gpu_report({"cuda_available": False, "mps_available": False})
+    assert dock.device.view().isRowHidden(index) and dock.device.currentData() == "auto"
+
+
 def test_registry_entries_and_selection(dock):
     class Entry:
         def __init__(self, name):
