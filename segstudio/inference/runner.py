@@ -178,13 +178,11 @@ class Runner:
         """
         from segstudio.inference.gpu_check import effective_device, gpu_check
 
-        requested = (requested or "auto").strip().lower()
-        if requested != "auto" and not requested.startswith("cuda"):
-            return requested
-        report = gpu_check()
-        device = effective_device(requested, report)
-        if device == "cpu" and report.get("cuda_available") and not report.get("cuda_usable"):
-            self._notice(f"{report.get('verdict')}; running on the CPU")
+        device = effective_device(requested)
+        if device == "cpu" and (requested or "auto").strip().lower() != "cpu":
+            report = gpu_check()  # cached: effective_device already ran it
+            if report.get("cuda_available") and not report.get("cuda_usable"):
+                self._notice(f"{report.get('verdict')}; running on the CPU")
         return device
 
     def _notice(self, message: str) -> None:
