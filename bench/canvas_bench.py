@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from PySide6.QtGui import QImage, QPainter  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from segstudio.core.render import heat_lut, instance_lut  # noqa: E402
+from segstudio.core.display.render import heat_lut, instance_lut  # noqa: E402
 from segstudio.ui.canvas import CanvasView  # noqa: E402  (guards the PySide6 None-refcount leak)
 from segstudio.ui.canvas_layers import color_table  # noqa: E402
 

@@ -27,14 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from segstudio.core import errormap  # noqa: E402
-from segstudio.core.classes import ClassTable  # noqa: E402
-from segstudio.core.document import ImageDocument  # noqa: E402
-from segstudio.core.history import HistoryBudget  # noqa: E402
-from segstudio.core.masks import write_index_png, write_palette_png  # noqa: E402
-from segstudio.core.metrics import ConfusionMatrix  # noqa: E402
-from segstudio.core.saving import write_palette_png_like  # noqa: E402
-from segstudio.core.store import ProjectStore  # noqa: E402
+from segstudio.core.evaluation import errormap  # noqa: E402
+from segstudio.core.io.classes import ClassTable  # noqa: E402
+from segstudio.core.editing.document import ImageDocument  # noqa: E402
+from segstudio.core.editing.history import HistoryBudget  # noqa: E402
+from segstudio.core.io.masks import write_index_png, write_palette_png  # noqa: E402
+from segstudio.core.evaluation.metrics import ConfusionMatrix  # noqa: E402
+from segstudio.core.io.saving import write_palette_png_like  # noqa: E402
+from segstudio.core.editing.store import ProjectStore  # noqa: E402
 
 SIZE, CLASSES, RADIUS = 4096, 21, 32
 

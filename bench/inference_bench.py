@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from segstudio.core.classes import ClassTable  # noqa: E402
+from segstudio.core.io.classes import ClassTable  # noqa: E402
 from segstudio.inference.registry import ModelEntry, resolve_model  # noqa: E402
 from segstudio.inference.runner import Cancelled, CancelToken, Runner  # noqa: E402
 
@@ -61,7 +61,7 @@ def demo_entry() -> tuple[ModelEntry, str]:
 
 
 def demo_dataset():
-    from segstudio.core.datasets import open_dataset
+    from segstudio.core.io.datasets import open_dataset
 
     return open_dataset(REPO / "resources" / "demo")
 
@@ -128,7 +128,7 @@ def _wall_and_cpu(run) -> tuple[float, float]:
 def part_throughput(repeats: int, chunk: int = 4) -> None:
     """Alternate short chunks of bare loop and pipeline so that load swings on this shared
     machine hit both alike; sum the times over all chunks."""
-    from segstudio.core.evaluation import evaluate
+    from segstudio.core.evaluation.report import evaluate
     from segstudio.inference import preprocess
 
     entry, what = demo_entry()

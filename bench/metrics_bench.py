@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from segstudio.core.datasets import open_dataset  # noqa: E402
-from segstudio.core.metrics import ConfusionMatrix  # noqa: E402
+from segstudio.core.io.datasets import open_dataset  # noqa: E402
+from segstudio.core.evaluation.metrics import ConfusionMatrix  # noqa: E402
 
 NUM_CLASSES = 21
 IGNORE = 255

@@ -61,7 +61,7 @@ def bench_stall(app, side: int) -> tuple[float, float, int]:
     import numpy as np
     from PySide6.QtCore import QEventLoop, QTimer
 
-    from segstudio.core.datasets import open_dataset
+    from segstudio.core.io.datasets import open_dataset
     from segstudio.resources import resource_path
     from segstudio.ui.worker import InferenceController, ModelRequest
 
@@ -105,7 +105,7 @@ def _switch_dataset(root: Path, count: int = 4, side: int = 2048):
     import cv2
     import numpy as np
 
-    from segstudio.core.classes import ClassTable
+    from segstudio.core.io.classes import ClassTable
 
     rng = np.random.default_rng(0)
     (root / "images").mkdir(parents=True)
@@ -128,7 +128,7 @@ def _switch_dataset(root: Path, count: int = 4, side: int = 2048):
 
 
 def bench_switch(app, runs: int) -> tuple[float, float]:
-    from segstudio.core.session import Prediction
+    from segstudio.core.editing.session import Prediction
     from segstudio.ui.main_window import MainWindow
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from segstudio.core.classes import voc_colormap
+from segstudio.core.io.classes import voc_colormap
 from segstudio.core.errors import (
     ClassIdOutOfRange,
     DatasetError,
@@ -83,8 +83,8 @@ class BadCase:
 
 def open_case(case: BadCase):
     """Open ``case`` through the core API; return the image, mask or (fully loaded) dataset."""
-    from segstudio.core.datasets import open_dataset
-    from segstudio.core.images import read_image
+    from segstudio.core.io.datasets import open_dataset
+    from segstudio.core.io.images import read_image
 
     if case.kind == "image":
         return read_image(case.path)

@@ -102,7 +102,7 @@ def test_missing_predictions_folder_and_bad_report_suffix(dataset, tmp_path, cap
 
 
 def test_ctrl_c_exits_130(dataset, capsys, monkeypatch):
-    import segstudio.core.evaluation as evaluation
+    import segstudio.core.evaluation.report as evaluation
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -51,8 +51,8 @@ def _print_stdout(text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation; return the exit code (0, 2 for bad input, 130 when interrupted)."""
-    from segstudio.core.datasets import open_dataset
-    from segstudio.core.evaluation import evaluate, format_summary, write_report
+    from segstudio.core.io.datasets import open_dataset
+    from segstudio.core.evaluation.report import evaluate, format_summary, write_report
 
     if args.report and not args.report.lower().endswith((".json", ".csv")):
         return print_error(PROG, f"{args.report}: the report must be a .json or .csv file")

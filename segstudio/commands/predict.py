@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     problem = _check_numbers(args)
     if problem:
         return print_error(PROG, problem)
-    from segstudio.core.datasets import open_dataset  # noqa: PLC0415 - keeps --help light
+    from segstudio.core.io.datasets import open_dataset  # noqa: PLC0415 - keeps --help light
 
     bar = None if args.quiet else ProgressBar(sys.stderr, rate_unit="img/s")
     try:
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
 def _write(out_dir: Path, name: str, prediction, class_table) -> None:
     import numpy as np  # noqa: PLC0415
 
-    from segstudio.core.masks import write_index_png, write_palette_png  # noqa: PLC0415
+    from segstudio.core.io.masks import write_index_png, write_palette_png  # noqa: PLC0415
 
     target = out_dir / f"{name}.png"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ The same run serves a source checkout, a wheel and the frozen bundle (``dist/seg
    worker (``ui.worker.InferenceController``): the warm-up job imports torch and runs the GPU check,
    then an image job loads the demo model and predicts the field, waited for with a
    ``QEventLoop`` on the job's signals and a timeout;
-4. scores the prediction with ``core.metrics`` and checks the mean IoU lies in
+4. scores the prediction with ``core.evaluation.metrics`` and checks the mean IoU lies in
    ``core.demo.DEMO_MEAN_IOU_RANGE``.
 
 Exit status: 0 on success, else one ``self-test FAILED: <reason>`` line on stderr and
@@ -114,7 +114,7 @@ def _versions_after_torch(out: _Report, cuda_usable: bool) -> None:
 
 def _load_demo_field(out: _Report):
     """The demo sample the self-test predicts: (dataset, sample, image, ground truth)."""
-    from segstudio.core.datasets import open_dataset  # noqa: PLC0415
+    from segstudio.core.io.datasets import open_dataset  # noqa: PLC0415
     from segstudio.core.demo import DEMO_DIR, DEMO_MODEL_FILES, SELF_TEST_IMAGE  # noqa: PLC0415
     from segstudio.core.errors import SegStudioError  # noqa: PLC0415
     from segstudio.resources import ResourceNotFound, resource_path, resources_root  # noqa: PLC0415
@@ -205,7 +205,7 @@ def _self_test(args, out: _Report, controller_holder: list) -> None:
     from PySide6.QtWidgets import QApplication  # noqa: PLC0415
 
     from segstudio.core.demo import DEMO_MEAN_IOU_RANGE, DEMO_MODEL, iou_in_range  # noqa: PLC0415
-    from segstudio.core.metrics import ConfusionMatrix  # noqa: PLC0415
+    from segstudio.core.evaluation.metrics import ConfusionMatrix  # noqa: PLC0415
     from segstudio.ui.worker import InferenceController, ModelRequest  # noqa: PLC0415
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

@@ -25,9 +25,9 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from segstudio.core.classes import ClassTable
+from segstudio.core.io.classes import ClassTable
 from segstudio.core.errors import CheckpointError, ClassTableError
-from segstudio.core.jsonfile import read_json
+from segstudio.core.io.jsonfile import read_json
 
 SMP_CARD_NAME = "segstudio.json"
 CARD_KEYS = ("architecture", "arch_kwargs", "classes", "mean", "std", "channel_order", "input_size",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from segstudio.core.images import to_three_channels
+from segstudio.core.io.images import to_three_channels
 
 SIZE_DIVISOR = 32  # inputs are padded to a multiple of this (SMP encoders need /32)
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from segstudio.core.classes import COCO_CATEGORY_TO_CONTIGUOUS, ClassTable
+from segstudio.core.io.classes import COCO_CATEGORY_TO_CONTIGUOUS, ClassTable
 from segstudio.core.errors import CheckpointError
 from segstudio.inference.model_card import ModelCard, parse_card, read_card
 

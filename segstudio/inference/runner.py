@@ -42,7 +42,7 @@ class SemanticPrediction:
 class InstancePrediction:
     """Instances above the score threshold (``instances.scores`` filled) and their class mask."""
 
-    instances: object  # segstudio.core.masks.InstanceMask
+    instances: object  # segstudio.core.io.masks.InstanceMask
     semantic: np.ndarray
 
 
@@ -337,7 +337,7 @@ class Runner:
         return [self._instances(out, img.shape[:2]) for out, img in zip(outputs, images)]
 
     def _instances(self, out: dict, shape: tuple[int, int]) -> InstancePrediction:
-        from segstudio.core.masks import InstanceMask  # noqa: PLC0415
+        from segstudio.core.io.masks import InstanceMask  # noqa: PLC0415
 
         height, width = shape
         scores = out["scores"].float().cpu().numpy()

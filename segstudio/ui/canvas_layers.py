@@ -22,7 +22,7 @@ from PySide6.QtCore import QPoint, QRect, QRectF, Qt
 from PySide6.QtGui import QImage, QPainter, QTransform
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
-from segstudio.core.render import downsample_region, level_for_zoom, level_shape, max_level
+from segstudio.core.display.render import downsample_region, level_for_zoom, level_shape, max_level
 
 TILE = 512
 DEFAULT_CACHE_BYTES = 384 * 1024 * 1024
@@ -46,7 +46,7 @@ def array_kind(array: np.ndarray, lut: np.ndarray | None) -> str:
             raise ValueError(f"a LUT must be (N, 4) uint8 RGBA, got {lut.dtype} {lut.shape}")
         return KIND_INDEXED if array.dtype == np.uint8 and len(lut) <= 256 else KIND_LUT
     if array.dtype != np.uint8:
-        raise ValueError(f"display images must be uint8 (see core.images.to_display_rgb), got {array.dtype}")
+        raise ValueError(f"display images must be uint8 (see core.io.images.to_display_rgb), got {array.dtype}")
     if array.ndim == 2:
         return KIND_GRAY
     if array.shape[2] == 3:

@@ -1,7 +1,7 @@
 """The class panel: the class table as a list with colour, name, pixel counts and show / hide.
 
 The panel reports requests (select, hide, recolour, show only) and mirrors the hidden set and current
-class; it never edits the :class:`~segstudio.core.classes.ClassTable` (tables are immutable — the owner
+class; it never edits the :class:`~segstudio.core.io.classes.ClassTable` (tables are immutable — the owner
 builds the recoloured table and may pass it back with :meth:`ClassPanel.set_class_table`).
 
 Keys (when the panel has focus; the main window forwards them too): ``0``-``9`` select the class with
@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from segstudio.core.classes import ClassTable
+    from segstudio.core.io.classes import ClassTable
 
 COL_SHOW, COL_COLOR, COL_ID, COL_NAME, COL_GT, COL_PRED = range(6)
 HEADERS = ("", "", "id", "name", "gt px", "pred px")

@@ -28,7 +28,7 @@ NO_VALUE_IOU = 2.0      # sorts images without a prediction after the worst-firs
 
 
 class DatasetTableModel(QAbstractTableModel):
-    """Reads rows straight from a :class:`segstudio.core.session.ReviewSession`."""
+    """Reads rows straight from a :class:`segstudio.core.editing.session.ReviewSession`."""
 
     def __init__(self, parent=None):
         super().__init__(parent)

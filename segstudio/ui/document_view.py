@@ -1,4 +1,4 @@
-"""Binds an :class:`~segstudio.core.document.ImageDocument` to the canvas layers.
+"""Binds an :class:`~segstudio.core.editing.document.ImageDocument` to the canvas layers.
 
 The presenter turns document events into canvas calls: a stroke (``'gt'`` with a bounding box)
 redraws only that rectangle; a new prediction or ground truth replaces the layers. What each layer
@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from segstudio.core import errormap
-from segstudio.core.images import to_display_rgb
-from segstudio.core.overlays import MAX_PAIR_CLASSES, pair_codes, pair_lut
-from segstudio.core.render import heat_lut, quantize, semantic_outlines, view_arrays
+from segstudio.core.evaluation import errormap
+from segstudio.core.io.images import to_display_rgb
+from segstudio.core.display.overlays import MAX_PAIR_CLASSES, pair_codes, pair_lut
+from segstudio.core.display.render import heat_lut, quantize, semantic_outlines, view_arrays
 
 __all__ = ["DocumentPresenter", "LAYERS", "HIGHLIGHT_COLOR", "MARK_COLORS"]
 

@@ -3,7 +3,7 @@
 ``EditController(window)`` installs itself: a tool bar with the editing tools, brush size and the
 "preserve other labels" / "paint only over" options, an Edit menu (undo, redo, save, start from
 prediction, error-region actions), and the review dock. It follows ``window.document_changed`` and
-keeps no pixel state: tools call the current :class:`~segstudio.core.document.ImageDocument`, whose
+keeps no pixel state: tools call the current :class:`~segstudio.core.editing.document.ImageDocument`, whose
 events already drive the canvas (``DocumentPresenter`` redraws only the dirty rectangle) and the metrics
 panel (the main window shows each event's ``metrics_delta``). Saving, autosave, the crash journal and
 the quit prompt live in :class:`~segstudio.ui.edit_saving.EditPersistence`.
@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QComboBox, QDockWidget, QLabel, QMenu, QSpinBox, QToolBar
 
-from segstudio.core import errormap
+from segstudio.core.evaluation import errormap
 from segstudio.ui.edit_saving import EditPersistence
 from segstudio.ui.edit_settings import BRUSH_RADIUS, EditSettings, EditSettingsDialog
 from segstudio.ui.edit_tools import (AcceptPredictionBrush, BrushTool, ClassPickerTool, EraserTool,

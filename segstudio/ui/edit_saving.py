@@ -2,11 +2,11 @@
 
 :class:`EditPersistence` follows the window's review session:
 
-* it opens the dataset's :class:`~segstudio.core.store.ProjectStore` and attaches it as the journal of
+* it opens the dataset's :class:`~segstudio.core.editing.store.ProjectStore` and attaches it as the journal of
   every document shown, so each committed stroke is on disk before the next one starts;
 * on opening a dataset whose journal holds unsaved strokes it asks :meth:`ask_restore` and, if
   yes, replays them over the labels as last saved when each image is shown (one undo step);
-* :meth:`save` writes a document's labels with ``core.saving`` (default ``<dataset>/corrected/``),
+* :meth:`save` writes a document's labels with ``core.io.saving`` (default ``<dataset>/corrected/``),
   marks the document and its journal saved and records the metrics before/after in the store;
 * it autosaves on image switch and every N seconds, and :meth:`confirm_close` (an event filter on the
   window's close event) asks before quitting with unsaved edits.
@@ -19,11 +19,11 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
 from segstudio.core.errors import SegStudioError
-from segstudio.core.history import EditAtom
-from segstudio.core.metrics import ConfusionMatrix
-from segstudio.core.review import likely_label_errors, metrics_summary, record_metrics
-from segstudio.core.saving import destination_for, save_ground_truth
-from segstudio.core.store import ProjectStore
+from segstudio.core.editing.history import EditAtom
+from segstudio.core.evaluation.metrics import ConfusionMatrix
+from segstudio.core.editing.review import likely_label_errors, metrics_summary, record_metrics
+from segstudio.core.io.saving import destination_for, save_ground_truth
+from segstudio.core.editing.store import ProjectStore
 
 __all__ = ["EditPersistence", "net_atom"]
 

@@ -2,7 +2,7 @@
 lasso fill and class picker.
 
 A tool receives ``press / move / release(x, y, buttons, modifiers)`` from ``CanvasView`` in image
-coordinates and turns them into calls on the current :class:`~segstudio.core.document.ImageDocument`
+coordinates and turns them into calls on the current :class:`~segstudio.core.editing.document.ImageDocument`
 (``begin_stroke`` / ``paint_to`` / ``commit_stroke``, ``fill``, ``fill_polygon``). The document does the
 pixel work, the metrics and the notifications; tools hold no mask state.
 

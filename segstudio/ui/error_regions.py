@@ -12,7 +12,7 @@ COLUMNS = ("Pixels", "Ground truth", "Predicted", "Box (x, y, w, h)")
 
 
 class ErrorRegionsPanel(QWidget):
-    """Lists ``core.errormap.ErrorRegion`` objects; ``region_selected(region)`` on click or arrow keys."""
+    """Lists ``core.evaluation.errormap.ErrorRegion`` objects; ``region_selected(region)`` on click or arrow keys."""
 
     region_selected = Signal(object)
 

@@ -1,8 +1,8 @@
 """The main window: composes the canvas, the docks, the menus and the inference worker.
 
 It holds no business logic. The open dataset, the per-image prediction cache and the statistics live
-in :class:`segstudio.core.session.ReviewSession`; the image being reviewed in its
-:class:`~segstudio.core.document.ImageDocument`; what the canvas shows is decided by
+in :class:`segstudio.core.editing.session.ReviewSession`; the image being reviewed in its
+:class:`~segstudio.core.editing.document.ImageDocument`; what the canvas shows is decided by
 :class:`~segstudio.ui.document_view.DocumentPresenter`. This class wires their signals together.
 
 Start-up is split in two so the window is on screen fast: ``__init__`` builds the light widgets, and
@@ -17,11 +17,11 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QVBoxLayout, QWidget)
 
-from segstudio.core import errormap
+from segstudio.core.evaluation import errormap
 from segstudio.core.errors import SegStudioError
-from segstudio.core.session import (ReviewSession, describe_pixel, instance_marks, load_document,
+from segstudio.core.editing.session import (ReviewSession, describe_pixel, instance_marks, load_document,
                                     match_prediction_files)
-from segstudio.core.workspace import save_class_colours, with_saved_colours
+from segstudio.core.io.workspace import save_class_colours, with_saved_colours
 from segstudio.ui import settings as keys
 from segstudio.ui.canvas import CanvasView
 from segstudio.ui.class_panel import ClassPanel
@@ -235,7 +235,7 @@ class MainWindow(QMainWindow):
     # --- opening ------------------------------------------------------------------------------
     def open_path(self, path: str) -> bool:
         """Open a dataset folder, annotation file or single image; keep the current one on failure."""
-        from segstudio.core.datasets import open_dataset
+        from segstudio.core.io.datasets import open_dataset
 
         try:
             dataset = open_dataset(path)

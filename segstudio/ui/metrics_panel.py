@@ -1,6 +1,6 @@
 """The metrics dock: headline numbers, per-class table and bars, and the confusion-matrix heatmap.
 
-The panel only displays: the numbers all come from ``core.metrics.ConfusionMatrix`` objects the
+The panel only displays: the numbers all come from ``core.evaluation.metrics.ConfusionMatrix`` objects the
 window hands it (the current image's, kept in sync by its document, and the dataset's, summed by the
 session). Clicking a heatmap cell emits ``cell_clicked(gt, pred)``; the window highlights those
 pixels on the canvas.
@@ -145,7 +145,7 @@ class MetricsPanel(QWidget):
         self.change_label.setText(f"{name}: " + "   ".join(parts))
 
     def show_metrics_delta(self, delta) -> None:
-        """Same line from a ``core.document.MetricsDelta`` (what a stroke's event carries)."""
+        """Same line from a ``core.editing.document.MetricsDelta`` (what a stroke's event carries)."""
         self.change_label.setText(
             f"{self._class_name(delta.class_id)}: IoU {format_value(delta.iou_before)} → "
             f"{format_value(delta.iou_after)}   F1 {format_value(delta.f1_before)} → {format_value(delta.f1_after)}")

@@ -1,6 +1,6 @@
 """The review dock: the dataset ordered worst first, each image's review status and note, export.
 
-Orders come from ``core.review.review_order``: worst mean IoU, most error pixels, or most likely label
+Orders come from ``core.editing.review.review_order``: worst mean IoU, most error pixels, or most likely label
 errors (pixels where the model's confidence is at least the threshold and it disagrees with the
 ground truth). Images without a prediction are listed after the ranked ones, in dataset order.
 Statuses and notes are written to the project store at once. "Next to review" (N) asks the window for
@@ -24,11 +24,11 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDia
                                QLabel, QLineEdit, QPushButton, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from segstudio.core.errors import SegStudioError
-from segstudio.core.metrics import ConfusionMatrix
-from segstudio.core.review import (DEFAULT_CONFIDENCE_THRESHOLD, ImageReviewStats, export_review,
+from segstudio.core.evaluation.metrics import ConfusionMatrix
+from segstudio.core.editing.review import (DEFAULT_CONFIDENCE_THRESHOLD, ImageReviewStats, export_review,
                                    image_review_stats, metrics_summary, next_to_review, record_metrics,
                                    review_order)
-from segstudio.core.store import STATUSES
+from segstudio.core.editing.store import STATUSES
 from segstudio.inference.cancel import CancelToken
 from segstudio.ui.tables import row_list_table
 

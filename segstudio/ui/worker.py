@@ -3,7 +3,7 @@
 An :class:`InferenceWorker` lives in its own ``QThread`` and runs jobs one at a time; the GUI talks
 to it only through an :class:`InferenceController`, which hands out job ids, keeps a
 ``CancelToken`` per job and shuts the thread down cleanly. Every result travels back through a
-queued signal as plain numpy arrays (a :class:`segstudio.core.session.Prediction`) tagged with its
+queued signal as plain numpy arrays (a :class:`segstudio.core.editing.session.Prediction`) tagged with its
 job id and image name; the GUI decides where it belongs. torch is first imported here, in the
 worker thread, by the warm-up job, never on the GUI thread.
 """
@@ -18,7 +18,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from segstudio.core.errors import SegStudioError
-from segstudio.core.session import compute_stats, load_prediction_file, prediction_from_runner
+from segstudio.core.editing.session import compute_stats, load_prediction_file, prediction_from_runner
 from segstudio.inference.cancel import CancelToken
 
 __all__ = ["ModelRequest", "InferenceController", "InferenceWorker", "ModelInfo"]

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from segstudio.core.classes import (
+from segstudio.core.io.classes import (
     CITYSCAPES_LABEL_TO_TRAIN,
     COCO_CATEGORY_IDS,
     COCO_CATEGORY_TO_CONTIGUOUS,

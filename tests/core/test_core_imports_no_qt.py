@@ -19,6 +19,6 @@ def test_core_imports_neither_qt_nor_torch():
     proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "segstudio.core.classes" in result["modules"]
-    assert "segstudio.core.masks" in result["modules"]
+    assert "segstudio.core.io.classes" in result["modules"]
+    assert "segstudio.core.io.masks" in result["modules"]
     assert result["heavy"] == [], f"core pulled in {result['heavy']}"

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 from pycocotools import mask as coco_mask
 
-from segstudio.core.classes import ClassTable, voc_colormap
-from segstudio.core.datasets import Dataset, Sample, detect_format, open_dataset
+from segstudio.core.io.classes import ClassTable, voc_colormap
+from segstudio.core.io.datasets import Dataset, Sample, detect_format, open_dataset
 from segstudio.core.errors import DatasetError, MaskSizeMismatch, UnknownColoursError
 
 RNG = np.random.default_rng(7)

@@ -7,12 +7,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segstudio.core import errormap
-from segstudio.core.classes import ClassTable
-from segstudio.core.document import DocumentEvent, ImageDocument, StrokeError
+from segstudio.core.evaluation import errormap
+from segstudio.core.io.classes import ClassTable
+from segstudio.core.editing.document import DocumentEvent, ImageDocument, StrokeError
 from segstudio.core.errors import MaskSizeMismatch
-from segstudio.core.history import HistoryBudget
-from segstudio.core.metrics import ConfusionMatrix
+from segstudio.core.editing.history import HistoryBudget
+from segstudio.core.evaluation.metrics import ConfusionMatrix
 from tests.core.test_tools import ref_capsule, ref_disk
 
 C = 6
@@ -376,7 +376,7 @@ def test_protect_with_wide_label_types(table, dtype):
 
 
 def test_stroke_merge_keeps_first_old_value_of_a_pixel_changed_twice():
-    from segstudio.core.strokes import PaintRules, Stroke
+    from segstudio.core.editing.strokes import PaintRules, Stroke
 
     labels = np.zeros((6, 6), np.uint8)
     stroke = Stroke(1, None, PaintRules(np.uint8), None)

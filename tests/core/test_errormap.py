@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segstudio.core.classes import ClassInfo, ClassTable
-from segstudio.core.errormap import (
+from segstudio.core.io.classes import ClassInfo, ClassTable
+from segstudio.core.evaluation.errormap import (
     BACKGROUND, CORRECT, ERROR_COLORS, FALSE_NEGATIVE, FALSE_POSITIVE, IGNORED, MISCLASSIFIED,
     ErrorRegion, error_codes, error_components, error_regions, instance_error_marks, pair_tint,
 )
-from segstudio.core.masks import InstanceMask
-from segstudio.core.metrics import ConfusionMatrix
+from segstudio.core.io.masks import InstanceMask
+from segstudio.core.evaluation.metrics import ConfusionMatrix
 
 BG, FP, FN, IG, MIS, OK = BACKGROUND, FALSE_POSITIVE, FALSE_NEGATIVE, IGNORED, MISCLASSIFIED, CORRECT
 

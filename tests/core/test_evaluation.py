@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-from segstudio.core.classes import ClassTable
-from segstudio.core.datasets import open_dataset
+from segstudio.core.io.classes import ClassTable
+from segstudio.core.io.datasets import open_dataset
 from segstudio.core.errors import ClassIdOutOfRange, MaskSizeMismatch, PredictionError
-from segstudio.core.evaluation import PredictionFolder, evaluate, format_summary, write_report
-from segstudio.core.masks import InstanceMask
+from segstudio.core.evaluation.report import PredictionFolder, evaluate, format_summary, write_report
+from segstudio.core.io.masks import InstanceMask
 
 NAMES = ["background", "road", "car", "never"]  # "never" appears in no gt and no prediction
 IGNORE = 255

@@ -6,8 +6,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from segstudio.core import tools
-from segstudio.core.history import EditAtom, EditHistory, HistoryBudget, default_budget
+from segstudio.core.editing import tools
+from segstudio.core.editing.history import EditAtom, EditHistory, HistoryBudget, default_budget
 
 
 def make_atom(rng, x=0, y=0, w=13, h=7, uniform=False):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from segstudio.core import images
+from segstudio.core.io import images
 from segstudio.core.errors import ImageReadError, ImageTooLargeError
-from segstudio.core.images import (
+from segstudio.core.io.images import (
     DEFAULT_MAX_PIXELS,
     get_max_pixels,
     image_size,

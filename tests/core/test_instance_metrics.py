@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segstudio.core.masks import InstanceMask
-from segstudio.core.metrics import InstanceMetrics, instance_overlaps, match_instances
+from segstudio.core.io.masks import InstanceMask
+from segstudio.core.evaluation.metrics import InstanceMetrics, instance_overlaps, match_instances
 
 
 def boxes(shape, items):

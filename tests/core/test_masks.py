@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.core.classes import CITYSCAPES_LABEL_TO_TRAIN, ClassInfo, ClassTable
+from segstudio.core.io.classes import CITYSCAPES_LABEL_TO_TRAIN, ClassInfo, ClassTable
 from segstudio.core.errors import (
     ClassIdOutOfRange,
     MaskReadError,
     MaskSizeMismatch,
     UnknownColoursError,
 )
-from segstudio.core.masks import (
+from segstudio.core.io.masks import (
     InstanceMask,
     atomic_write_bytes,
     instances_to_semantic,

@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import arrays
 from torchmetrics.classification import MulticlassF1Score, MulticlassJaccardIndex
 
 from segstudio.core.errors import MaskSizeMismatch
-from segstudio.core.metrics import ConfusionMatrix, confusion_matrix
+from segstudio.core.evaluation.metrics import ConfusionMatrix, confusion_matrix
 
 IGNORE = 255
 

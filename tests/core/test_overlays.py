@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from segstudio.core import errormap
-from segstudio.core.classes import ClassTable
-from segstudio.core.overlays import pair_codes, pair_lut
+from segstudio.core.evaluation import errormap
+from segstudio.core.io.classes import ClassTable
+from segstudio.core.display.overlays import pair_codes, pair_lut
 
 
 def _masks(seed=0, shape=(37, 53), classes=5):

@@ -1,12 +1,12 @@
-"""core.render: LUTs, outlines, pyramid downsampling and view modes, against plain numpy references."""
+"""core.display.render: LUTs, outlines, pyramid downsampling and view modes, against plain numpy references."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from segstudio.core.classes import ClassTable
-from segstudio.core.masks import InstanceMask
-from segstudio.core.render import (
+from segstudio.core.io.classes import ClassTable
+from segstudio.core.io.masks import InstanceMask
+from segstudio.core.display.render import (
     build_pyramid, class_lut, downsample, downsample_region, fold_instance_ids, heat_lut, instance_lut,
     level_for_zoom, level_shape, max_level, outline_mask, quantize, view_arrays,
 )

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from segstudio.core.metrics import ConfusionMatrix
-from segstudio.core.review import (
+from segstudio.core.evaluation.metrics import ConfusionMatrix
+from segstudio.core.editing.review import (
     export_review,
     image_review_stats,
     likely_label_errors,
@@ -17,7 +17,7 @@ from segstudio.core.review import (
     record_metrics,
     review_order,
 )
-from segstudio.core.store import ProjectStore
+from segstudio.core.editing.store import ProjectStore
 
 C, IGN = 4, 255
 

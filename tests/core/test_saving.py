@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from segstudio.core.classes import CITYSCAPES_LABEL_TO_TRAIN, ClassTable
-from segstudio.core.datasets import open_dataset
-from segstudio.core.saving import (
+from segstudio.core.io.classes import CITYSCAPES_LABEL_TO_TRAIN, ClassTable
+from segstudio.core.io.datasets import open_dataset
+from segstudio.core.io.saving import (
     corrected_dir,
     destination_for,
     encode_palette_png,

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from segstudio.core.datasets import open_dataset
-from segstudio.core.saving import destination_for, save_ground_truth
-from segstudio.core.session import ReviewSession, load_document
+from segstudio.core.io.datasets import open_dataset
+from segstudio.core.io.saving import destination_for, save_ground_truth
+from segstudio.core.editing.session import ReviewSession, load_document
 
 
 def make_folder(root):

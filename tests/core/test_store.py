@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segstudio.core.classes import ClassTable
-from segstudio.core.document import ImageDocument
-from segstudio.core.history import EditAtom, HistoryBudget
-from segstudio.core.store import ProjectStore, store_path_for
+from segstudio.core.io.classes import ClassTable
+from segstudio.core.editing.document import ImageDocument
+from segstudio.core.editing.history import EditAtom, HistoryBudget
+from segstudio.core.editing.store import ProjectStore, store_path_for
 
 REPO = Path(__file__).resolve().parents[2]
 SHAPE = (60, 80)
@@ -199,8 +199,8 @@ def test_bundled_demo_keeps_its_working_files_out_of_resources(monkeypatch, tmp_
     """The shipped demo is read-only in a wheel or a bundle: its store and corrections go per-user."""
     import platformdirs
 
-    from segstudio.core.datasets import open_dataset
-    from segstudio.core.saving import corrected_dir
+    from segstudio.core.io.datasets import open_dataset
+    from segstudio.core.io.saving import corrected_dir
     from segstudio.resources import resource_path
 
     monkeypatch.setattr(platformdirs, "user_data_dir", lambda *a, **k: str(tmp_path / "user"))

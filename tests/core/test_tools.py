@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segstudio.core import tools
+from segstudio.core.editing import tools
 
 
 def ref_disk(shape, cx, cy, r):

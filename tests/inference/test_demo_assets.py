@@ -1,7 +1,7 @@
 """The bundled demo: dataset layout and sizes, the model, its IoU, and the generator.
 
 The IoU check runs the shipped weights on four demo fields and scores them with
-a confusion matrix written here in plain numpy, independent of segstudio.core.metrics.
+a confusion matrix written here in plain numpy, independent of segstudio.core.evaluation.metrics.
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_class_table_loads(demo):
     assert table["ignore_index"] == 255
     assert [c["id"] for c in table["classes"]] == [0, 1, 2, 3]
     assert [c["name"] for c in table["classes"]] == list(synth.CLASS_NAMES)
-    classes = pytest.importorskip("segstudio.core.classes")
+    classes = pytest.importorskip("segstudio.core.io.classes")
     loaded = classes.ClassTable.load(demo / "classes.json")
     assert loaded.num_classes == 4 and loaded.names == list(synth.CLASS_NAMES)
 

@@ -69,7 +69,7 @@ def test_check_cuda_usable_reports_instead_of_raising():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_float16_runner_matches_cpu():
-    from segstudio.core.classes import ClassTable
+    from segstudio.core.io.classes import ClassTable
     from segstudio.inference.registry import ModelEntry
     from segstudio.inference.runner import Runner
     from tests.inference.helpers import random_image, tiny_net

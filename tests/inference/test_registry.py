@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from segstudio.core.classes import ClassTable
+from segstudio.core.io.classes import ClassTable
 from segstudio.core.errors import CheckpointError
 from segstudio.inference import download
 from segstudio.inference.registry import list_models, resolve_model

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segstudio.core.classes import COCO_CATEGORY_TO_CONTIGUOUS, ClassTable
+from segstudio.core.io.classes import COCO_CATEGORY_TO_CONTIGUOUS, ClassTable
 from segstudio.core.errors import ImageReadError
 from segstudio.inference.registry import ModelEntry, resolve_model
 from segstudio.inference.runner import Cancelled, CancelToken, InstancePrediction, Runner

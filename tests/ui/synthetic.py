@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from segstudio.core.classes import ClassInfo, ClassTable
+from segstudio.core.io.classes import ClassInfo, ClassTable
 
 H, W = 48, 64
 TABLE = ClassTable([ClassInfo(0, "background", (0, 0, 0, 0)), ClassInfo(1, "cell", (255, 0, 0, 255)),

@@ -9,7 +9,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from segstudio.core.render import fold_instance_ids, instance_lut
+from segstudio.core.display.render import fold_instance_ids, instance_lut
 from segstudio.ui.canvas import BACKGROUND, CanvasView
 from segstudio.ui.canvas_layers import TILE
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from segstudio.core.classes import ClassTable
+from segstudio.core.io.classes import ClassTable
 from segstudio.ui.class_panel import COL_COLOR, COL_GT, COL_NAME, COL_PRED, COL_SHOW, ClassPanel
 
 

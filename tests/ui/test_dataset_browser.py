@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import shiboken6
 
-from segstudio.core.datasets import open_dataset
-from segstudio.core.datasets.base import Sample
-from segstudio.core.session import ReviewSession
+from segstudio.core.io.datasets import open_dataset
+from segstudio.core.io.datasets.base import Sample
+from segstudio.core.editing.session import ReviewSession
 from segstudio.ui import dataset_browser
 from segstudio.ui.dataset_browser import DatasetBrowser
 from tests.ui.synthetic import TABLE
@@ -153,7 +153,7 @@ def test_destroying_the_browser_joins_the_scan(qtbot, tmp_path, masks, monkeypat
 
 
 def test_documents_opened_meanwhile_win_over_the_scan(tmp_path, masks):
-    from segstudio.core.session import load_document
+    from segstudio.core.editing.session import load_document
 
     dataset = open_dataset(tmp_path / "d")
     session = ReviewSession(dataset)

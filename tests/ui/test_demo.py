@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segstudio.core.datasets import open_dataset
-from segstudio.core.images import to_display_rgb
+from segstudio.core.io.datasets import open_dataset
+from segstudio.core.io.images import to_display_rgb
 from segstudio.resources import resource_path
 
 from tests.ui.reference import reference_metrics

@@ -9,7 +9,7 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from segstudio.core.masks import read_semantic_mask
+from segstudio.core.io.masks import read_semantic_mask
 from segstudio.resources import resource_path
 from segstudio.ui import edit_settings
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from segstudio.core import errormap
-from segstudio.core.render import instance_lut
+from segstudio.core.evaluation import errormap
+from segstudio.core.display.render import instance_lut
 
 from tests.ui.editing_helpers import rendered_rgb, show_only
 from tests.ui.fakes import GatedRunner, fake_controller

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from segstudio.core.classes import ClassTable
-from segstudio.core.metrics import ConfusionMatrix
+from segstudio.core.io.classes import ClassTable
+from segstudio.core.evaluation.metrics import ConfusionMatrix
 from segstudio.ui.metrics_panel import MetricsPanel
 
 from tests.ui.reference import reference_metrics

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from segstudio.core.document import ImageDocument
-from segstudio.core.history import HistoryBudget
-from segstudio.core.store import ProjectStore
+from segstudio.core.editing.document import ImageDocument
+from segstudio.core.editing.history import HistoryBudget
+from segstudio.core.editing.store import ProjectStore
 
 from tests.ui.editing_helpers import editing_window, key
 from tests.ui.synthetic import H, TABLE, W, make_dataset, truth_and_prediction

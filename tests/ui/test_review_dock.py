@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
-from segstudio.core.store import ProjectStore
+from segstudio.core.editing.store import ProjectStore
 
 from tests.ui.editing_helpers import drag, editing_window, key
 from tests.ui.fakes import FakePrediction, GatedRunner
@@ -143,7 +143,7 @@ def test_export_csv_and_json_with_before_and_after_metrics(qtbot, window, tmp_pa
 
 
 def test_images_not_open_are_ranked_off_the_gui_thread(qtbot, window, monkeypatch):
-    from segstudio.core.datasets.base import Sample
+    from segstudio.core.io.datasets.base import Sample
 
     threads = []
     original = Sample.load_mask
@@ -164,7 +164,7 @@ def test_images_not_open_are_ranked_off_the_gui_thread(qtbot, window, monkeypatc
 
 
 def test_a_result_for_an_image_invalidated_meanwhile_is_dropped(qtbot, window, monkeypatch):
-    from segstudio.core.datasets.base import Sample
+    from segstudio.core.io.datasets.base import Sample
 
     gate, entered = threading.Event(), threading.Event()
     original = Sample.load_mask
@@ -189,7 +189,7 @@ def test_a_result_for_an_image_invalidated_meanwhile_is_dropped(qtbot, window, m
 
 
 def test_a_new_source_joins_the_worker(qtbot, window, monkeypatch):
-    from segstudio.core.datasets.base import Sample
+    from segstudio.core.io.datasets.base import Sample
 
     entered = threading.Event()
     original = Sample.load_mask

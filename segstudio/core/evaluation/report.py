@@ -26,12 +26,12 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from segstudio.core._atomic import atomic_write_bytes
-from segstudio.core.datasets import Dataset, Sample
-from segstudio.core.datasets.base import files_by_stem, natural_key, scan_files
+from segstudio.core.io._atomic import atomic_write_bytes
+from segstudio.core.io.datasets import Dataset, Sample
+from segstudio.core.io.datasets.base import files_by_stem, natural_key, scan_files
 from segstudio.core.errors import DatasetError, PredictionError
-from segstudio.core.masks import InstanceMask, read_semantic_mask
-from segstudio.core.metrics import ConfusionMatrix, InstanceMetrics, match_instances
+from segstudio.core.io.masks import InstanceMask, read_semantic_mask
+from segstudio.core.evaluation.metrics import ConfusionMatrix, InstanceMetrics, match_instances
 
 __all__ = ["PredictionFolder", "evaluate", "format_summary", "write_report"]
 

@@ -1,6 +1,6 @@
 """Stroke bookkeeping for the document: which pixels an edit may change, and merging dabs into one atom.
 
-Kept apart from :mod:`segstudio.core.document` so that the rules (protect classes, paint only over a
+Kept apart from :mod:`segstudio.core.editing.document` so that the rules (protect classes, paint only over a
 class) and the merge can be read and tested on their own; the document orchestrates them.
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Iterable
 
 import numpy as np
 
-from segstudio.core import tools
-from segstudio.core.history import EditAtom
+from segstudio.core.editing import tools
+from segstudio.core.editing.history import EditAtom
 
 __all__ = ["PaintRules", "Stroke"]
 

@@ -37,11 +37,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from segstudio.core._atomic import atomic_write_bytes
-from segstudio.core.classes import CITYSCAPES_LABEL_TO_TRAIN, ClassTable
+from segstudio.core.io._atomic import atomic_write_bytes
+from segstudio.core.io.classes import CITYSCAPES_LABEL_TO_TRAIN, ClassTable
 from segstudio.core.errors import MaskReadError
-from segstudio.core.masks import InstanceMask, write_index_png
-from segstudio.core.workspace import dataset_folder, is_bundled, user_project_dir
+from segstudio.core.io.masks import InstanceMask, write_index_png
+from segstudio.core.io.workspace import dataset_folder, is_bundled, user_project_dir
 
 __all__ = [
     "SaveResult",

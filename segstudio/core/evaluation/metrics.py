@@ -20,7 +20,7 @@ import numpy as np
 from segstudio.core.errors import MaskSizeMismatch
 
 if TYPE_CHECKING:  # masks.py imports nothing from here; the import is for type hints only
-    from segstudio.core.masks import InstanceMask
+    from segstudio.core.io.masks import InstanceMask
 
 __all__ = [
     "ConfusionMatrix",

@@ -17,8 +17,8 @@ from __future__ import annotations
 from os import PathLike
 from pathlib import Path
 
-from segstudio.core.classes import ClassTable
-from segstudio.core.datasets.base import (
+from segstudio.core.io.classes import ClassTable
+from segstudio.core.io.datasets.base import (
     Dataset,
     MaskDecoder,
     Sample,

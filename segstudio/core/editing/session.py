@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from segstudio.core.errors import SegStudioError
-from segstudio.core.metrics import ConfusionMatrix
+from segstudio.core.evaluation.metrics import ConfusionMatrix
 
 __all__ = ["Prediction", "ImageStats", "ReviewSession", "compute_stats", "prediction_from_runner",
            "decode_sample", "load_document", "describe_pixel", "instance_marks", "match_prediction_files",
@@ -37,7 +37,7 @@ class Prediction:
     mask: np.ndarray
     confidence: np.ndarray | None = None
     entropy: np.ndarray | None = None
-    instances: Any = None          # core.masks.InstanceMask for instance models
+    instances: Any = None          # core.io.masks.InstanceMask for instance models
     source: str = ""               # model spec or predictions folder it came from
     stats: ImageStats | None = None  # filled by the worker for images that are not open
 
@@ -102,7 +102,7 @@ def decode_sample(sample) -> tuple[np.ndarray, np.ndarray | None, Any]:
 
 def load_document(sample, class_table, error_class: int | None = None, decoded=None):
     """A new ``ImageDocument`` for ``sample`` (from ``decoded`` when it was decoded ahead)."""
-    from segstudio.core.document import ImageDocument
+    from segstudio.core.editing.document import ImageDocument
 
     image, gt, instances = decoded if decoded is not None else decode_sample(sample)
     return ImageDocument(sample.name, image, class_table, gt, gt_instances=instances,
@@ -141,8 +141,8 @@ def instance_marks(document, iou_threshold: float = 0.5) -> list:
     """
     if document is None or document.gt is None or document.pred is None:
         return []
-    from segstudio.core.errormap import instance_error_marks
-    from segstudio.core.masks import semantic_to_instances
+    from segstudio.core.evaluation.errormap import instance_error_marks
+    from segstudio.core.io.masks import semantic_to_instances
 
     ignore = document.class_table.ignore_index
     gt = document.gt_instances or semantic_to_instances(document.gt, ignore_index=ignore)
@@ -159,7 +159,7 @@ def match_prediction_files(dataset, folder: str | Path) -> dict[int, Path]:
 
 def load_prediction_file(path: Path, sample, class_table) -> Prediction:
     """Read one prediction mask, decoded with the dataset's class table, checked against the image."""
-    from segstudio.core.masks import read_semantic_mask
+    from segstudio.core.io.masks import read_semantic_mask
 
     mask = read_semantic_mask(path, class_table, expected_shape=sample.image_shape())
     return Prediction(mask=mask, source=str(Path(path).parent))
@@ -170,7 +170,7 @@ class ReviewSession:
 
     Parameters
     ----------
-    dataset : core.datasets.Dataset
+    dataset : core.io.datasets.Dataset
         The dataset (or single image) under review.
     """
 
@@ -222,7 +222,7 @@ class ReviewSession:
         if saved is not None and Path(saved).is_file():
             decoder = sample.decoder
             if decoder is None:   # a lone image has no mask rules; its saved labels use the class table
-                from segstudio.core.datasets import MaskDecoder
+                from segstudio.core.io.datasets import MaskDecoder
 
                 decoder = MaskDecoder(self.class_table)
             return replace(sample, mask_path=Path(saved), decoder=decoder)

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from segstudio.core.classes import ClassInfo, ClassTable, voc_colormap
-from segstudio.core.datasets.base import (
+from segstudio.core.io.classes import ClassInfo, ClassTable, voc_colormap
+from segstudio.core.io.datasets.base import (
     Dataset,
     MaskDecoder,
     Sample,
@@ -29,7 +29,7 @@ from segstudio.core.datasets.base import (
     subfolders,
 )
 from segstudio.core.errors import DatasetError, MaskSizeMismatch
-from segstudio.core.masks import InstanceMask
+from segstudio.core.io.masks import InstanceMask
 
 __all__ = ["CocoDecoder", "find_coco_annotations", "open_coco", "table_from_categories"]
 

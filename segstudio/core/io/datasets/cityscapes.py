@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.core.classes import CITYSCAPES_LABEL_TO_TRAIN, ClassTable
-from segstudio.core.datasets.base import (
+from segstudio.core.io.classes import CITYSCAPES_LABEL_TO_TRAIN, ClassTable
+from segstudio.core.io.datasets.base import (
     Dataset,
     MaskDecoder,
     Sample,
@@ -33,8 +33,8 @@ from segstudio.core.datasets.base import (
     subfolders,
 )
 from segstudio.core.errors import DatasetError, ImageReadError, MaskReadError, UnknownColoursError
-from segstudio.core.images import read_image
-from segstudio.core.masks import InstanceMask, read_instance_mask
+from segstudio.core.io.images import read_image
+from segstudio.core.io.masks import InstanceMask, read_instance_mask
 
 __all__ = ["CityscapesDecoder", "find_cityscapes_root", "open_cityscapes", "VOID_COLOURS"]
 

@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from segstudio.core.classes import ClassTable
-    from segstudio.core.masks import InstanceMask
+    from segstudio.core.io.classes import ClassTable
+    from segstudio.core.io.masks import InstanceMask
 
 __all__ = [
     "GOLDEN_RATIO_CONJUGATE",
@@ -313,10 +313,10 @@ def view_arrays(mode: str, semantic: np.ndarray | None, class_table: "ClassTable
         return semantic, lut
     derived = instances is None   # from the semantic mask: outlines need no component labelling
     if derived and mode == "instance":
-        from segstudio.core.masks import semantic_to_instances
+        from segstudio.core.io.masks import semantic_to_instances
         instances = semantic_to_instances(semantic, ignore_index=class_table.ignore_index)
     if semantic is None:
-        from segstudio.core.masks import instances_to_semantic
+        from segstudio.core.io.masks import instances_to_semantic
         semantic = instances_to_semantic(instances)
     if mode == "instance":
         ids = fold_instance_ids(instances.ids)

@@ -2,7 +2,7 @@
 
 Lives apart from ``masks`` so that ``classes`` can save tables atomically without importing the mask
 reader (which itself imports ``classes``). The public name is re-exported as
-``segstudio.core.masks.atomic_write_bytes``.
+``segstudio.core.io.masks.atomic_write_bytes``.
 """
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from segstudio.core._atomic import atomic_write_bytes
-from segstudio.core.classes import ClassTable, voc_colormap
+from segstudio.core.io._atomic import atomic_write_bytes
+from segstudio.core.io.classes import ClassTable, voc_colormap
 from segstudio.core.errors import (
     ClassIdOutOfRange,
     ImageReadError,
@@ -24,7 +24,7 @@ from segstudio.core.errors import (
     MaskSizeMismatch,
     UnknownColoursError,
 )
-from segstudio.core.images import _check_file, _check_limit, _Header, _pil_open
+from segstudio.core.io.images import _check_file, _check_limit, _Header, _pil_open
 
 __all__ = [
     "read_semantic_mask",

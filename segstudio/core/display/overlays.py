@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from segstudio.core.errormap import MISCLASSIFIED
+from segstudio.core.evaluation.errormap import MISCLASSIFIED
 
 __all__ = ["MAX_PAIR_CLASSES", "pair_codes", "pair_lut"]
 

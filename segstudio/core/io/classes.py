@@ -14,9 +14,9 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from segstudio.core._atomic import atomic_write_bytes
+from segstudio.core.io._atomic import atomic_write_bytes
 from segstudio.core.errors import ClassTableError
-from segstudio.core.jsonfile import read_json
+from segstudio.core.io.jsonfile import read_json
 
 __all__ = [
     "ClassInfo",

@@ -24,8 +24,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from segstudio.core._atomic import atomic_write_bytes
-from segstudio.core.metrics import ConfusionMatrix
+from segstudio.core.io._atomic import atomic_write_bytes
+from segstudio.core.evaluation.metrics import ConfusionMatrix
 
 __all__ = [
     "ORDER_KEYS",

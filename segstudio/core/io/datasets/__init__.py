@@ -13,8 +13,8 @@ import os
 from os import PathLike
 from pathlib import Path
 
-from segstudio.core.classes import ClassTable
-from segstudio.core.datasets.base import (
+from segstudio.core.io.classes import ClassTable
+from segstudio.core.io.datasets.base import (
     IMAGE_EXTENSIONS,
     Dataset,
     MaskDecoder,
@@ -59,10 +59,10 @@ def detect_format(path: str | PathLike) -> str:
     DatasetError
         The path does not exist, is an empty folder, or matches no layout.
     """
-    from segstudio.core.datasets.cityscapes import find_cityscapes_root
-    from segstudio.core.datasets.coco import find_coco_annotations
-    from segstudio.core.datasets.folder import looks_like_folder
-    from segstudio.core.datasets.voc import find_voc_root
+    from segstudio.core.io.datasets.cityscapes import find_cityscapes_root
+    from segstudio.core.io.datasets.coco import find_coco_annotations
+    from segstudio.core.io.datasets.folder import looks_like_folder
+    from segstudio.core.io.datasets.voc import find_voc_root
 
     path = Path(path)
     if not path.exists():
@@ -145,16 +145,16 @@ def open_dataset(path: str | PathLike, format: str = "auto",
         raise DatasetError(path, f"unknown dataset format '{format}'; use one of "
                            f"auto, {', '.join(FORMATS)}")
     if format == "folder":
-        from segstudio.core.datasets.folder import open_folder
+        from segstudio.core.io.datasets.folder import open_folder
         return open_folder(path, class_table, split, masks=masks, binary_mapping=binary_mapping)
     if format == "voc":
-        from segstudio.core.datasets.voc import open_voc
+        from segstudio.core.io.datasets.voc import open_voc
         return open_voc(path, class_table, split, binary_mapping=binary_mapping)
     if format == "coco":
-        from segstudio.core.datasets.coco import open_coco
+        from segstudio.core.io.datasets.coco import open_coco
         return open_coco(path, class_table, split)
     if format == "cityscapes":
-        from segstudio.core.datasets.cityscapes import open_cityscapes
+        from segstudio.core.io.datasets.cityscapes import open_cityscapes
         return open_cityscapes(path, class_table, split)
     return _open_image(path, class_table)
 

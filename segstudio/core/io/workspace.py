@@ -12,8 +12,8 @@ import json
 from os import PathLike
 from pathlib import Path
 
-from segstudio.core._atomic import atomic_write_bytes
-from segstudio.core.classes import ClassTable
+from segstudio.core.io._atomic import atomic_write_bytes
+from segstudio.core.io.classes import ClassTable
 from segstudio.resources import ResourceNotFound, resources_root
 
 __all__ = ["dataset_folder", "is_bundled", "user_project_dir", "working_dir", "save_class_colours",

@@ -16,10 +16,10 @@ from typing import Callable, Iterable, Iterator, Sequence, overload
 
 import numpy as np
 
-from segstudio.core.classes import ClassTable
+from segstudio.core.io.classes import ClassTable
 from segstudio.core.errors import DatasetError, MaskSizeMismatch
-from segstudio.core.images import image_size, read_image
-from segstudio.core.masks import InstanceMask, read_instance_mask, read_semantic_mask
+from segstudio.core.io.images import image_size, read_image
+from segstudio.core.io.masks import InstanceMask, read_instance_mask, read_semantic_mask
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -64,7 +64,7 @@ class Sample:
     decoder: "MaskDecoder | None" = field(default=None, repr=False)
 
     def load_image(self) -> np.ndarray:
-        """Decode the image (see ``segstudio.core.images.read_image``).
+        """Decode the image (see ``segstudio.core.io.images.read_image``).
 
         Raises
         ------

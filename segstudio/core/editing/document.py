@@ -8,7 +8,7 @@ only copy of a mask.
 Every edit costs O(edited area), never O(image): a dab writes its pixels into the ground truth at
 once (so the canvas can show it live), moves only those pixels in the confusion matrix
 (:meth:`ConfusionMatrix.apply_edit`) and recomputes the error map inside the dab's bounding box only.
-A stroke is grouped into one :class:`~segstudio.core.history.EditAtom` on commit, for undo/redo and the
+A stroke is grouped into one :class:`~segstudio.core.editing.history.EditAtom` on commit, for undo/redo and the
 project store's crash journal.
 
 Listeners subscribe with :meth:`ImageDocument.subscribe` and receive :class:`DocumentEvent`:
@@ -26,18 +26,20 @@ from typing import Any, Callable, Iterable, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
-from segstudio.core import errormap, tools
-from segstudio.core.classes import ClassTable
+from segstudio.core.evaluation import errormap
+
+from segstudio.core.editing import tools
+from segstudio.core.io.classes import ClassTable
 from segstudio.core.errors import MaskSizeMismatch
-from segstudio.core.history import (
+from segstudio.core.editing.history import (
     EditAtom,
     EditHistory,
     HistoryBudget,
     default_budget,
     labels_fingerprint,
 )
-from segstudio.core.metrics import ConfusionMatrix
-from segstudio.core.strokes import PaintRules, Stroke
+from segstudio.core.evaluation.metrics import ConfusionMatrix
+from segstudio.core.editing.strokes import PaintRules, Stroke
 
 __all__ = ["ImageDocument", "DocumentEvent", "MetricsDelta", "Journal", "StrokeError"]
 
@@ -64,7 +66,7 @@ class DocumentEvent:
 
 
 class Journal(Protocol):
-    """What the document needs from a crash journal (``segstudio.core.store.ProjectStore``)."""
+    """What the document needs from a crash journal (``segstudio.core.editing.store.ProjectStore``)."""
 
     def journal_commit(self, image_name: str, atom: EditAtom) -> int: ...
     def journal_undo(self, image_name: str) -> int: ...

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from segstudio.core.history import EditAtom, EditHistory, labels_fingerprint
-from segstudio.core.workspace import user_project_dir, working_dir
+from segstudio.core.editing.history import EditAtom, EditHistory, labels_fingerprint
+from segstudio.core.io.workspace import user_project_dir, working_dir
 
 __all__ = ["ProjectStore", "STATUSES", "store_path_for"]
 

@@ -1,0 +1,1 @@
+"""Colouring and downsampling for the canvas (numpy only, no Qt)."""

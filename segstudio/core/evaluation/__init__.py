@@ -1,0 +1,1 @@
+"""Scoring: confusion matrices, error maps, comparisons of labels against a prediction source, reports."""

@@ -1,0 +1,1 @@
+"""Reading and writing what a user opens: images, masks, class tables, datasets, saved corrections."""
