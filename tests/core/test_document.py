@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from segstudio.core.evaluation import errormap
 from segstudio.core.io.classes import ClassTable
-from segstudio.core.editing.document import DocumentEvent, ImageDocument, StrokeError
+from segstudio.core.editing.document import DEFAULT_SOURCE, DocumentEvent, EventKind, ImageDocument, StrokeError
 from segstudio.core.errors import MaskSizeMismatch
 from segstudio.core.editing.history import HistoryBudget
 from segstudio.core.evaluation.metrics import ConfusionMatrix
@@ -309,10 +309,10 @@ def test_set_prediction_and_ground_truth(table):
     doc.commit_stroke()
     new_pred = np.roll(pred, 3, axis=1)
     doc.set_prediction(new_pred, confidence=np.ones(pred.shape, np.float32))
-    assert events[-1] == DocumentEvent("pred") and doc.can_undo
+    assert events[-1] == DocumentEvent(EventKind.PREDICTION, source=DEFAULT_SOURCE) and doc.can_undo
     assert_in_sync(doc)
     doc.set_ground_truth(gt0.copy())
-    assert events[-1] == DocumentEvent("all") and not doc.can_undo and not doc.modified
+    assert events[-1] == DocumentEvent(EventKind.RELOADED) and not doc.can_undo and not doc.modified
     assert_in_sync(doc)
     with pytest.raises(MaskSizeMismatch):
         doc.set_prediction(np.zeros((3, 3), np.uint8))

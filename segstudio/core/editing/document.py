@@ -1,36 +1,41 @@
 """The image document: the one source of truth for the image being viewed and edited.
 
-An :class:`ImageDocument` holds the image, the class table, the ground truth, the prediction (with its
-confidence, entropy and instances), the confusion matrix of ground truth against prediction and the
-per-pixel error map. Widgets paint from it and write to it through its edit API; they never keep the
-only copy of a mask.
+An :class:`ImageDocument` holds the image, the class table, the ground truth, its edit history and
+journal, and any number of :class:`~segstudio.core.evaluation.comparison.Comparison` objects keyed by
+prediction source (a model run, a predictions folder, a saved label version). One of them is
+*active*: ``pred``, ``confusion`` and ``error_codes`` read it. Widgets paint from the document and
+write to it through its edit API; they never keep the only copy of a mask.
 
 Every edit costs O(edited area), never O(image): a dab writes its pixels into the ground truth at
-once (so the canvas can show it live), moves only those pixels in the confusion matrix
-(:meth:`ConfusionMatrix.apply_edit`) and recomputes the error map inside the dab's bounding box only.
-A stroke is grouped into one :class:`~segstudio.core.editing.history.EditAtom` on commit, for undo/redo and the
-project store's crash journal.
+once (so the canvas can show it live), and the same edit atom (bbox, changed mask, old and new
+values) updates the class pixel counts and every comparison, then travels in the change event so
+each listener can update from it in O(edit). A stroke is grouped into one
+:class:`~segstudio.core.editing.history.EditAtom` on commit, for undo/redo and the crash journal.
 
-Listeners subscribe with :meth:`ImageDocument.subscribe` and receive :class:`DocumentEvent`:
+Listeners subscribe with :meth:`ImageDocument.subscribe` and receive :class:`DocumentEvent`; its
+``kind`` is an :class:`EventKind`:
 
-``'gt'``       ground-truth pixels changed inside ``bbox`` (and the error map with them)
-``'pred'``     a new prediction: redraw prediction, error map and metrics (``bbox`` is None)
-``'all'``      everything changed (new ground truth, draft from prediction)
-``'errors'``   only the error map changed (its mode was switched)
-``'history'``  undo/redo availability or the modified flag changed; no pixel changed
+``LABELS``      ground-truth pixels changed: ``event.atom`` holds exactly which, ``event.bbox`` where
+``PREDICTION``  the comparison of ``event.source`` was added, replaced or removed
+``RELOADED``    everything changed (new ground truth; a draft from the prediction also carries its atom)
+``ERRORS``      only the error map changed (its mode was switched)
+``HISTORY``     undo/redo availability or the modified flag changed; no pixel changed
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, NamedTuple, Protocol, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
-from segstudio.core.evaluation import errormap
-
-from segstudio.core.editing import tools
-from segstudio.core.io.classes import ClassTable
-from segstudio.core.errors import MaskSizeMismatch
+from segstudio.core.editing.edits import LabelEdits
+from segstudio.core.editing.events import (
+    Bbox,
+    DocumentEvent,
+    EventKind,
+    Journal,
+    MetricsDelta,
+    StrokeError,
+)
 from segstudio.core.editing.history import (
     EditAtom,
     EditHistory,
@@ -38,47 +43,31 @@ from segstudio.core.editing.history import (
     default_budget,
     labels_fingerprint,
 )
+from segstudio.core.editing.strokes import Stroke
+from segstudio.core.errors import MaskSizeMismatch
+from segstudio.core.evaluation.comparison import Comparison, SourceKey, SourceKind
 from segstudio.core.evaluation.metrics import ConfusionMatrix
-from segstudio.core.editing.strokes import PaintRules, Stroke
+from segstudio.core.io.classes import ClassTable
 
-__all__ = ["ImageDocument", "DocumentEvent", "MetricsDelta", "Journal", "StrokeError"]
+__all__ = ["ImageDocument", "DocumentEvent", "EventKind", "MetricsDelta", "Journal", "StrokeError",
+           "DEFAULT_SOURCE", "class_counts"]
 
-Bbox = tuple[int, int, int, int]
-
-
-class MetricsDelta(NamedTuple):
-    """How one class's scores moved through an edit (``None`` where a score is undefined)."""
-
-    class_id: int
-    iou_before: float | None
-    iou_after: float | None
-    f1_before: float | None
-    f1_after: float | None
+# The source a prediction is filed under when the caller names none (the model dock's run).
+DEFAULT_SOURCE = SourceKey(SourceKind.MODEL)
 
 
-@dataclass(frozen=True)
-class DocumentEvent:
-    """A change notification; see the module docstring for the kinds."""
+def class_counts(labels: np.ndarray, size: int) -> np.ndarray:
+    """``(size,)`` int64 pixel count of every label value below ``size`` (OpenCV's histogram for uint8)."""
+    if labels.dtype == np.uint8 and size <= 256:
+        import cv2
 
-    kind: str
-    bbox: Bbox | None = None
-    metrics_delta: MetricsDelta | None = None
-
-
-class Journal(Protocol):
-    """What the document needs from a crash journal (``segstudio.core.editing.store.ProjectStore``)."""
-
-    def journal_commit(self, image_name: str, atom: EditAtom) -> int: ...
-    def journal_undo(self, image_name: str) -> int: ...
-    def journal_redo(self, image_name: str) -> int: ...
+        hist = cv2.calcHist([np.ascontiguousarray(labels)], [0], None, [256], [0, 256])
+        return hist.ravel()[:size].astype(np.int64)
+    return np.bincount(labels.ravel(), minlength=size)[:size].astype(np.int64)
 
 
-class StrokeError(RuntimeError):
-    """A stroke call out of order (painting without ``begin_stroke``, a second ``begin_stroke``)."""
-
-
-class ImageDocument:
-    """One image with its labels, prediction, metrics, error map and edit history.
+class ImageDocument(LabelEdits):
+    """One image with its labels, its comparisons against predictions, and its edit history.
 
     Parameters
     ----------
@@ -90,7 +79,7 @@ class ImageDocument:
         Classes the masks refer to; its ignore index marks unlabelled pixels.
     gt, pred : np.ndarray, optional
         ``(H, W)`` class ids. The document takes ownership of ``gt`` and edits it in place (a read-only
-        array is copied once).
+        array is copied once). ``pred`` becomes the comparison of :data:`DEFAULT_SOURCE`.
     confidence, entropy : np.ndarray, optional
         ``(H, W)`` float per-pixel maps of the prediction.
     gt_instances, pred_instances : InstanceMask, optional
@@ -125,11 +114,7 @@ class ImageDocument:
         self.ignore_index = int(class_table.ignore_index)
         self.num_classes = int(class_table.num_classes)
         self.gt = self._own(self._checked(gt, "ground truth"))
-        self.pred = self._checked(pred, "prediction")
-        self.confidence = self._checked(confidence, "confidence")
-        self.entropy = self._checked(entropy, "entropy")
         self.gt_instances = gt_instances
-        self.pred_instances = pred_instances
         self.journal = journal
         self.history = history if history is not None else (budget or default_budget()).history_for(name)
         if self.history.can_undo or self.history.can_redo:
@@ -140,14 +125,22 @@ class ImageDocument:
             if fp is None or self.gt is None or labels_fingerprint(self.gt) != fp:
                 self.history.clear()
         self.history.fingerprint = None
-        self.confusion = ConfusionMatrix(self.num_classes, self.ignore_index)
-        self.error_codes: np.ndarray | None = None
+        self.comparisons: dict[SourceKey, Comparison] = {}
+        self.active_source: SourceKey | None = None
+        self.labels_version = 0     # bumped by every change of the labels; see attach_comparison
+        self._empty_confusion = ConfusionMatrix(self.num_classes, self.ignore_index)
+        self._counts_size = max(self.num_classes, self.ignore_index + 1)
+        self._counts: np.ndarray | None = None
         self._error_class = error_class
         self.metrics_class: int | None = None
         self.modified = False
         self._listeners: list[Callable[[DocumentEvent], None]] = []
         self._stroke: Stroke | None = None
-        self._recompute_all()
+        self._recount()
+        if pred is not None:
+            self.comparisons[DEFAULT_SOURCE] = self._build(DEFAULT_SOURCE, pred, confidence, entropy,
+                                                           pred_instances)
+            self.active_source = DEFAULT_SOURCE
 
     # ------------------------------------------------------------------ setup and whole-image changes
     def _checked(self, arr: np.ndarray | None, what: str) -> np.ndarray | None:
@@ -167,38 +160,129 @@ class ImageDocument:
             gt = np.ascontiguousarray(gt).copy()
         return gt
 
-    def _recompute_all(self) -> None:
-        """Full recompute of the confusion matrix and the error map (loading and mode switches only)."""
-        self.confusion.reset()
-        if self.gt is not None and self.pred is not None:
-            self.confusion.update(self.gt, self.pred)
-            self.error_codes = self._codes(self.gt, self.pred)
-        else:
-            self.error_codes = None
+    def _recount(self) -> None:
+        self._counts = None if self.gt is None else class_counts(self.gt, self._counts_size)
 
-    def _codes(self, gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
-        return errormap.error_codes(gt, pred, ignore_index=self.ignore_index, class_id=self._error_class)
+    def _labels_replaced(self) -> None:
+        """The whole ground truth changed: O(image) recount and rebuild of every comparison."""
+        self.labels_version += 1
+        self._recount()
+        for comparison in self.comparisons.values():
+            comparison.rebuild(self.gt)
+
+    # ------------------------------------------------------------------ comparisons
+    def _build(self, key: SourceKey, pred: np.ndarray, confidence=None, entropy=None,
+               instances: Any = None, gt: np.ndarray | None = None) -> Comparison:
+        return Comparison(key, self.gt if gt is None else gt, self._checked(pred, "prediction"),
+                          num_classes=self.num_classes, ignore_index=self.ignore_index,
+                          confidence=self._checked(confidence, "confidence"),
+                          entropy=self._checked(entropy, "entropy"), instances=instances,
+                          error_class=self._error_class)
+
+    def comparison_builder(self, pred: np.ndarray, confidence: np.ndarray | None = None,
+                           entropy: np.ndarray | None = None, instances: Any = None, *,
+                           source: SourceKey = DEFAULT_SOURCE) -> tuple[Callable[[], Comparison], int]:
+        """A function that builds the comparison of a new prediction, and the labels version it reads.
+
+        The function is O(image) and safe to run on a worker thread: it reads the labels and writes
+        nothing shared. Hand its result and the version to :meth:`attach_comparison`. Shapes are
+        checked here, on the caller's thread.
+        """
+        for arr, what in ((pred, "prediction"), (confidence, "confidence"), (entropy, "entropy")):
+            self._checked(arr, what)
+        gt, version = self.gt, self.labels_version
+        return (lambda: self._build(source, pred, confidence, entropy, instances, gt)), version
+
+    def attach_comparison(self, comparison: Comparison, version: int) -> None:
+        """Show a comparison built by :meth:`comparison_builder`; it becomes the active one.
+
+        If the labels changed after ``version`` (the user painted meanwhile, or they were reloaded),
+        the comparison is rebuilt here against the labels as they are now. Emits ``PREDICTION``.
+        """
+        if version != self.labels_version or comparison.num_classes != self.num_classes:
+            comparison.rebuild(self.gt)
+        self.comparisons[comparison.key] = comparison
+        self.active_source = comparison.key
+        self._emit(DocumentEvent(EventKind.PREDICTION, source=comparison.key))
 
     def set_prediction(self, pred: np.ndarray | None, confidence: np.ndarray | None = None,
-                       entropy: np.ndarray | None = None, instances: Any = None) -> None:
-        """Show a new prediction (or none); metrics and error map are recomputed. Emits ``'pred'``."""
-        pred = self._checked(pred, "prediction")
-        confidence = self._checked(confidence, "confidence")
-        entropy = self._checked(entropy, "entropy")
-        self.pred, self.confidence, self.entropy = pred, confidence, entropy
-        self.pred_instances = instances
-        self._recompute_all()
-        self._emit(DocumentEvent("pred"))
+                       entropy: np.ndarray | None = None, instances: Any = None, *,
+                       source: SourceKey | None = None) -> None:
+        """Compare the labels with a new prediction of ``source`` (or remove it with None), at once.
 
+        ``source`` defaults to the active source, else :data:`DEFAULT_SOURCE`. O(image) on the
+        calling thread; the GUI uses :meth:`comparison_builder` instead. Emits ``PREDICTION``.
+        """
+        key = source or self.active_source or DEFAULT_SOURCE
+        if pred is None:
+            self.comparisons.pop(key, None)
+            if self.active_source == key:
+                self.active_source = next(iter(self.comparisons), None)
+            self._emit(DocumentEvent(EventKind.PREDICTION, source=key))
+            return
+        build, version = self.comparison_builder(pred, confidence, entropy, instances, source=key)
+        self.attach_comparison(build(), version)
+
+    def set_active_source(self, key: SourceKey) -> None:
+        """Make the comparison of ``key`` the one ``pred``, ``confusion`` and the error map show."""
+        if key not in self.comparisons:
+            raise KeyError(f"{self.name}: no comparison with {key}")
+        if key != self.active_source:
+            self.active_source = key
+            self._emit(DocumentEvent(EventKind.PREDICTION, source=key))
+
+    @property
+    def comparison(self) -> Comparison | None:
+        """The active comparison, None without a prediction."""
+        return self.comparisons.get(self.active_source) if self.active_source is not None else None
+
+    @property
+    def pred(self) -> np.ndarray | None:
+        return self.comparison.pred if self.comparison is not None else None
+
+    @property
+    def confidence(self) -> np.ndarray | None:
+        return self.comparison.confidence if self.comparison is not None else None
+
+    @property
+    def entropy(self) -> np.ndarray | None:
+        return self.comparison.entropy if self.comparison is not None else None
+
+    @property
+    def pred_instances(self) -> Any:
+        return self.comparison.instances if self.comparison is not None else None
+
+    @property
+    def confusion(self) -> ConfusionMatrix:
+        """Active comparison's confusion matrix (an empty one without ground truth or prediction)."""
+        comparison = self.comparison
+        return comparison.confusion if comparison is not None and self.gt is not None else self._empty_confusion
+
+    @property
+    def error_codes(self) -> np.ndarray | None:
+        comparison = self.comparison
+        return comparison.error_codes if comparison is not None and self.gt is not None else None
+
+    @property
+    def gt_counts(self) -> np.ndarray | None:
+        """``(C,)`` pixel count of each class in the ground truth, kept up to date in O(edit)."""
+        return None if self._counts is None else self._counts[:self.num_classes]
+
+    def classes_present(self) -> frozenset[int]:
+        """Class ids present in the ground truth (ignore excluded), O(C)."""
+        counts = self.gt_counts
+        return frozenset() if counts is None else frozenset(int(i) for i in np.flatnonzero(counts))
+
+    # ------------------------------------------------------------------ whole-image label changes
     def set_ground_truth(self, gt: np.ndarray | None, instances: Any = None) -> None:
-        """Replace the ground truth (reload from disk); the undo history is cleared. Emits ``'all'``."""
+        """Replace the ground truth (reload from disk); the undo history is cleared. Emits ``RELOADED``."""
         self.abort_stroke()
         self.gt = self._own(self._checked(gt, "ground truth"))
         self.gt_instances = instances
         self.history.clear()
         self.modified = False
-        self._recompute_all()
-        self._emit(DocumentEvent("all"))
+        self._labels_replaced()
+        self._emit(DocumentEvent(EventKind.RELOADED))
 
     def start_from_prediction(self) -> EditAtom | None:
         """Draft the ground truth from the prediction, as one undoable edit.
@@ -216,11 +300,10 @@ class ImageDocument:
         self._commit_pending()
         if self.gt is None:
             self.gt = self._blank_gt()
-            self._recompute_all()
+            self._labels_replaced()
         h, w = self.shape
-        atom = self._edit_region((0, 0, w, h), np.ones((h, w), dtype=bool), None, "prediction",
-                                 None, None, event_kind="all")
-        return atom
+        return self._edit_region((0, 0, w, h), np.ones((h, w), dtype=bool), None, "prediction",
+                                 None, None, event_kind=EventKind.RELOADED)
 
     def _blank_gt(self) -> np.ndarray:
         dtype = np.uint8 if max(self.num_classes - 1, self.ignore_index) <= 255 else np.uint16
@@ -229,8 +312,8 @@ class ImageDocument:
     def _ensure_gt(self) -> None:
         if self.gt is None:
             self.gt = self._blank_gt()
-            self._recompute_all()
-            self._emit(DocumentEvent("all"))
+            self._labels_replaced()
+            self._emit(DocumentEvent(EventKind.RELOADED))
 
     @property
     def error_class(self) -> int | None:
@@ -242,9 +325,9 @@ class ImageDocument:
         if class_id == self._error_class:
             return
         self._error_class = class_id
-        if self.gt is not None and self.pred is not None:
-            self.error_codes = self._codes(self.gt, self.pred)
-        self._emit(DocumentEvent("errors"))
+        for comparison in self.comparisons.values():
+            comparison.set_error_class(class_id, self.gt)
+        self._emit(DocumentEvent(EventKind.ERRORS))
 
     def close(self) -> None:
         """Let go of the image: the in-progress stroke is committed and the history remembers which
@@ -290,15 +373,11 @@ class ImageDocument:
         return self._stroke is not None
 
     def class_scores(self, class_id: int) -> tuple[float | None, float | None]:
-        """``(iou, f1)`` of one class from the live confusion matrix, O(C); None where undefined."""
-        m = self.confusion.matrix
-        tp = int(m[class_id, class_id])
-        gt_n = int(m[class_id, :].sum())
-        pred_n = int(m[:, class_id].sum())
-        union = gt_n + pred_n - tp
-        iou = tp / union if union else None
-        f1 = 2 * tp / (gt_n + pred_n) if gt_n + pred_n else None
-        return iou, f1
+        """``(iou, f1)`` of one class against the active prediction, O(C); None where undefined."""
+        comparison = self.comparison
+        if comparison is None or self.gt is None:
+            return None, None
+        return comparison.class_scores(class_id)
 
     def _scores(self, candidate: int | None) -> tuple[int, float | None, float | None] | None:
         k = self.metrics_class if self.metrics_class is not None else candidate
@@ -316,277 +395,67 @@ class ImageDocument:
     def mark_saved(self) -> None:
         """The ground truth was written to disk: clear the modified flag. Emits ``'history'``."""
         self.modified = False
-        self._emit(DocumentEvent("history"))
+        self._emit(DocumentEvent(EventKind.HISTORY))
 
     # ------------------------------------------------------------------ incremental bookkeeping
-    def _after_change(self, box: Bbox, changed: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
-        """Move the changed pixels in the confusion matrix and recode them in the error map.
+    def _after_change(self, box: Bbox, changed: np.ndarray, old: np.ndarray, new: np.ndarray) -> EditAtom:
+        """Carry one change into the class counts and every comparison, O(edit); returns its atom.
 
-        A pixel's error code depends on its own (gt, pred) pair only, so only changed pixels are
-        recoded: a long diagonal stroke does not recompute its whole bounding box.
+        Only the changed pixels are touched: a long diagonal stroke does not recompute its bounding box.
         """
-        if self.pred is None:
-            return
-        x, y, w, h = box
-        rows, cols = slice(y, y + h), slice(x, x + w)
-        p = self.pred[rows, cols][changed]
-        self.confusion.apply_edit(old, new, p, p)
-        self.error_codes[rows, cols][changed] = self._codes(new, p)
-
-    def _check_value(self, value: int) -> int:
-        value = int(value)
-        if not (0 <= value < self.num_classes or value == self.ignore_index):
-            raise ValueError(f"class id {value} is not in the class table (0..{self.num_classes - 1}) "
-                             f"nor the ignore index {self.ignore_index}")
-        return value
-
-    def _target(self, box: Bbox, value: int | None, source: str | None) -> np.ndarray | int:
-        if source == "prediction":
-            if self.pred is None:
-                raise ValueError(f"{self.name}: no prediction to copy from")
-            x, y, w, h = box
-            return self.pred[y:y + h, x:x + w]
-        return value
-
-    def _write(self, box: Bbox, sel: np.ndarray, target: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
-        """Write ``target`` at ``sel`` inside ``box``; returns ``(old, new)`` 1-D values."""
-        x, y, w, h = box
-        region = self.gt[y:y + h, x:x + w]
-        old = region[sel]
-        if isinstance(target, np.ndarray):
-            new = target[sel].astype(self.gt.dtype, copy=False)
-        else:
-            new = np.full(old.size, target, dtype=self.gt.dtype)
-        region[sel] = new
-        return old, new
-
-    def _edit_region(self, box: Bbox, mask: np.ndarray, value: int | None, source: str | None,
-                     protect: Iterable[int] | None, only_over: int | None,
-                     event_kind: str = "gt") -> EditAtom | None:
-        """One-shot edit of ``mask`` inside ``box``, recorded as one atom."""
-        self._commit_pending()
-        self._ensure_gt()
-        before = self._scores(value)
-        x, y, w, h = box
-        region = self.gt[y:y + h, x:x + w]
-        target = self._target(box, value, source)
-        sel = PaintRules(self.gt.dtype, protect, only_over).select(region, mask, target)
-        if not sel.any():
-            return None
-        old, new = self._write(box, sel, target)
-        self._after_change(box, sel, old, new)
-        atom = EditAtom(box, sel, old, new)
-        self._record(atom)
-        self._emit(DocumentEvent(event_kind, None if event_kind == "all" else box, self._delta(before)))
-        return atom
-
-    def _record(self, atom: EditAtom) -> None:
-        self.history.push(atom)
-        self.modified = True
-        if self.journal is not None:
-            self.journal.journal_commit(self.name, atom)
-
-    # ------------------------------------------------------------------ strokes
-    def begin_stroke(self, value: int | None = None, *, protect: Iterable[int] | None = None,
-                     only_over: int | None = None, source: str | None = None) -> None:
-        """Start a brush stroke.
-
-        Parameters
-        ----------
-        value : int, optional
-            Class id to paint (or the ignore index, to erase into "unlabelled"). Required unless
-            ``source`` is given.
-        protect : iterable of int, optional
-            Class ids the stroke must not overwrite.
-        only_over : int, optional
-            Paint only over pixels currently of this class.
-        source : {'prediction'}, optional
-            Copy the prediction's labels under the brush instead of painting ``value``.
-
-        Raises
-        ------
-        StrokeError
-            If a stroke is already in progress.
-        """
-        if self._stroke is not None:
-            raise StrokeError(f"{self.name}: a stroke is already in progress")
-        if source not in (None, "prediction"):
-            raise ValueError(f"unknown stroke source {source!r}")
-        if source is None:
-            if value is None:
-                raise ValueError("a stroke needs a class value or source='prediction'")
-            value = self._check_value(value)
-        elif self.pred is None:
-            raise ValueError(f"{self.name}: no prediction to copy from")
-        self._ensure_gt()
-        if source is not None:
-            value = None
-        self._stroke = Stroke(value, source, PaintRules(self.gt.dtype, protect, only_over),
-                              self._scores(value))
-
-    def _active(self) -> Stroke:
-        if self._stroke is None:
-            raise StrokeError(f"{self.name}: paint called without begin_stroke")
-        return self._stroke
-
-    def _paint_piece(self, stroke: Stroke, box: Bbox, mask: np.ndarray) -> None:
-        x, y, w, h = box
-        region = self.gt[y:y + h, x:x + w]
-        target = self._target(box, stroke.value, stroke.source)
-        sel = stroke.rules.select(region, mask, target)
-        if not sel.any():
-            return
-        old, new = self._write(box, sel, target)
-        self._after_change(box, sel, old, new)
-        stroke.add(box, sel, old)
-        self.modified = True
-        self._emit(DocumentEvent("gt", box, self._delta(stroke.scores_before)))
-
-    def paint_dab(self, cx: float, cy: float, radius: float) -> None:
-        """Paint one round dab of the current stroke at image coordinates ``(cx, cy)``."""
-        stroke = self._active()
-        hit = tools.dab_mask(cx, cy, radius, self.shape)
-        stroke.last = (cx, cy)
-        if hit is not None:
-            self._paint_piece(stroke, *hit)
-
-    def paint_line(self, x0: float, y0: float, x1: float, y1: float, radius: float) -> None:
-        """Paint every pixel within ``radius`` of the segment, so fast drags leave no gaps."""
-        stroke = self._active()
-        for box, mask in tools.capsule_pieces(x0, y0, x1, y1, radius, self.shape):
-            self._paint_piece(stroke, box, mask)
-        stroke.last = (x1, y1)
-
-    def paint_to(self, x: float, y: float, radius: float) -> None:
-        """Continue the stroke from its last point to ``(x, y)`` (a dab if it has none yet)."""
-        stroke = self._active()
-        if stroke.last is None:
-            self.paint_dab(x, y, radius)
-        else:
-            self.paint_line(stroke.last[0], stroke.last[1], x, y, radius)
-
-    def commit_stroke(self) -> EditAtom | None:
-        """Finish the stroke as one undoable atom (``None`` if it changed nothing). Emits ``'history'``."""
-        stroke = self._active()
-        self._stroke = None
-        atom = stroke.merge(self.gt)
-        if atom is not None:
-            self._record(atom)
-        self._emit(DocumentEvent("history"))
-        return atom
-
-    def abort_stroke(self) -> None:
-        """Cancel the stroke in progress and restore its pixels (no-op without one)."""
-        stroke, self._stroke = self._stroke, None
-        if stroke is None:
-            return
-        atom = stroke.merge(self.gt)
-        if atom is not None:
-            self._apply_values(atom, atom.old_values, atom.new_values)
-            self._emit(DocumentEvent("gt", atom.bbox, self._delta(stroke.scores_before)))
-        self._emit(DocumentEvent("history"))
-
-    def _commit_pending(self) -> None:
-        if self._stroke is not None:
-            self.commit_stroke()
-
-    # ------------------------------------------------------------------ region tools
-    def fill(self, x: float, y: float, value: int, *, protect: Iterable[int] | None = None) -> EditAtom | None:
-        """Flood-fill the 4-connected region of equal labels at ``(x, y)`` with ``value``."""
-        value = self._check_value(value)
-        self._commit_pending()
-        self._ensure_gt()
-        hit = tools.flood_region(self.gt, x, y)
-        if hit is None:
-            return None
-        return self._edit_region(hit[0], hit[1], value, None, protect, None)
-
-    def fill_polygon(self, points: Sequence[Sequence[float]], value: int, *,
-                     protect: Iterable[int] | None = None, only_over: int | None = None) -> EditAtom | None:
-        """Fill a closed polygon (image coordinates) with ``value``, working in its bounding box only."""
-        value = self._check_value(value)
-        hit = tools.polygon_mask(points, self.shape)
-        if hit is None:
-            return None
-        return self._edit_region(hit[0], hit[1], value, None, protect, only_over)
-
-    def apply_region(self, mask: np.ndarray, bbox: Bbox | None = None, *, source: str = "prediction",
-                     erase_value: int = 0) -> EditAtom | None:
-        """Apply an action to an error region: accept the prediction there, or erase it.
-
-        Parameters
-        ----------
-        mask : np.ndarray
-            Bool region mask: ``(h, w)`` of ``bbox`` when ``bbox`` is given, else full image size.
-        bbox : tuple of int, optional
-            ``(x, y, w, h)`` of ``mask`` in the image.
-        source : {'prediction', 'erase'}
-            Copy the prediction into the ground truth, or set the region to ``erase_value``.
-        erase_value : int
-            Class written by ``'erase'``: background (0) by default, or the ignore index.
-        """
-        mask = np.asarray(mask, dtype=bool)
-        if bbox is None:
-            if mask.shape != self.shape:
-                raise MaskSizeMismatch(self.name, f"region mask shape {mask.shape} != image {self.shape}")
-            rows = np.flatnonzero(mask.any(axis=1))
-            if rows.size == 0:
-                return None
-            cols = np.flatnonzero(mask.any(axis=0))
-            y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-            bbox, mask = (x0, y0, x1 - x0, y1 - y0), mask[y0:y1, x0:x1]
-        elif mask.shape != (bbox[3], bbox[2]):
-            raise MaskSizeMismatch(self.name, f"region mask shape {mask.shape} != bbox {bbox}")
-        if source == "prediction":
-            return self._edit_region(tuple(bbox), mask, None, "prediction", None, None)
-        if source == "erase":
-            return self._edit_region(tuple(bbox), mask, self._check_value(erase_value), None, None, None)
-        raise ValueError(f"unknown region action {source!r}")
+        self.labels_version += 1
+        size = self._counts_size
+        self._counts -= np.bincount(old[old < size], minlength=size)[:size]
+        self._counts += np.bincount(new[new < size], minlength=size)[:size]
+        for comparison in self.comparisons.values():
+            comparison.apply_change(box, changed, old, new)
+        return EditAtom(box, changed, old, new)
 
     # ------------------------------------------------------------------ history
-    def _apply_values(self, atom: EditAtom, values: np.ndarray, previous: np.ndarray) -> None:
+    def _apply_values(self, atom: EditAtom, values: np.ndarray, previous: np.ndarray) -> EditAtom:
+        """Write ``values`` at the atom's pixels (which hold ``previous``); returns the change made."""
         x, y, w, h = atom.bbox
         self.gt[y:y + h, x:x + w][atom.changed] = values
-        self._after_change(atom.bbox, atom.changed, previous, values)
+        return self._after_change(atom.bbox, atom.changed, previous, values)
 
-    def _atom_class(self, atom: EditAtom, values: np.ndarray) -> int | None:
+    def _atom_class(self, values: np.ndarray) -> int | None:
         if values.size and values[0] == values[-1] and (values == values[0]).all():
             return int(values[0])
         return None
 
+    def _load_atom(self, atom: EditAtom, undoing: bool) -> None:
+        """Apply ``atom`` backwards (undo) or forwards (redo, apply): the one path for all three."""
+        values, previous = (atom.old_values, atom.new_values) if undoing else (atom.new_values, atom.old_values)
+        before = self._scores(self._atom_class(atom.new_values))
+        change = self._apply_values(atom, values, previous)
+        self.modified = True
+        self._emit(DocumentEvent(EventKind.LABELS, atom.bbox, self._delta(before), change))
+
     def apply(self, atom: EditAtom) -> None:
-        """Apply an atom made elsewhere (its new values) as a new undoable edit. Emits ``'gt'``."""
+        """Apply an atom made elsewhere (its new values) as a new undoable edit. Emits ``LABELS``."""
         self._commit_pending()
         self._ensure_gt()
-        before = self._scores(self._atom_class(atom, atom.new_values))
-        self._apply_values(atom, atom.new_values, atom.old_values)
-        self._record(atom)
-        self._emit(DocumentEvent("gt", atom.bbox, self._delta(before)))
+        self.history.push(atom)
+        if self.journal is not None:
+            self.journal.journal_commit(self.name, atom)
+        self._load_atom(atom, undoing=False)
 
     def undo(self) -> EditAtom | None:
         """Undo the newest edit (committing a stroke in progress first); ``None`` if nothing to undo."""
         self._commit_pending()
         atom = self.history.undo()
-        if atom is None:
-            return None
-        before = self._scores(self._atom_class(atom, atom.new_values))
-        self._apply_values(atom, atom.old_values, atom.new_values)
-        self.modified = True
-        if self.journal is not None:
-            self.journal.journal_undo(self.name)
-        self._emit(DocumentEvent("gt", atom.bbox, self._delta(before)))
+        if atom is not None:
+            if self.journal is not None:
+                self.journal.journal_undo(self.name)
+            self._load_atom(atom, undoing=True)
         return atom
 
     def redo(self) -> EditAtom | None:
         """Redo the last undone edit; ``None`` if nothing to redo."""
         self._commit_pending()
         atom = self.history.redo()
-        if atom is None:
-            return None
-        before = self._scores(self._atom_class(atom, atom.new_values))
-        self._apply_values(atom, atom.new_values, atom.old_values)
-        self.modified = True
-        if self.journal is not None:
-            self.journal.journal_redo(self.name)
-        self._emit(DocumentEvent("gt", atom.bbox, self._delta(before)))
+        if atom is not None:
+            if self.journal is not None:
+                self.journal.journal_redo(self.name)
+            self._load_atom(atom, undoing=False)
         return atom

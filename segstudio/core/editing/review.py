@@ -25,6 +25,12 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from segstudio.core.io._atomic import atomic_write_bytes
+from segstudio.core.evaluation.comparison import (
+    DEFAULT_CONFIDENCE_THRESHOLD,
+    Comparison,
+    label_error_histogram,
+    label_errors_at,
+)
 from segstudio.core.evaluation.metrics import ConfusionMatrix
 
 __all__ = [
@@ -33,6 +39,7 @@ __all__ = [
     "ImageReviewStats",
     "likely_label_errors",
     "image_review_stats",
+    "review_stats_of",
     "review_order",
     "next_to_review",
     "metrics_summary",
@@ -42,9 +49,6 @@ __all__ = [
 ]
 
 ORDER_KEYS = ("mean_iou", "error_pixels", "label_errors")
-DEFAULT_CONFIDENCE_THRESHOLD = 0.9
-# Confidence histogram resolution: thresholds are honoured to 1/1000.
-_BINS = 1000
 _SCALARS = ("mean_iou", "pixel_accuracy", "fw_iou", "mean_f1", "error_pixels", "label_errors")
 
 
@@ -84,10 +88,7 @@ class ImageReviewStats:
 
     def label_errors_at(self, threshold: float) -> int | None:
         """Likely label errors at another threshold (resolution 0.001); ``None`` without confidence."""
-        if self.confidence_hist is None:
-            return None
-        start = int(np.ceil(round(threshold * _BINS, 6)))
-        return int(self.confidence_hist[max(start, 0):].sum())
+        return label_errors_at(self.confidence_hist, threshold)
 
     @property
     def label_errors(self) -> int | None:
@@ -98,15 +99,21 @@ class ImageReviewStats:
 def image_review_stats(name: str, gt: np.ndarray, pred: np.ndarray, num_classes: int,
                        ignore_index: int = 255, confidence: np.ndarray | None = None,
                        threshold: float = DEFAULT_CONFIDENCE_THRESHOLD) -> ImageReviewStats:
-    """Rank statistics of one image (run it in a worker: it is O(image))."""
+    """Rank statistics of one image that is not open (run it in a worker: it is O(image)).
+
+    An open image has a live :class:`Comparison`: use :func:`review_stats_of` instead, O(C²).
+    """
     cm = ConfusionMatrix(num_classes, ignore_index)
     cm.update(gt, pred)
-    hist = None
-    if confidence is not None:
-        wrong = (gt != pred) & (gt != ignore_index) & (pred != ignore_index)
-        conf = np.clip(confidence[wrong].astype(np.float64), 0.0, 1.0)
-        hist = np.bincount(np.floor(conf * _BINS).astype(np.int64), minlength=_BINS + 1)
+    hist = None if confidence is None else label_error_histogram(gt, pred, confidence, ignore_index)
     return ImageReviewStats(name, cm.mean_iou(), int(cm.total - np.trace(cm.matrix)), hist, threshold)
+
+
+def review_stats_of(name: str, comparison: Comparison,
+                    threshold: float = DEFAULT_CONFIDENCE_THRESHOLD) -> ImageReviewStats:
+    """Rank statistics of an open image from its live comparison, O(C²): no pixel is read."""
+    hist = None if comparison.label_error_hist is None else comparison.label_error_hist.copy()
+    return ImageReviewStats(name, comparison.confusion.mean_iou(), comparison.error_pixels, hist, threshold)
 
 
 def review_order(stats: Iterable[ImageReviewStats], by: str = "mean_iou",
