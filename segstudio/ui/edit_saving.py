@@ -22,7 +22,7 @@ from segstudio.core.errors import SegStudioError
 from segstudio.core.editing.history import EditAtom
 from segstudio.core.evaluation.metrics import ConfusionMatrix
 from segstudio.core.editing.review import likely_label_errors, metrics_summary, record_metrics
-from segstudio.core.io.saving import destination_for, save_ground_truth
+from segstudio.core.io.saving import save_ground_truth
 from segstudio.core.editing.store import ProjectStore
 
 __all__ = ["EditPersistence", "net_atom"]
@@ -111,15 +111,12 @@ class EditPersistence(QObject):
             self.autosave_timer.stop()
 
     def saved_labels_path(self, sample):
-        """Where ``sample``'s corrected labels are saved (None for COCO: one JSON holds every image)."""
+        """Where ``sample``'s corrected labels are saved; the dataset's format decides (None for COCO)."""
         dataset = self.session.dataset if self.session is not None else None
-        if dataset is None or dataset.format == "coco":
+        if dataset is None:
             return None
-        try:
-            return destination_for(dataset, sample, out_dir=self.settings.output_dir,
-                                   overwrite=self.settings.overwrite)
-        except ValueError:
-            return None
+        return dataset.kind.saved_labels(dataset, sample, self.settings.output_dir,
+                                         overwrite=self.settings.overwrite)
 
     # --- session and documents ------------------------------------------------------------------
     def attach(self, session) -> None:

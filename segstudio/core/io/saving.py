@@ -48,6 +48,8 @@ __all__ = [
     "save_ground_truth",
     "corrected_dir",
     "destination_for",
+    "mask_file_kind",
+    "write_mask_png",
     "png_palette_chunks",
     "encode_palette_png",
     "write_palette_png_like",
@@ -324,18 +326,19 @@ def corrected_dir(dataset: Any) -> Path:
     return dataset_folder(dataset.root) / "corrected"
 
 
-def _source_kind(dataset: Any, source: Path | None) -> str:
-    if dataset.format == "coco":
-        return "coco"
-    if source is None:
-        return "labelIds" if dataset.format == "cityscapes" else "palette"
-    if dataset.format == "cityscapes" and source.name.endswith("_labelIds.png"):
-        return "labelIds"
+def mask_file_kind(path: str | PathLike) -> str:
+    """How a mask file stores its labels: ``'palette'``, ``'colour'`` (RGB/RGBA) or ``'index'``.
+
+    Raises
+    ------
+    MaskReadError
+        The file cannot be opened as an image.
+    """
     try:
-        with Image.open(source) as im:
+        with Image.open(path) as im:
             mode = im.mode
     except OSError as exc:
-        raise MaskReadError(source, f"cannot read the original mask: {exc}") from None
+        raise MaskReadError(path, f"cannot read the original mask: {exc}") from None
     if mode == "P":
         return "palette"
     if mode in ("RGB", "RGBA"):
@@ -343,28 +346,44 @@ def _source_kind(dataset: Any, source: Path | None) -> str:
     return "index"
 
 
+def write_mask_png(dest: str | PathLike, gt: np.ndarray, kind: str, source: str | PathLike | None,
+                   class_table: ClassTable) -> None:
+    """Write ``gt`` to ``dest`` atomically as a ``kind`` PNG like ``source`` (the file it replaces).
+
+    Parameters
+    ----------
+    kind : str
+        ``'palette'`` (``source``'s palette, else the class table's), ``'index'``, ``'colour'``
+        (the class table's colours) or ``'labelIds'`` (Cityscapes train ids mapped back; pixels
+        whose train id did not change keep ``source``'s labelId).
+    """
+    if kind == "palette":
+        write_palette_png_like(dest, gt, source, class_table)
+    elif kind == "index":
+        write_index_png(dest, gt)
+    elif kind == "colour":
+        atomic_write_bytes(dest, encode_colour_png(gt, class_table))
+    elif kind == "labelIds":
+        original = cv2.imread(str(source), cv2.IMREAD_UNCHANGED) if source is not None else None
+        if original is not None and original.shape != gt.shape:
+            original = None
+        write_index_png(dest, labelids_from_train(gt, original))
+    else:
+        raise ValueError(f"unknown mask kind {kind!r}")
+
+
 def destination_for(dataset: Any, sample: Any, *, out_dir: str | PathLike | None = None,
                     overwrite: bool = False) -> Path:
-    """Where :func:`save_ground_truth` writes ``sample``'s labels (see its parameters)."""
-    source = Path(sample.mask_path) if sample.mask_path is not None else None
-    if dataset.format == "coco" and source is None:
-        source = Path(sample.decoder.json_path)
-    if overwrite and source is not None:
-        return source
-    out = Path(out_dir) if out_dir is not None else corrected_dir(dataset)
-    if source is None:
-        suffix = "_gtFine_labelIds.png" if dataset.format == "cityscapes" else ".png"
-        return out / f"{sample.name}{suffix}"
-    root = Path(dataset.root)
-    root = root if root.is_dir() else root.parent
-    try:
-        rel = source.resolve().relative_to(root.resolve())
-    except ValueError:
-        rel = Path(source.name)
-    dest = out / rel
-    if dest.resolve() == source.resolve():
-        raise ValueError(f"{dest}: output would overwrite the original; pass overwrite=True to do that")
-    return dest
+    """Where :func:`save_ground_truth` writes ``sample``'s labels (see its parameters).
+
+    The dataset's format decides (``DatasetFormat.destination``).
+
+    Raises
+    ------
+    ValueError
+        Without ``overwrite``, the output would land on the original annotation file.
+    """
+    return dataset.kind.destination(dataset, sample, out_dir, overwrite=overwrite)
 
 
 def _backup(path: Path) -> Path | None:
@@ -383,9 +402,10 @@ def save_ground_truth(dataset: Any, sample: Any, gt: np.ndarray, *, out_dir: str
     Parameters
     ----------
     dataset : Dataset
-        The open dataset (``root``, ``format``, ``class_table``).
+        The open dataset (``root``, ``class_table``); its format (``dataset.kind``) decides the
+        encoding, the destination and how the file is written.
     sample : Sample
-        The sample whose labels are written; its ``mask_path`` decides the format.
+        The sample whose labels are written; the encoding follows its annotation file.
     gt : np.ndarray
         ``(H, W)`` class ids as edited (train ids for Cityscapes).
     out_dir : path, optional
@@ -399,28 +419,10 @@ def save_ground_truth(dataset: Any, sample: Any, gt: np.ndarray, *, out_dir: str
     -------
     SaveResult
     """
-    source = Path(sample.mask_path) if sample.mask_path is not None else None
-    kind = _source_kind(dataset, source)
-    dest = destination_for(dataset, sample, out_dir=out_dir, overwrite=overwrite)
+    fmt = dataset.kind
+    kind = fmt.output_kind(dataset, sample)
+    dest = fmt.destination(dataset, sample, out_dir, overwrite=overwrite)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    backup = _backup(dest) if overwrite and source is not None else None
-    table: ClassTable = dataset.class_table
-    if kind == "palette":
-        write_palette_png_like(dest, gt, source, table)
-    elif kind == "index":
-        write_index_png(dest, gt)
-    elif kind == "colour":
-        atomic_write_bytes(dest, encode_colour_png(gt, table))
-    elif kind == "labelIds":
-        original = cv2.imread(str(source), cv2.IMREAD_UNCHANGED) if source is not None else None
-        if original is not None and original.shape != gt.shape:
-            original = None
-        write_index_png(dest, labelids_from_train(gt, original))
-    else:
-        decoder = sample.decoder
-        base = dest if dest.exists() else Path(decoder.json_path)
-        image_record, _ = decoder.records[sample.name]
-        category_of_class = {c: cat for cat, c in decoder.category_to_class.items()}
-        write_coco_image(dest, base, image_record["file_name"], gt, category_of_class,
-                         table.ignore_index, instances=instances)
+    backup = _backup(dest) if overwrite and sample.mask_path is not None else None
+    fmt.write(dataset, sample, gt, dest, output_kind=kind, instances=instances)
     return SaveResult(dest, kind, backup)

@@ -4,8 +4,9 @@ Opening lists files only (``os.scandir``, plus reading the JSON of a COCO datase
 are decoded when a sample's ``load_image`` / ``load_mask`` / ``load_instances`` is called, so a dataset
 of tens of thousands of images opens in a fraction of a second.
 
-Each format lives in its own module (``folder``, ``voc``, ``coco``, ``cityscapes``) and is imported
-when first used.
+Each format is one ``DatasetFormat`` object living in its own module (``folder``, ``voc``, ``coco``,
+``cityscapes``, ``image``): it detects its layout, opens it, and decides where and how corrected
+labels are written. ``DATASET_FORMATS`` lists them in the order detection asks them.
 """
 from __future__ import annotations
 
@@ -20,31 +21,87 @@ from segstudio.core.io.datasets.base import (
     MaskDecoder,
     Sample,
     load_class_table,
-    resolve_class_table,
 )
+from segstudio.core.io.datasets.cityscapes import CITYSCAPES, CityscapesFormat
+from segstudio.core.io.datasets.coco import COCO, CocoFormat
+from segstudio.core.io.datasets.folder import FOLDER, FolderFormat
+from segstudio.core.io.datasets.formats import DatasetFormat
+from segstudio.core.io.datasets.image import IMAGE, ImageFormat
+from segstudio.core.io.datasets.voc import VOC, VocFormat
 from segstudio.core.errors import DatasetError
 
 __all__ = [
+    "CITYSCAPES",
+    "COCO",
+    "DATASET_FORMATS",
+    "FOLDER",
     "FORMATS",
+    "IMAGE",
     "IMAGE_EXTENSIONS",
+    "VOC",
+    "CityscapesFormat",
+    "CocoFormat",
     "Dataset",
+    "DatasetFormat",
+    "FolderFormat",
+    "ImageFormat",
     "MaskDecoder",
     "Sample",
+    "VocFormat",
+    "detect_dataset_format",
     "detect_format",
+    "find_format",
     "load_class_table",
     "open_dataset",
 ]
 
-FORMATS = ("folder", "voc", "coco", "cityscapes", "image")
-"""The formats ``open_dataset`` understands (besides ``'auto'``)."""
+DATASET_FORMATS: tuple[DatasetFormat, ...] = (VOC, CITYSCAPES, COCO, FOLDER, IMAGE)
+"""Every format, in the order detection asks them: the stricter folder layouts before the plain
+folder (a COCO folder has ``images/`` too)."""
+
+FORMATS = tuple(f.name for f in DATASET_FORMATS)
+"""The format names ``open_dataset`` understands (besides ``'auto'``)."""
 
 _LAYOUTS = ("images/ with masks/ (or labels/, gt/, annotations/), image files, Pascal VOC "
             "(JPEGImages/, SegmentationClass/), Cityscapes (leftImg8bit/, gtFine/) or COCO "
             "(annotations/*.json)")
 
 
+def find_format(name: str) -> DatasetFormat | None:
+    """The format called ``name`` (``'folder'``, ``'voc'`` ...), or ``None``."""
+    return next((f for f in DATASET_FORMATS if f.name == name), None)
+
+
+def detect_dataset_format(path: str | PathLike) -> DatasetFormat:
+    """Guess the format of ``path`` from names only: the first of ``DATASET_FORMATS`` that detects it.
+
+    Raises
+    ------
+    DatasetError
+        The path does not exist, is an empty folder, or matches no layout.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(path, "no such file or folder")
+    is_dir = path.is_dir()
+    if is_dir:
+        try:
+            with os.scandir(path) as it:
+                visible = [e.name for e in it if not e.name.startswith(".")]
+        except OSError as exc:
+            raise DatasetError(path, f"cannot list the folder: {exc.strerror or exc}") from None
+        if not visible:
+            raise DatasetError(path, "the folder is empty")
+    found = next((f for f in DATASET_FORMATS if f.detect(path)), None)
+    if found is not None:
+        return found
+    if is_dir:
+        raise DatasetError(path, f"unknown dataset layout; expected {_LAYOUTS}")
+    raise DatasetError(path, "not a dataset: expected a folder, a COCO .json file or an image")
+
+
 def detect_format(path: str | PathLike) -> str:
-    """Guess the layout of ``path`` from names only.
+    """Guess the layout of ``path`` from names only; the name of ``detect_dataset_format(path)``.
 
     Returns
     -------
@@ -59,40 +116,10 @@ def detect_format(path: str | PathLike) -> str:
     DatasetError
         The path does not exist, is an empty folder, or matches no layout.
     """
-    from segstudio.core.io.datasets.cityscapes import find_cityscapes_root
-    from segstudio.core.io.datasets.coco import find_coco_annotations
-    from segstudio.core.io.datasets.folder import looks_like_folder
-    from segstudio.core.io.datasets.voc import find_voc_root
-
-    path = Path(path)
-    if not path.exists():
-        raise DatasetError(path, "no such file or folder")
-    if not path.is_dir():
-        suffix = path.suffix.lower()
-        if suffix == ".json":
-            return "coco"
-        if suffix in IMAGE_EXTENSIONS:
-            return "image"
-        raise DatasetError(path, "not a dataset: expected a folder, a COCO .json file or an image")
-    try:
-        with os.scandir(path) as it:
-            visible = [e.name for e in it if not e.name.startswith(".")]
-    except OSError as exc:
-        raise DatasetError(path, f"cannot list the folder: {exc.strerror or exc}") from None
-    if not visible:
-        raise DatasetError(path, "the folder is empty")
-    if find_voc_root(path) is not None:
-        return "voc"
-    if find_cityscapes_root(path) is not None:
-        return "cityscapes"
-    if find_coco_annotations(path):
-        return "coco"
-    if looks_like_folder(path):
-        return "folder"
-    raise DatasetError(path, f"unknown dataset layout; expected {_LAYOUTS}")
+    return detect_dataset_format(path).name
 
 
-def open_dataset(path: str | PathLike, format: str = "auto",
+def open_dataset(path: str | PathLike, format: str | DatasetFormat = "auto",
                  class_table: ClassTable | str | PathLike | None = None, split: str | None = None,
                  *, masks: str | PathLike | None = None,
                  binary_mapping: dict[int, int] | None = None) -> Dataset:
@@ -103,9 +130,9 @@ def open_dataset(path: str | PathLike, format: str = "auto",
     path : path
         A dataset folder, a COCO ``.json`` file, an image file, or (with ``masks``) a folder of
         images.
-    format : str
-        ``'auto'`` (see ``detect_format``), ``'folder'``, ``'voc'``, ``'coco'``, ``'cityscapes'`` or
-        ``'image'``.
+    format : str or DatasetFormat
+        ``'auto'`` (see ``detect_format``), a format's name (``'folder'``, ``'voc'``, ``'coco'``,
+        ``'cityscapes'``, ``'image'``) or the format itself.
     class_table : ClassTable, path or None
         The classes of the ground truth, or a ``.json`` table / ``class_names.txt`` to read them
         from. Default: the dataset's own ``classes.json`` / ``class_names.txt``, else the format's
@@ -133,38 +160,21 @@ def open_dataset(path: str | PathLike, format: str = "auto",
     """
     path = Path(path)
     if masks is not None:
-        if format not in ("auto", "folder"):
+        if format != "auto" and _lookup(format) is not FOLDER:
             raise DatasetError(path, f"a separate mask folder only works with the folder format, "
-                               f"not '{format}'")
-        format = "folder"
-    elif format == "auto":
-        format = detect_format(path)
-    elif not path.exists():
-        raise DatasetError(path, "no such file or folder")
-    if format not in FORMATS:
-        raise DatasetError(path, f"unknown dataset format '{format}'; use one of "
-                           f"auto, {', '.join(FORMATS)}")
-    if format == "folder":
-        from segstudio.core.io.datasets.folder import open_folder
-        return open_folder(path, class_table, split, masks=masks, binary_mapping=binary_mapping)
-    if format == "voc":
-        from segstudio.core.io.datasets.voc import open_voc
-        return open_voc(path, class_table, split, binary_mapping=binary_mapping)
-    if format == "coco":
-        from segstudio.core.io.datasets.coco import open_coco
-        return open_coco(path, class_table, split)
-    if format == "cityscapes":
-        from segstudio.core.io.datasets.cityscapes import open_cityscapes
-        return open_cityscapes(path, class_table, split)
-    return _open_image(path, class_table)
+                               f"not '{getattr(format, 'name', format)}'")
+        return FOLDER.open(path, class_table, split, masks=masks, binary_mapping=binary_mapping)
+    if format == "auto":
+        kind = detect_dataset_format(path)
+    else:
+        if not path.exists():
+            raise DatasetError(path, "no such file or folder")
+        kind = _lookup(format)
+        if kind is None:
+            raise DatasetError(path, f"unknown dataset format '{format}'; use one of "
+                               f"auto, {', '.join(FORMATS)}")
+    return kind.open(path, class_table, split, binary_mapping=binary_mapping)
 
 
-def _open_image(path: Path, class_table) -> Dataset:
-    """A dataset of the one image ``path``, without ground truth; its root is the image's folder."""
-    if path.is_dir():
-        raise DatasetError(path, "expected an image file, found a folder")
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise DatasetError(path, f"not an image file (expected one of "
-                           f"{', '.join(sorted(IMAGE_EXTENSIONS))})")
-    table = resolve_class_table(class_table, (), ClassTable.voc)
-    return Dataset(path.parent, "image", table, [Sample(path.stem, path)])
+def _lookup(format: str | DatasetFormat) -> DatasetFormat | None:
+    return format if isinstance(format, DatasetFormat) else find_format(format)

@@ -1,9 +1,10 @@
 """What every dataset format shares: ``Sample``, ``Dataset``, the mask decoder and folder scanning.
 
 Listing a dataset only walks directories with ``os.scandir``; no pixel is decoded and no image header
-is read until a sample's ``load_*`` method is called. A format module (``folder``, ``voc``, ``coco``,
-``cityscapes``) turns a path into a list of samples and a ``MaskDecoder`` that knows that format's rules
-for turning annotation files into class ids and instances.
+is read until a sample's ``load_*`` method is called. A format (a ``DatasetFormat`` in the ``folder``,
+``voc``, ``coco``, ``cityscapes`` and ``image`` modules) turns a path into a list of samples and a
+``MaskDecoder`` that knows that format's rules for turning annotation files into class ids and
+instances.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence, overload
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, overload
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from segstudio.core.io.classes import ClassTable
 from segstudio.core.errors import DatasetError, MaskSizeMismatch
 from segstudio.core.io.images import image_size, read_image
 from segstudio.core.io.masks import InstanceMask, read_instance_mask, read_semantic_mask
+
+if TYPE_CHECKING:
+    from segstudio.core.io.datasets.formats import DatasetFormat
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -49,8 +53,8 @@ class Sample:
     image_path : Path
         The image file.
     mask_path : Path or None
-        Semantic ground truth. For COCO it is the annotation JSON (shared by all samples), so never
-        write a mask to it without checking ``Dataset.format``.
+        Semantic ground truth. For COCO it is the annotation JSON (shared by all samples), so write
+        corrections through the dataset's format (``Dataset.kind``), never straight to this path.
     instance_path : Path or None
         Instance ground truth (COCO: the annotation JSON too).
     decoder : MaskDecoder or None
@@ -117,8 +121,8 @@ class Dataset(Sequence[Sample]):
     ----------
     root : path
         The folder (or annotation file) the dataset was opened from.
-    format : str
-        ``'folder'``, ``'voc'``, ``'coco'``, ``'cityscapes'`` or ``'image'``.
+    kind : DatasetFormat or str
+        The dataset's format (``FOLDER``, ``VOC``, ``COCO``, ``CITYSCAPES``, ``IMAGE``), or its name.
     class_table : ClassTable
         Classes of the ground truth.
     samples : iterable of Sample
@@ -128,19 +132,28 @@ class Dataset(Sequence[Sample]):
 
     Attributes
     ----------
+    kind : DatasetFormat
+        The format: it decides where and how corrected labels are written.
     warnings : list of str
         Things noticed while listing that are not errors (masks without an image ...).
 
     Raises
     ------
     DatasetError
-        Two samples share a name.
+        Two samples share a name, or ``kind`` names no format.
     """
 
-    def __init__(self, root: str | PathLike, format: str, class_table: ClassTable,
+    def __init__(self, root: str | PathLike, kind: DatasetFormat | str, class_table: ClassTable,
                  samples: Iterable[Sample], split: str | None = None):
         self.root = Path(root)
-        self.format = format
+        if isinstance(kind, str):
+            from segstudio.core.io.datasets import find_format
+
+            found = find_format(kind)
+            if found is None:
+                raise DatasetError(self.root, f"unknown dataset format '{kind}'")
+            kind = found
+        self.kind = kind
         self.class_table = class_table
         self.split = split
         self.warnings: list[str] = []
@@ -152,6 +165,11 @@ class Dataset(Sequence[Sample]):
                 raise DatasetError(self.root, f"two images share the name '{sample.name}': "
                                    f"{other.image_path.name} and {sample.image_path.name}")
             self._index[sample.name] = i
+
+    @property
+    def format(self) -> str:
+        """The format's name (``dataset.kind.name``), as reports show it."""
+        return self.kind.name
 
     def __len__(self) -> int:
         return len(self.samples)

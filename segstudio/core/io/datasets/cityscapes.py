@@ -32,11 +32,13 @@ from segstudio.core.io.datasets.base import (
     scan_files,
     subfolders,
 )
+from segstudio.core.io.datasets.formats import DatasetFormat
 from segstudio.core.errors import DatasetError, ImageReadError, MaskReadError, UnknownColoursError
 from segstudio.core.io.images import read_image
 from segstudio.core.io.masks import InstanceMask, read_instance_mask
 
-__all__ = ["CityscapesDecoder", "find_cityscapes_root", "open_cityscapes", "VOID_COLOURS"]
+__all__ = ["CITYSCAPES", "CityscapesDecoder", "CityscapesFormat", "find_cityscapes_root",
+           "open_cityscapes", "VOID_COLOURS"]
 
 IMAGE_SUFFIX = "_leftImg8bit"
 
@@ -47,6 +49,35 @@ VOID_COLOURS = (
 """Colours of the Cityscapes labels without a train id (unlabeled, dynamic, ground, parking, rail
 track, guard rail, bridge, tunnel, caravan, trailer), from cityscapesscripts' labels.py. The void
 labels polegroup and license plate share pole's and car's colours and so read as those."""
+
+
+class CityscapesFormat(DatasetFormat):
+    """Cityscapes: corrections are written as ``*_gtFine_labelIds.png`` (train ids mapped back),
+    except for samples whose ground truth is a colour mask, which stays a colour mask."""
+
+    name = "cityscapes"
+
+    def detect(self, path: Path) -> bool:
+        """``leftImg8bit/`` in the folder, or the folder is ``leftImg8bit``."""
+        return path.is_dir() and find_cityscapes_root(path) is not None
+
+    def open(self, path: str | PathLike, class_table: ClassTable | str | PathLike | None = None,
+             split: str | None = None, *, binary_mapping: dict[int, int] | None = None) -> Dataset:
+        """See ``open_cityscapes`` (``binary_mapping`` does not apply)."""
+        return open_cityscapes(path, class_table, split)
+
+    def new_file_name(self, sample: Sample) -> str:
+        return f"{sample.name}_gtFine_labelIds.png"
+
+    def output_kind(self, dataset: Dataset, sample: Sample) -> str:
+        """``'labelIds'`` for a labelIds mask or none; a colour mask keeps its own encoding."""
+        source = self.source_file(sample)
+        if source is None or source.name.endswith("_labelIds.png"):
+            return "labelIds"
+        return super().output_kind(dataset, sample)
+
+
+CITYSCAPES = CityscapesFormat()
 
 
 def find_cityscapes_root(path: Path) -> Path | None:
@@ -95,7 +126,7 @@ def open_cityscapes(path: str | PathLike, class_table: ClassTable | str | PathLi
             samples += _city_samples(root, split_name, city, decoder)
     if not samples:
         raise DatasetError(images_root, "no *_leftImg8bit images under leftImg8bit/<split>/<city>/")
-    return Dataset(root, "cityscapes", table, samples, split=split)
+    return Dataset(root, CITYSCAPES, table, samples, split=split)
 
 
 def _city_samples(root: Path, split: str, city: str, decoder: "CityscapesDecoder") -> list[Sample]:

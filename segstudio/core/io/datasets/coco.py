@@ -28,10 +28,57 @@ from segstudio.core.io.datasets.base import (
     natural_key,
     subfolders,
 )
+from segstudio.core.io.datasets.formats import DatasetFormat
 from segstudio.core.errors import DatasetError, MaskSizeMismatch
 from segstudio.core.io.masks import InstanceMask
+from segstudio.core.io.saving import write_coco_image
 
-__all__ = ["CocoDecoder", "find_coco_annotations", "open_coco", "table_from_categories"]
+__all__ = ["COCO", "CocoDecoder", "CocoFormat", "find_coco_annotations", "open_coco",
+           "table_from_categories"]
+
+
+class CocoFormat(DatasetFormat):
+    """COCO: one annotation JSON holds every image; a correction rewrites that image's annotations
+    in a copy of the JSON (``corrected/`` mirrors it) or, with ``overwrite``, in the JSON itself."""
+
+    name = "coco"
+
+    def detect(self, path: Path) -> bool:
+        """A ``.json`` file, or a folder whose ``annotations/`` holds JSON files and no masks."""
+        if path.is_dir():
+            return bool(find_coco_annotations(path))
+        return path.suffix.lower() == ".json"
+
+    def open(self, path: str | PathLike, class_table: ClassTable | str | PathLike | None = None,
+             split: str | None = None, *, binary_mapping: dict[int, int] | None = None) -> Dataset:
+        """See ``open_coco`` (``binary_mapping`` does not apply)."""
+        return open_coco(path, class_table, split)
+
+    def source_file(self, sample: Sample) -> Path | None:
+        """The annotation JSON, also for a file without an ``annotations`` list."""
+        return Path(sample.mask_path) if sample.mask_path is not None else Path(sample.decoder.json_path)
+
+    def saved_labels(self, dataset: Dataset, sample: Sample, output_dir: str | PathLike | None = None,
+                     *, overwrite: bool = False) -> Path | None:
+        """``None``: the saved JSON holds every image, so it is not reopened as one sample's mask."""
+        return None
+
+    def output_kind(self, dataset: Dataset, sample: Sample) -> str:
+        return "coco"
+
+    def write(self, dataset: Dataset, sample: Sample, labels: np.ndarray, dest: Path, *,
+              output_kind: str, instances: InstanceMask | None = None) -> None:
+        """Replace this image's annotations by RLE ones (one per instance when ``instances`` is
+        given, else one per class), starting from ``dest`` once a first correction is there."""
+        decoder = sample.decoder
+        base = dest if dest.exists() else Path(decoder.json_path)
+        image_record, _ = decoder.records[sample.name]
+        category_of_class = {c: cat for cat, c in decoder.category_to_class.items()}
+        write_coco_image(dest, base, image_record["file_name"], labels, category_of_class,
+                         dataset.class_table.ignore_index, instances=instances)
+
+
+COCO = CocoFormat()
 
 
 def find_coco_annotations(folder: Path) -> list[Path]:
@@ -97,7 +144,7 @@ def open_coco(path: str | PathLike, class_table: ClassTable | str | PathLike | N
         gt = json_path if has_gt else None
         samples.append(Sample(name, image_dir / file_name, gt, gt, decoder))
     root = path if path.is_dir() else json_path
-    return Dataset(root, "coco", table, samples, split=split)
+    return Dataset(root, COCO, table, samples, split=split)
 
 
 def table_from_categories(categories: list[dict], name: str = "") -> tuple[ClassTable, dict[int, int]]:

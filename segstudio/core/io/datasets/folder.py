@@ -28,12 +28,32 @@ from segstudio.core.io.datasets.base import (
     scan_files,
     subfolders,
 )
+from segstudio.core.io.datasets.formats import DatasetFormat
 from segstudio.core.errors import DatasetError
 
-__all__ = ["MASK_FOLDER_NAMES", "open_folder", "looks_like_folder"]
+__all__ = ["FOLDER", "FolderFormat", "MASK_FOLDER_NAMES", "open_folder", "looks_like_folder"]
 
 MASK_FOLDER_NAMES = ("masks", "labels", "gt", "annotations")
 """Names tried, in this order, for the semantic mask folder beside ``images/``."""
+
+
+class FolderFormat(DatasetFormat):
+    """``images/`` beside ``masks/`` (or a flat folder of images); corrections mirror ``masks/``."""
+
+    name = "folder"
+
+    def detect(self, path: Path) -> bool:
+        """A folder with ``images/`` or image files in it (asked after the stricter layouts)."""
+        return path.is_dir() and looks_like_folder(path)
+
+    def open(self, path: str | PathLike, class_table: ClassTable | str | PathLike | None = None,
+             split: str | None = None, *, binary_mapping: dict[int, int] | None = None,
+             masks: str | PathLike | None = None) -> Dataset:
+        """See ``open_folder``; ``masks`` pairs the image folder ``path`` with a mask folder."""
+        return open_folder(path, class_table, split, masks=masks, binary_mapping=binary_mapping)
+
+
+FOLDER = FolderFormat()
 
 
 def looks_like_folder(root: Path) -> bool:
@@ -98,7 +118,7 @@ def open_folder(root: str | PathLike, class_table: ClassTable | str | PathLike |
     decoder = MaskDecoder(table, binary_mapping=binary_mapping)
     samples = [Sample(stem, images[stem], mask_files.get(stem), instance_files.get(stem), decoder)
                for stem in sorted(images, key=natural_key)]
-    dataset = Dataset(root, "folder", table, samples, split=split)
+    dataset = Dataset(root, FOLDER, table, samples, split=split)
     orphans = sorted(set(mask_files) - set(images), key=natural_key)
     if orphans:
         shown = ", ".join(mask_files[s].name for s in orphans[:5])

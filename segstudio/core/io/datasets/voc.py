@@ -28,9 +28,28 @@ from segstudio.core.io.datasets.base import (
     scan_files,
     subfolders,
 )
+from segstudio.core.io.datasets.formats import DatasetFormat
 from segstudio.core.errors import DatasetError
 
-__all__ = ["find_voc_root", "open_voc"]
+__all__ = ["VOC", "VocFormat", "find_voc_root", "open_voc"]
+
+
+class VocFormat(DatasetFormat):
+    """Pascal VOC: corrections mirror ``SegmentationClass/`` palette PNGs, palette kept."""
+
+    name = "voc"
+
+    def detect(self, path: Path) -> bool:
+        """``JPEGImages/`` in the folder or under ``VOCdevkit/VOC*/`` / ``VOC*/``."""
+        return path.is_dir() and find_voc_root(path) is not None
+
+    def open(self, path: str | PathLike, class_table: ClassTable | str | PathLike | None = None,
+             split: str | None = None, *, binary_mapping: dict[int, int] | None = None) -> Dataset:
+        """See ``open_voc``."""
+        return open_voc(path, class_table, split, binary_mapping=binary_mapping)
+
+
+VOC = VocFormat()
 
 
 def find_voc_root(path: Path) -> Path | None:
@@ -91,7 +110,7 @@ def open_voc(path: str | PathLike, class_table: ClassTable | str | PathLike | No
     table = resolve_class_table(class_table, [root, path], ClassTable.voc)
     decoder = MaskDecoder(table, binary_mapping=binary_mapping, instance_format="voc")
     samples = [Sample(n, images[n], masks.get(n), objects.get(n), decoder) for n in names]
-    return Dataset(root, "voc", table, samples, split=split)
+    return Dataset(root, VOC, table, samples, split=split)
 
 
 def _files(folder: Path) -> dict[str, Path]:
