@@ -12,8 +12,10 @@ from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.evaluation import errormap
 from segstudio.core.io.images import to_display_rgb
+from segstudio.core.display.layers import confidence_layer, entropy_layer, hatch_codes
 from segstudio.core.display.overlays import MAX_PAIR_CLASSES, pair_codes, pair_lut
-from segstudio.core.display.render import heat_lut, quantize, semantic_outlines, view_arrays
+from segstudio.core.display.render import semantic_outlines, view_arrays
+from segstudio.core.editing.document import DocumentEvent, EventKind, ImageDocument
 
 __all__ = ["DocumentPresenter", "LAYERS", "HIGHLIGHT_COLOR", "MARK_COLORS"]
 
@@ -58,7 +60,7 @@ class DocumentPresenter(QObject):
         self._unsubscribe = None
 
     # --- document -----------------------------------------------------------------------------
-    def show(self, document) -> None:
+    def show(self, document: ImageDocument) -> None:
         """Show ``document`` on the canvas (image, masks, error map) and follow its changes."""
         if self._unsubscribe is not None:
             self._unsubscribe()
@@ -67,12 +69,12 @@ class DocumentPresenter(QObject):
         self._unsubscribe = document.subscribe(self.on_document_event)
         self.refresh_all()
 
-    def on_document_event(self, event) -> None:
-        if event.kind == "gt" and event.bbox is not None:
+    def on_document_event(self, event: DocumentEvent) -> None:
+        if event.kind is EventKind.LABELS and event.bbox is not None:
             self._update_region(event.bbox)
-        elif event.kind in ("gt", "pred", "all"):
+        elif event.kind in (EventKind.LABELS, EventKind.PREDICTION, EventKind.RELOADED):
             self.refresh_all()
-        elif event.kind == "errors":
+        elif event.kind is EventKind.ERRORS:
             self._refresh_errors()
             self.layers_changed.emit()
 
@@ -167,23 +169,28 @@ class DocumentPresenter(QObject):
             self._set("misclassified", None)
             return
         self._set("errors", doc.error_codes, errormap.ERROR_COLORS)
+        # Codes prepared with the comparison (off the GUI thread) are taken once: the canvas's copy
+        # is the one strokes keep up to date from then on.
+        prepared = doc.comparison.layers.pop("misclassified", None)
         if doc.error_class is not None:
             self._set("misclassified", None)
         elif doc.num_classes <= MAX_PAIR_CLASSES:
-            self._set("misclassified", pair_codes(doc.error_codes, doc.gt, doc.pred, doc.num_classes),
-                      pair_lut(doc.class_table))
+            codes = prepared[0] if prepared is not None else hatch_codes(doc.comparison, doc.gt)
+            self._set("misclassified", codes, pair_lut(doc.class_table))
         else:
             self._set("misclassified", errormap.pair_tint(doc.gt, doc.pred, doc.class_table))
 
     def _refresh_maps(self) -> None:
-        doc = self.document
-        self._set("confidence", None if doc.confidence is None else quantize(doc.confidence),
-                  None if doc.confidence is None else heat_lut("viridis"))
-        if doc.entropy is None:
-            self._set("entropy", None)
-        else:
-            top = float(np.log(max(doc.class_table.num_classes, 2)))
-            self._set("entropy", quantize(doc.entropy, 0.0, top), heat_lut("magma"))
+        """Confidence and entropy as prepared with the comparison (computed and kept there if not)."""
+        comparison = self.document.comparison
+        for name, make in (("confidence", lambda c: confidence_layer(c.confidence)),
+                           ("entropy", lambda c: entropy_layer(c.entropy, c.num_classes))):
+            if comparison is None or getattr(comparison, name) is None:
+                self._set(name, None)
+                continue
+            if name not in comparison.layers:
+                comparison.layers[name] = make(comparison)
+            self._set(name, *comparison.layers[name])
 
     def _update_region(self, bbox) -> None:
         """A stroke changed the ground truth inside ``bbox``: redraw just that, O(bbox)."""

@@ -247,9 +247,12 @@ class EditPersistence(QObject):
             record_metrics(self.store, document.name, before=self._summary(original, document))
 
     def record_after(self, document) -> None:
+        """Metrics of the labels as they are now, from the live comparison (O(C²), no pixel read)."""
         if self.store is not None and document.pred is not None and document.gt is not None:
             self.record_before(document)
-            record_metrics(self.store, document.name, after=self._summary(document.gt, document))
+            comparison = document.comparison
+            summary = metrics_summary(comparison.confusion.copy(), comparison.label_errors_at())
+            record_metrics(self.store, document.name, after=summary)
 
     # --- quitting -------------------------------------------------------------------------------
     def confirm_close(self) -> bool:

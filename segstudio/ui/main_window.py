@@ -11,13 +11,13 @@ panels, opens the dataset and asks the worker to import torch and the model regi
 """
 from __future__ import annotations
 
-import numpy as np
 from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QVBoxLayout, QWidget)
 
 from segstudio.core.evaluation import errormap
+from segstudio.core.editing.document import DocumentEvent, EventKind
 from segstudio.core.errors import SegStudioError
 from segstudio.core.editing.session import (ReviewSession, describe_pixel, instance_marks, load_document,
                                     match_prediction_files)
@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
         self._job_sessions: dict[int, ReviewSession] = {}   # job id -> the session it serves
         self._unsubscribe_document = None
         self._regions_generation = 0
+        self._regions_stale = False        # a stroke in progress changed labels the regions predate
 
         self.canvas = CanvasView()
         self.setCentralWidget(self.canvas)
@@ -448,25 +449,33 @@ class MainWindow(QMainWindow):
         return count
 
     # --- panels -------------------------------------------------------------------------------
-    def _on_document_event(self, event) -> None:
-        if event.kind == "history":
+    def _on_document_event(self, event: DocumentEvent) -> None:
+        """Everything here is O(C²) or O(edit); O(image) work (error regions) goes to a worker, once
+        a stroke is committed rather than per dab."""
+        if event.kind is EventKind.HISTORY:
+            if self.document is not None and not self.document.in_stroke and self._regions_stale:
+                self._schedule_panels(regions=True)
             return
         if self.session is not None:
             self.session.refresh_stats()
         if event.metrics_delta is not None and self.metrics_panel is not None:
             self.metrics_panel.show_metrics_delta(event.metrics_delta)
-        if event.kind in ("pred", "all", "errors"):
+        if event.kind is EventKind.LABELS:
+            in_stroke = self.document is not None and self.document.in_stroke
+            self._regions_stale = in_stroke
+            self._schedule_panels(regions=not in_stroke)
+        else:
             self._update_instance_marks()
             self._schedule_panels(regions_now=True)
-        else:
-            self._schedule_panels()
 
-    def _schedule_panels(self, regions_now: bool = False) -> None:
+    def _schedule_panels(self, regions_now: bool = False, regions: bool = True) -> None:
         if not self._panels_timer.isActive():
             self._panels_timer.setInterval(0 if regions_now else 100)
             self._panels_timer.start()
-        self._regions_timer.setInterval(0 if regions_now else 250)
-        self._regions_timer.start()
+        if regions or regions_now:
+            self._regions_stale = False
+            self._regions_timer.setInterval(0 if regions_now else 250)
+            self._regions_timer.start()
 
     def _refresh_panels(self) -> None:
         session = self.session
@@ -485,7 +494,7 @@ class MainWindow(QMainWindow):
         elif doc.pred is not None:
             self.class_panel.set_pixel_counts(doc.confusion.gt_pixels(), doc.confusion.pred_pixels())
         else:
-            self.class_panel.set_pixel_counts(np.bincount(doc.gt.ravel(), minlength=doc.num_classes), None)
+            self.class_panel.set_pixel_counts(doc.gt_counts, None)
 
     def _refresh_regions(self) -> None:
         """Find the error regions on a pool thread (connected components cost tens of ms on big

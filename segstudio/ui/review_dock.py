@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDia
 from segstudio.core.errors import SegStudioError
 from segstudio.core.evaluation.metrics import ConfusionMatrix
 from segstudio.core.editing.review import (DEFAULT_CONFIDENCE_THRESHOLD, ImageReviewStats, export_review,
-                                   image_review_stats, metrics_summary, next_to_review, record_metrics,
+                                   image_review_stats, metrics_summary, review_stats_of, next_to_review, record_metrics,
                                    review_order)
 from segstudio.core.editing.store import STATUSES
 from segstudio.inference.cancel import CancelToken
@@ -247,9 +247,7 @@ class ReviewDock(QWidget):
         result = None
         document = session.document if session.current_name == name else None
         if document is not None and document.gt is not None and document.pred is not None:
-            table = session.class_table     # in memory already: no decoding
-            result = image_review_stats(name, document.gt, document.pred, table.num_classes,
-                                        table.ignore_index, document.confidence, self.threshold)
+            result = review_stats_of(name, document.comparison, self.threshold)   # O(C²), live
         elif name in session.predictions:
             self._wanted.add(name)
             return None

@@ -159,7 +159,7 @@ def test_documents_opened_meanwhile_win_over_the_scan(tmp_path, masks):
     session = ReviewSession(dataset)
     assert session.known_classes("img00") is None
     document = session.open(0, lambda sample: load_document(sample, dataset.class_table))
-    document.gt[:] = 1                                  # an unsaved relabelling
+    document.set_ground_truth(np.full_like(document.gt, 1))   # labels changed in memory, through the API
     assert session.learn_classes("img00") == frozenset(int(c) for c in np.unique(masks["img00"]))
     assert session.known_classes("img00") == frozenset({1})
     assert session.learn_classes(CORRUPT) == frozenset()

@@ -66,8 +66,9 @@ def _matrix_metrics(matrix: np.ndarray) -> ConfusionMatrix:
 
 def gt_classes(gt: np.ndarray, num_classes: int) -> frozenset[int]:
     """Class ids present in a ground-truth mask (the ignore index and out-of-range ids excluded)."""
-    counts = np.bincount(gt.ravel(), minlength=num_classes)[:num_classes]
-    return frozenset(int(i) for i in np.flatnonzero(counts))
+    from segstudio.core.editing.document import class_counts
+
+    return frozenset(int(i) for i in np.flatnonzero(class_counts(gt, num_classes)))
 
 
 def compute_stats(gt: np.ndarray | None, pred: np.ndarray, num_classes: int,
@@ -312,8 +313,8 @@ class ReviewSession:
         if document is None or document.pred is None or document.gt is None:
             self.stats.pop(name, None)
             return
-        self.stats[name] = ImageStats(document.confusion.matrix.copy(),
-                                      gt_classes(document.gt, self.class_table.num_classes))
+        # O(C²): the document keeps its confusion matrix and class counts up to date per edit.
+        self.stats[name] = ImageStats(document.confusion.matrix.copy(), document.classes_present())
         self._store_presence(name, self.stats[name].classes_present)
 
     def dataset_confusion(self) -> ConfusionMatrix:
@@ -375,7 +376,7 @@ class ReviewSession:
             self._presence[name] = classes
 
     def _document_classes(self, document) -> frozenset[int]:
-        return frozenset() if document.gt is None else gt_classes(document.gt, self.class_table.num_classes)
+        return document.classes_present()
 
     def modified_names(self) -> list[str]:
         return [n for n, d in self._documents.items() if getattr(d, "modified", False)]

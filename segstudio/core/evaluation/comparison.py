@@ -109,8 +109,9 @@ class Comparison:
         self.confusion = ConfusionMatrix(self.num_classes, self.ignore_index)
         self.error_codes: np.ndarray | None = None
         self.label_error_hist: np.ndarray | None = None
-        # Display arrays derived from this comparison (quantised maps, hatch codes), filled by
-        # core.display on the thread that built the comparison so the GUI only attaches them.
+        # Display arrays derived from this comparison, filled by core.display.layers on the thread
+        # that built it so the GUI only attaches them. "misclassified" depends on the labels: it is
+        # valid until the first edit or rebuild, and the canvas presenter takes it once.
         self.layers: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         self.rebuild(gt)
 
@@ -121,7 +122,7 @@ class Comparison:
         Without ground truth there is nothing to score: an empty matrix and no error map.
         """
         self.confusion.reset()
-        self.layers = {}
+        self.layers.pop("misclassified", None)
         if gt is None:
             self.error_codes = self.label_error_hist = None
             return
@@ -142,7 +143,7 @@ class Comparison:
         if class_id == self._error_class:
             return
         self._error_class = class_id
-        self.layers = {}
+        self.layers.pop("misclassified", None)
         if gt is not None:
             self.error_codes = self._codes(gt, self.pred)
 
@@ -154,6 +155,7 @@ class Comparison:
         A pixel's error code and its label-error bin depend on its own (gt, pred, confidence) only,
         so only the changed pixels are touched.
         """
+        self.layers.pop("misclassified", None)
         x, y, w, h = bbox
         rows, cols = slice(y, y + h), slice(x, x + w)
         p = self.pred[rows, cols][changed]
