@@ -252,6 +252,7 @@ class MainWindow(QMainWindow):
         if self.session is not None:
             self.session.close()
         self.session = session
+        session.subscribe_class_table(self._on_class_table)
         self.browser.set_session(session)
         self.class_panel.set_class_table(session.class_table)
         if self.metrics_panel is not None:
@@ -526,13 +527,14 @@ class MainWindow(QMainWindow):
     def _on_class_color(self, class_id: int, rgba) -> None:
         """Recolour a class everywhere it is drawn (tables are immutable: swap in a new one)."""
         table = self.session.class_table.with_color(class_id, rgba)
-        self.session.dataset.class_table = table
         try:
             save_class_colours(self.session.root, table)
         except OSError as exc:  # a read-only place: the colour still applies for this session
             self.statusBar().showMessage(f"Class colours not saved: {exc}", 8000)
+        self.session.set_class_table(table)   # every open document, then _on_class_table
+
+    def _on_class_table(self, table) -> None:
         if self.document is not None:
-            self.document.class_table = table
             self.presenter.refresh_all()   # masks and the misclassified hatch use the class colours
         if self.metrics_panel is not None:
             self.metrics_panel.set_class_table(table)

@@ -278,3 +278,20 @@ def test_class_colour_edits_persist_for_the_dataset(qtbot, open_window, tmp_path
     assert tuple(second.canvas.layer("gt").lut[2]) == (10, 200, 30, 255)
     assert tuple(second.session.class_table.classes[1].color) == tuple(TABLE.classes[1].color)
     assert {p.name: p.read_bytes() for p in (data / "masks").iterdir()} == masks_before
+
+
+def test_recolouring_reaches_open_unsaved_documents(qtbot, window):
+    """Regression: an edited image left for another kept its old colours after a recolour."""
+    first = window.document
+    first.begin_stroke(2)
+    first.paint_dab(5, 5, 3)
+    first.commit_stroke()
+    assert first.modified
+    with qtbot.waitSignal(window.document_changed):
+        window.step_image(1)
+    window.class_panel.apply_class_color(2, (1, 2, 3, 255))
+    assert first.class_table.classes[2].color == (1, 2, 3, 255)
+    with qtbot.waitSignal(window.document_changed):
+        window.step_image(-1)
+    assert window.document is first
+    assert tuple(window.canvas.layer("gt").lut[2]) == (1, 2, 3, 255)

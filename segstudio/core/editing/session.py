@@ -184,6 +184,7 @@ class ReviewSession:
         self.stats: dict[str, ImageStats] = {}
         self._latest_job: dict[str, int] = {}
         self._documents: dict[str, Any] = {}
+        self._table_listeners: list[Callable[[Any], None]] = []
         # Ground-truth classes per image, filled on the GUI thread (stats, documents left) and by the
         # browser's background scan; the lock makes the scan's check-and-store one step.
         self._presence: dict[str, frozenset[int]] = {}
@@ -195,7 +196,25 @@ class ReviewSession:
     # --- images -------------------------------------------------------------------------------
     @property
     def class_table(self):
+        """The dataset's class table; the session is its one owner (change it with :meth:`set_class_table`)."""
         return self.dataset.class_table
+
+    def set_class_table(self, table) -> None:
+        """Swap in a new class table (a recolour): every open document gets it, then the listeners.
+
+        Tables are immutable, so a document still holding the old one would draw old colours; the
+        kept documents of images with unsaved edits are updated here too.
+        """
+        self.dataset.class_table = table
+        for document in self._documents.values():
+            document.class_table = table
+        for callback in list(self._table_listeners):
+            callback(table)
+
+    def subscribe_class_table(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        """Call ``callback(table)`` after every :meth:`set_class_table`; returns the unsubscriber."""
+        self._table_listeners.append(callback)
+        return lambda: self._table_listeners.remove(callback) if callback in self._table_listeners else None
 
     @property
     def names(self) -> list[str]:
