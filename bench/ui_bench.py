@@ -128,7 +128,7 @@ def _switch_dataset(root: Path, count: int = 4, side: int = 2048):
 
 
 def bench_switch(app, runs: int) -> tuple[float, float]:
-    from segstudio.core.editing.session import Prediction
+    from segstudio.core.evaluation.prediction import Prediction
     from segstudio.ui.main_window import MainWindow
 
     with tempfile.TemporaryDirectory() as tmp:

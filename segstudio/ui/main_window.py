@@ -324,7 +324,7 @@ class MainWindow(QMainWindow):
         if not files:
             self.show_error("Cannot open predictions", f"{folder}: no mask file is named like an image")
             return None
-        job = self.controller.load_prediction_files(self.session.dataset, files)
+        job = self.controller.load_prediction_files(self.session.dataset, files, self._labels(files))
         self._track_job(job, [self.session.dataset[i].name for i in files])
         return job
 
@@ -336,6 +336,11 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(self.recent_menu.actions()))
 
     # --- inference ----------------------------------------------------------------------------
+    def _labels(self, indices) -> dict:
+        """Index -> the sample whose mask the worker scores a prediction against: the saved
+        correction when there is one. Resolved here, on the GUI thread, where the editor's settings live."""
+        return {i: self.session.sample_to_load(i) for i in indices}
+
     def run_on_image(self) -> int | None:
         request = self.model_dock.selected_request()
         if request is None or self.document is None:
@@ -349,7 +354,7 @@ class MainWindow(QMainWindow):
         if request is None or self.session is None:
             return None
         indices = list(range(len(self.session)))
-        job = self.controller.predict_dataset(request, self.session.dataset, indices)
+        job = self.controller.predict_dataset(request, self.session.dataset, indices, self._labels(indices))
         self._track_job(job, self.session.names)
         return job
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import itertools
 import time
 from collections import OrderedDict
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from segstudio.core.errors import SegStudioError
-from segstudio.core.editing.session import compute_stats, load_prediction_file, prediction_from_runner
+from segstudio.core.editing.session import compute_stats, load_prediction_file
 from segstudio.inference.cancel import CancelToken
 
 __all__ = ["ModelRequest", "InferenceController", "InferenceWorker", "ModelInfo"]
@@ -59,6 +60,7 @@ class _Job:
     dataset: Any = None
     indices: list[int] = field(default_factory=list)
     files: dict = field(default_factory=dict)   # dataset index -> prediction mask file
+    labels: dict = field(default_factory=dict)  # dataset index -> sample whose mask scores it
 
 
 def _default_runner_factory(request: ModelRequest):
@@ -142,22 +144,28 @@ class InferenceWorker(QObject):
         result = runner.predict(job.image, cancel=job.cancel,
                                 progress=lambda done, total: self.progress.emit(job.job_id, done, total))
         job.cancel.raise_if_cancelled()
-        self.finished.emit(job.job_id, job.image_name, prediction_from_runner(result, job.model.spec))
+        self.finished.emit(job.job_id, job.image_name, result)
 
     def _run_dataset(self, job: _Job) -> None:
+        """The runner's dataset stream (decoding ahead, batching); each image scored against its labels."""
         runner = self._runner(job.model)
         self.model_loaded.emit(job.job_id, self._model_info(job.model, runner))
         table = job.dataset.class_table
         total = len(job.indices)
+        problems: list[str] = []
         self.progress.emit(job.job_id, 0, total)
-        for done, index in enumerate(job.indices, start=1):
-            job.cancel.raise_if_cancelled()
-            sample = job.dataset[index]
-            result = runner.predict(sample.load_image(), cancel=job.cancel)
-            prediction = _with_stats(prediction_from_runner(result, job.model.spec), sample, table)
-            job.cancel.raise_if_cancelled()
-            self.finished.emit(job.job_id, sample.name, prediction)
-            self.progress.emit(job.job_id, done, total)
+        results = runner.predict_dataset(
+            job.dataset, job.indices, cancel=job.cancel,
+            progress=lambda done, _total: self.progress.emit(job.job_id, done, total),
+            on_error=lambda index, exc: problems.append(_describe(exc)))
+        with closing(results):   # a cancel raised here stops the runner's loader thread at once
+            for index, prediction in results:
+                _with_stats(prediction, job.labels.get(index, job.dataset[index]), table)
+                job.cancel.raise_if_cancelled()
+                self.finished.emit(job.job_id, job.dataset[index].name, prediction)
+        if problems:
+            self.progress.emit(job.job_id, total, total)
+        self._report_problems(job, problems, "image(s) could not be read")
 
     def _run_files(self, job: _Job) -> None:
         """Read a predictions folder: every readable file becomes a prediction; bad ones are listed."""
@@ -168,21 +176,28 @@ class InferenceWorker(QObject):
             job.cancel.raise_if_cancelled()
             sample = job.dataset[index]
             try:
-                prediction = _with_stats(load_prediction_file(path, sample, table), sample, table)
+                prediction = load_prediction_file(path, sample, table)
+                _with_stats(prediction, job.labels.get(index, sample), table)
             except SegStudioError as exc:
                 problems.append(str(exc))
             else:
                 self.finished.emit(job.job_id, sample.name, prediction)
             self.progress.emit(job.job_id, done, total)
+        self._report_problems(job, problems, "prediction file(s) could not be read")
+
+    def _report_problems(self, job: _Job, problems: list[str], what: str) -> None:
+        """One ``failed`` for the files a job skipped; the job's other results stand."""
         if problems:
             shown = "\n".join(problems[:10]) + (f"\n… and {len(problems) - 10} more" if len(problems) > 10 else "")
-            self.failed.emit(job.job_id, f"{len(problems)} prediction file(s) could not be read:\n{shown}")
+            self.failed.emit(job.job_id, f"{len(problems)} {what}:\n{shown}")
 
 
-def _with_stats(prediction, sample, table):
-    """Attach the image's confusion statistics (None when its ground truth is absent or unreadable)."""
+def _with_stats(prediction, labels_sample, table):
+    """Attach the image's confusion statistics against ``labels_sample``'s mask: the labels as the
+    session loads them, i.e. the saved correction when there is one (None when the mask is absent
+    or unreadable)."""
     try:
-        gt = sample.load_mask()
+        gt = labels_sample.load_mask()
     except SegStudioError:
         gt = None  # a bad mask leaves the image without statistics; the run goes on
     prediction.stats = compute_stats(gt, prediction.mask, table.num_classes, table.ignore_index)
@@ -251,12 +266,20 @@ class InferenceController(QObject):
     def predict_image(self, model: ModelRequest, image_name: str, image) -> int:
         return self._submit(self._new_job("image", model=model, image_name=image_name, image=image))
 
-    def predict_dataset(self, model: ModelRequest, dataset, indices: list[int]) -> int:
-        return self._submit(self._new_job("dataset", model=model, dataset=dataset, indices=list(indices)))
+    def predict_dataset(self, model: ModelRequest, dataset, indices: list[int], labels: dict | None = None) -> int:
+        """Run ``model`` on images ``indices``; one ``finished`` per image, its ``stats`` filled.
 
-    def load_prediction_files(self, dataset, files: dict) -> int:
-        """Read prediction masks (dataset index -> file) in the worker; one ``finished`` per file."""
-        return self._submit(self._new_job("files", dataset=dataset, files=dict(files)))
+        ``labels`` maps a dataset index to the sample whose mask the image is scored against (the
+        session's ``sample_to_load``: saved corrections win over the original file); default the
+        dataset's own samples.
+        """
+        return self._submit(self._new_job("dataset", model=model, dataset=dataset, indices=list(indices),
+                                          labels=dict(labels or {})))
+
+    def load_prediction_files(self, dataset, files: dict, labels: dict | None = None) -> int:
+        """Read prediction masks (dataset index -> file) in the worker; one ``finished`` per file,
+        scored against ``labels`` like :meth:`predict_dataset`."""
+        return self._submit(self._new_job("files", dataset=dataset, files=dict(files), labels=dict(labels or {})))
 
     # --- state and control --------------------------------------------------------------------
     @property

@@ -14,14 +14,15 @@ from segstudio.core.io.classes import ClassTable
 from segstudio.core.errors import CheckpointError
 from segstudio.inference import download
 from segstudio.inference.registry import list_models, resolve_model
-from segstudio.inference.runner import Runner, SemanticPrediction
+from segstudio.core.evaluation.prediction import Prediction
+from segstudio.inference.runner import Runner
 from tests.inference.helpers import TINY, random_image, reference_logits, save_tiny, save_torchscript, \
     tiny_net, write_card
 
 
 def _check_semantic(entry, image, num_classes):
     prediction = Runner(entry, device="cpu").predict(image)
-    assert isinstance(prediction, SemanticPrediction)
+    assert isinstance(prediction, Prediction) and prediction.instances is None
     assert prediction.mask.shape == image.shape[:2] and prediction.mask.dtype == np.uint8
     assert prediction.confidence.shape == image.shape[:2] and prediction.confidence.dtype == np.float32
     assert prediction.entropy.dtype == np.float32
