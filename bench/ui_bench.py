@@ -139,9 +139,6 @@ def bench_switch(app, runs: int) -> tuple[float, float]:
         window.finish_startup(str(Path(tmp) / "data"), model="demo", device="cpu")
         for name, pred in predictions.items():
             window.session.predictions[name] = Prediction(mask=pred)
-        while window.gpu_report is None:      # let the background torch import finish first
-            app.processEvents()
-            time.sleep(0.01)
         switch_ms, panels_ms, decode_ms = [], [], []
         for step in range(runs):
             target = (window.session.index + 1) % len(window.session)

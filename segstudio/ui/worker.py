@@ -3,9 +3,10 @@
 An :class:`InferenceWorker` lives in its own ``QThread`` and runs jobs one at a time; the GUI talks
 to it only through an :class:`InferenceController`, which hands out job ids, keeps a
 ``CancelToken`` per job and shuts the thread down cleanly. Every result travels back through a
-queued signal as plain numpy arrays (a :class:`segstudio.core.editing.session.Prediction`) tagged with its
-job id and image name; the GUI decides where it belongs. torch is first imported here, in the
-worker thread, by the warm-up job, never on the GUI thread.
+queued signal as plain numpy arrays (the runner's :class:`segstudio.core.evaluation.prediction.Prediction`)
+tagged with its job id and image name; the GUI decides where it belongs. torch is imported here,
+in the worker thread, by the first job that needs it (a model, or the GPU check), never on the GUI
+thread and never for a predictions folder.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ class ModelInfo:
 @dataclass
 class _Job:
     job_id: int
-    kind: str                      # 'warmup' | 'load' | 'image' | 'dataset' | 'files'
+    kind: str                      # 'gpu' | 'load' | 'image' | 'dataset' | 'files'
     cancel: CancelToken | None = None
     model: ModelRequest | None = None
     image_name: str = ""
@@ -71,12 +72,10 @@ def _default_runner_factory(request: ModelRequest):
     return Runner(entry, device=request.device)
 
 
-def _default_environment() -> tuple[list, dict]:
+def _default_gpu_check() -> dict:
     from segstudio.inference.gpu_check import gpu_check
-    from segstudio.inference.registry import list_models
 
-    report = gpu_check()  # first, so a failing model list cannot hide the GPU verdict
-    return list_models(), report
+    return gpu_check()
 
 
 class InferenceWorker(QObject):
@@ -89,13 +88,14 @@ class InferenceWorker(QObject):
     cancelled = Signal(int)                 # job_id
     job_ended = Signal(int)                 # job_id, after finished/failed/cancelled
     model_loaded = Signal(int, object)      # job_id, ModelInfo
-    environment_found = Signal(object, object)  # list[ModelEntry], gpu_report dict
+    gpu_checked = Signal(object)            # gpu_check() report dict
 
     def __init__(self, runner_factory: Callable[[ModelRequest], Any] | None = None,
-                 environment: Callable[[], tuple[list, dict]] | None = None, cache_size: int = 2):
+                 gpu_check: Callable[[], dict] | None = None, cache_size: int = 2):
         super().__init__()
         self._runner_factory = runner_factory or _default_runner_factory
-        self._environment = environment or _default_environment
+        self._gpu_check = gpu_check or _default_gpu_check
+        self._gpu_reported = False
         self._runners: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_size = cache_size
 
@@ -116,11 +116,13 @@ class InferenceWorker(QObject):
                 self.failed.emit(job.job_id, _describe(exc))
         self.job_ended.emit(job.job_id)
 
-    def _run_warmup(self, job: _Job) -> None:
-        models, report = self._environment()
-        self.environment_found.emit(models, report)
+    def _run_gpu(self, job: _Job | None = None) -> None:
+        self._gpu_reported = True
+        self.gpu_checked.emit(self._gpu_check())
 
     def _runner(self, request: ModelRequest):
+        if not self._gpu_reported:   # the first model job says which devices work before it loads
+            self._run_gpu()
         runner = self._runners.get(request.key)
         if runner is None:
             runner = self._runner_factory(request)
@@ -223,7 +225,7 @@ class InferenceController(QObject):
     cancelled = Signal(int)
     job_ended = Signal(int)
     model_loaded = Signal(int, object)
-    environment_found = Signal(object, object)
+    gpu_checked = Signal(object)
     _submitted = Signal(object)
 
     def __init__(self, parent: QObject | None = None, **worker_options):
@@ -237,7 +239,7 @@ class InferenceController(QObject):
         self._worker.moveToThread(self._thread)
         self._submitted.connect(self._worker.run_job)
         for name in ("started", "progress", "finished", "failed", "cancelled", "model_loaded",
-                     "environment_found"):
+                     "gpu_checked"):
             getattr(self._worker, name).connect(getattr(self, name))
         self._worker.job_ended.connect(self._on_job_ended)
         self._thread.finished.connect(self._worker.deleteLater)
@@ -256,9 +258,10 @@ class InferenceController(QObject):
     def _new_job(self, kind: str, **fields) -> _Job:
         return _Job(next(self._ids), kind, cancel=CancelToken(), **fields)
 
-    def warm_up(self) -> int:
-        """Import torch and the model registry in the worker; ``environment_found`` reports back."""
-        return self._submit(self._new_job("warmup"))
+    def check_gpu(self) -> int:
+        """Run the GPU check in the worker (imports torch); ``gpu_checked`` reports back. The first
+        job that loads a model runs it too, before loading."""
+        return self._submit(self._new_job("gpu"))
 
     def load_model(self, model: ModelRequest) -> int:
         return self._submit(self._new_job("load", model=model))

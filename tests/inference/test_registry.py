@@ -224,3 +224,10 @@ def test_demo_entry_matches_the_demo_dataset():
     assert (entry.class_table.colors == classes.colors).all()
     assert entry.input_size is None and entry.short_side is None and entry.size_divisor == 1
     assert "demo" in [e.name for e in list_models()]
+
+
+def test_the_torch_free_listing_matches_the_resolved_entries():
+    from segstudio.inference.catalog import list_available
+
+    listed = [(m.name, m.kind, m.description) for m in list_available()]
+    assert listed == [(e.name, e.kind, e.description) for e in list_models()]

@@ -79,5 +79,4 @@ class GatedRunner:
 
 def fake_controller(runner_factory) -> InferenceController:
     """An ``InferenceController`` whose runners come from ``runner_factory(request)``; no CUDA reported."""
-    return InferenceController(runner_factory=runner_factory,
-                               environment=lambda: ([], {"cuda_available": False}))
+    return InferenceController(runner_factory=runner_factory, gpu_check=lambda: {"cuda_available": False})
