@@ -195,9 +195,10 @@ class MainWindow(QMainWindow):
         c.model_loaded.connect(lambda job, info: self.model_dock.show_model_info(info))
         c.gpu_checked.connect(self._on_gpu_report)
 
-    def finish_startup(self, path: str | None = None, model: str | None = None,
-                       device: str | None = None) -> None:
-        """Second half of start-up, run once the window is on screen."""
+    def finish_startup(self, path: str | None = None, model: str | None = None, device: str | None = None,
+                       predictions: str | None = None, run: bool = False) -> None:
+        """Second half of start-up, run once the window is on screen: open ``path`` (default the
+        demo), then the ``predictions`` folder; with ``run``, run ``model`` on the first image."""
         from segstudio.ui.metrics_panel import MetricsPanel
 
         self.metrics_panel = MetricsPanel()
@@ -211,7 +212,10 @@ class MainWindow(QMainWindow):
             from segstudio.resources import resource_path
 
             path = str(resource_path("demo"))
-        self.open_path(path)
+        if self.open_path(path) and predictions is not None:
+            self.open_predictions(predictions)
+        if run:
+            self.run_on_image()
 
     def _restore_layout(self) -> None:
         geometry = self.settings.value(keys.GEOMETRY)
