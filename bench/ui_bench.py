@@ -128,7 +128,7 @@ def _switch_dataset(root: Path, count: int = 4, side: int = 2048):
 
 
 def bench_switch(app, runs: int) -> tuple[float, float]:
-    from segstudio.core.editing.session import Prediction
+    from segstudio.core.evaluation.prediction import Prediction
     from segstudio.ui.main_window import MainWindow
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,9 +139,6 @@ def bench_switch(app, runs: int) -> tuple[float, float]:
         window.finish_startup(str(Path(tmp) / "data"), model="demo", device="cpu")
         for name, pred in predictions.items():
             window.session.predictions[name] = Prediction(mask=pred)
-        while window.gpu_report is None:      # let the background torch import finish first
-            app.processEvents()
-            time.sleep(0.01)
         switch_ms, panels_ms, decode_ms = [], [], []
         for step in range(runs):
             target = (window.session.index + 1) % len(window.session)

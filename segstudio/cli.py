@@ -1,4 +1,5 @@
-"""Command-line entry point: ``segstudio [PATH]``, ``segstudio evaluate``, ``segstudio predict``.
+"""Command-line entry point: ``segstudio [PATH] [--predictions DIR] [--model SPEC [--run]]``,
+``segstudio evaluate``, ``segstudio predict``.
 
 Only argument parsing lives here. Each subcommand is a module in ``segstudio.commands``
 imported on demand, so ``segstudio --help`` stays fast and never imports torch or Qt.
@@ -30,10 +31,31 @@ def _gui_parser() -> argparse.ArgumentParser:
     parser.add_argument("--self-test", action="store_true",
                         help="load the demo model, run it once through the GUI worker, print versions "
                         "and the device found, exit 0 on success")
-    parser.add_argument("--model", help="model to select at start-up (registry name or file)")
+    parser.add_argument("--predictions", metavar="DIR",
+                        help="folder of prediction masks named like the images, opened after the dataset")
+    parser.add_argument("--model", metavar="SPEC", help="model to select at start-up (registry name or file; "
+                        "loaded only when it runs)")
+    parser.add_argument("--run", action="store_true", help="run --model on the first image at start-up")
     parser.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"], default=None,
                         help="inference device (default: the saved setting, else auto)")
     return parser
+
+
+def _check_gui_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse, with exit status 2, what can be judged before the window opens (no torch, no Qt)."""
+    from pathlib import Path
+
+    from segstudio.inference.catalog import spec_problem
+
+    if args.path is not None and not Path(args.path).exists():
+        parser.error(f"{args.path}: no such file or folder")
+    if args.predictions is not None and not Path(args.predictions).is_dir():
+        parser.error(f"--predictions {args.predictions}: no such folder")
+    if args.run and args.model is None:
+        parser.error("--run needs --model SPEC (the model to run)")
+    problem = spec_problem(args.model) if args.model is not None else None
+    if problem is not None:
+        parser.error(f"--model {args.model}: {problem}")
 
 
 def _run_module(module_name: str, parser: argparse.ArgumentParser, argv: list[str]) -> int:
@@ -51,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_module(name, parser, argv[1:])
     parser = _gui_parser()
     args = parser.parse_args(argv)
+    if not args.self_test:
+        _check_gui_args(parser, args)
     module_name = "selftest" if args.self_test else "gui"
     module = importlib.import_module(f"segstudio.commands.{module_name}")
     return int(module.run(args) or 0)

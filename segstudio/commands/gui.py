@@ -1,12 +1,14 @@
-"""``segstudio [PATH]``: the desktop app.
+"""``segstudio [PATH] [--predictions DIR] [--model SPEC [--run]]``: the desktop app.
 
-The window goes on screen before anything heavy happens: no torch import (the worker imports it in
-the background once the window is up), no pyqtgraph panel, no dataset decoding. Those run in
-``MainWindow.finish_startup``, called from the event loop once the window is first exposed.
+The window goes on screen before anything heavy happens: no pyqtgraph panel, no dataset decoding
+(those run in ``MainWindow.finish_startup``, called from the event loop once the window is first
+exposed), and no torch at all until a model runs: reviewing a predictions folder never loads it.
 
-``SEGSTUDIO_STARTUP_PROBE=<epoch seconds>`` (used by ``bench/ui_bench.py``) prints how long after that
-moment the window was first exposed and the first image shown, and whether torch was already
-imported at the first expose, then closes the window.
+``SEGSTUDIO_STARTUP_PROBE=<epoch seconds>`` (used by ``bench/ui_bench.py`` and the tests) prints how
+long after that moment the window was first exposed and the first image shown, and whether torch was
+already imported at the first expose; when start-up also reads predictions or runs a model, it waits
+for those jobs to end and prints whether the first image shows a prediction. Then it prints whether
+torch was ever imported and the peak resident memory (``max_rss_mb``), and closes the window.
 """
 from __future__ import annotations
 
@@ -37,23 +39,49 @@ def _when_first_exposed(window, callback, defer: bool = True) -> None:
     window.windowHandle().installEventFilter(ExposeWatcher(window))
 
 
-def _install_probe(window, launched_at: float) -> None:
+def _max_rss_mb() -> float:
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10   # bytes on macOS, KiB elsewhere
+
+
+def _install_probe(window, launched_at: float, wait_for_jobs: bool):
+    """Print the start-up figures (see the module docstring); returns what to call once
+    ``finish_startup`` has submitted its jobs."""
     from PySide6.QtCore import QTimer
 
     seen: set[str] = set()
+    wanted = {"window_shown", "first_image_shown"} | ({"jobs_ended"} if wait_for_jobs else set())
 
     def record(what: str) -> None:
-        if what in seen:
+        if what in seen or what not in wanted:
             return
         seen.add(what)
         print(f"{what}_s {time.time() - launched_at:.4f}", flush=True)
         if what == "window_shown":
             print(f"torch_imported_at_show {'torch' in sys.modules}", flush=True)
-        if seen == {"window_shown", "first_image_shown"}:
+        if what == "jobs_ended":
+            document = window.document
+            shown = document is not None and document.pred is not None
+            print(f"prediction_shown {shown}", flush=True)
+            stats = window.session.stats.get(document.name) if shown else None
+            if stats is not None:
+                print(f"image_mean_iou {stats.mean_iou:.6f}", flush=True)
+        if seen == wanted:
+            print(f"torch_imported {'torch' in sys.modules}", flush=True)
+            print(f"max_rss_mb {_max_rss_mb():.0f}", flush=True)
             QTimer.singleShot(0, window.close)
+
+    def check_jobs() -> None:
+        if not window.controller.busy:
+            record("jobs_ended")
 
     _when_first_exposed(window, lambda: record("window_shown"), defer=False)
     window.document_changed.connect(lambda _doc: record("first_image_shown"))
+    # Deferred past the window's own job_ended handling, so a result has reached the canvas by then.
+    window.controller.job_ended.connect(lambda _job: QTimer.singleShot(0, check_jobs))
+    return lambda: QTimer.singleShot(0, check_jobs)   # start-up may have submitted nothing
 
 
 def run(args) -> int:
@@ -69,8 +97,13 @@ def run(args) -> int:
     window = MainWindow()
     window.editor = EditController(window)   # tools, Edit menu, saving and the review dock
     probe_start = os.environ.get(PROBE_ENV)
-    if probe_start:
-        _install_probe(window, float(probe_start))
-    _when_first_exposed(window, lambda: window.finish_startup(args.path, args.model, args.device))
+    started = _install_probe(window, float(probe_start), wait_for_jobs=bool(args.predictions or args.run)) \
+        if probe_start else (lambda: None)
+
+    def finish_startup() -> None:
+        window.finish_startup(args.path, args.model, args.device, predictions=args.predictions, run=args.run)
+        started()
+
+    _when_first_exposed(window, finish_startup)
     window.show()
     return app.exec()

@@ -149,8 +149,7 @@ def _write(out_dir: Path, name: str, prediction, class_table) -> None:
 
     target = out_dir / f"{name}.png"
     target.parent.mkdir(parents=True, exist_ok=True)
-    instances = getattr(prediction, "instances", None)
-    mask = prediction.semantic if instances is not None else prediction.mask
+    instances, mask = prediction.instances, prediction.mask
     if mask.dtype == np.uint8:
         write_palette_png(target, mask, class_table)
     else:

@@ -6,8 +6,8 @@ The same run serves a source checkout, a wheel and the frozen bundle (``dist/seg
 1. prints the versions (segstudio, Python, PySide6/Qt, OpenCV, numpy, later torch and CUDA);
 2. finds the shipped resources and decodes one demo field and its ground truth;
 3. starts Qt (offscreen unless ``QT_QPA_PLATFORM`` says otherwise) and the GUI's own inference
-   worker (``ui.worker.InferenceController``): the warm-up job imports torch and runs the GPU check,
-   then an image job loads the demo model and predicts the field, waited for with a
+   worker (``ui.worker.InferenceController``): the GPU check job imports torch, resolves the model
+   registry and runs the GPU check, then an image job loads the demo model and predicts the field, waited for with a
    ``QEventLoop`` on the job's signals and a timeout;
 4. scores the prediction with ``core.evaluation.metrics`` and checks the mean IoU lies in
    ``core.demo.DEMO_MEAN_IOU_RANGE``.
@@ -147,15 +147,15 @@ class _JobWatcher:
     def __init__(self, controller, deadline: float):
         self.deadline = deadline
         self.events: dict[int, dict] = {}
-        for name in ("finished", "failed", "model_loaded", "environment_found"):
+        for name in ("finished", "failed", "model_loaded", "gpu_checked"):
             getattr(controller, name).connect(self._recorder(name))
         controller.job_ended.connect(self._on_ended)
         self._loop = None
 
     def _recorder(self, name: str):
         def record(*args):
-            job = args[0] if name != "environment_found" else "environment"
-            self.events.setdefault(job, {})[name] = args[1:] if name != "environment_found" else args
+            job = args[0] if name != "gpu_checked" else "gpu"
+            self.events.setdefault(job, {})[name] = args[1:] if name != "gpu_checked" else args
         return record
 
     def _on_ended(self, job: int) -> None:
@@ -182,12 +182,14 @@ class _JobWatcher:
         return self.events.pop(job)
 
 
-def _environment():
-    """The worker's warm-up: the model list and the start-up GPU check (imports torch)."""
+def _gpu_check() -> dict:
+    """The worker's GPU check job, after resolving the model list (imports torch): a build must
+    carry everything the registry touches."""
     from segstudio.inference.gpu_check import gpu_check  # noqa: PLC0415
     from segstudio.inference.registry import list_models  # noqa: PLC0415
 
-    return list_models(), gpu_check()
+    list_models()
+    return gpu_check()
 
 
 def _self_test(args, out: _Report, controller_holder: list) -> None:
@@ -209,17 +211,17 @@ def _self_test(args, out: _Report, controller_holder: list) -> None:
     from segstudio.ui.worker import InferenceController, ModelRequest  # noqa: PLC0415
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    controller = InferenceController(environment=_environment)
+    controller = InferenceController(gpu_check=_gpu_check)
     controller_holder.append(controller)
     watcher = _JobWatcher(controller, deadline)
 
     t0 = time.monotonic()
-    events = watcher.wait(controller.warm_up(), "torch to import and the GPU check (warm-up job)")
+    events = watcher.wait(controller.check_gpu(), "torch to import and the GPU check")
     if "failed" in events:
-        raise SelfTestFailure(EXIT_MODEL, f"warm-up failed: {events['failed'][0]}")
-    _models, report = watcher.events.pop("environment")["environment_found"]
+        raise SelfTestFailure(EXIT_MODEL, f"GPU check failed: {events['failed'][0]}")
+    (report,) = watcher.events.pop("gpu")["gpu_checked"]
     _versions_after_torch(out, bool(report.get("cuda_usable")))
-    out.line("warm-up", f"{time.monotonic() - t0:.1f} s (torch import, model list, GPU check)")
+    out.line("torch start", f"{time.monotonic() - t0:.1f} s (torch import, model list, GPU check)")
     from segstudio.inference.gpu_check import VERDICT_OK, effective_device, format_report  # noqa: PLC0415
 
     out.line("GPU check", report.get("verdict"))

@@ -18,12 +18,9 @@ from typing import Callable, Mapping
 import torch
 
 from segstudio.core.errors import CheckpointError
+from segstudio.inference.catalog import SMP_ARCHS, TORCHVISION_INSTANCE, TORCHVISION_SEMANTIC  # noqa: F401
 from segstudio.inference.checkpoints import state_dict_mismatch
 
-TORCHVISION_SEMANTIC = ("fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
-                        "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large")
-TORCHVISION_INSTANCE = ("maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2")
-SMP_ARCHS = ("Unet", "UnetPlusPlus", "DeepLabV3", "DeepLabV3Plus", "PSPNet", "PAN", "FPN", "Segformer")
 # Tried in this order when an SMP state dict comes without its encoder's name.
 SMP_ENCODER_GUESSES = ("resnet34", "resnet18", "resnet50", "resnet101", "mobilenet_v2",
                        "efficientnet-b0", "efficientnet-b4", "mit_b0", "mit_b2", "timm-regnetx_002")

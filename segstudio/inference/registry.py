@@ -12,7 +12,8 @@
 
 Resolving reads the checkpoint (``weights_only``) to check it fits, so a bad file fails here with a
 ``CheckpointError`` naming the file and the mismatch; ``entry.load(device)`` builds the module.
-Importing this module does not import torch.
+Importing this module does not import torch; ``catalog.list_available()`` lists the built-in
+entries without it.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import numpy as np
 
 from segstudio.core.io.classes import COCO_CATEGORY_TO_CONTIGUOUS, ClassTable
 from segstudio.core.errors import CheckpointError
+from segstudio.inference.catalog import DEMO_DESCRIPTION, list_available, smp_description, torchvision_description
 from segstudio.inference.model_card import ModelCard, parse_card, read_card
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,22 +106,24 @@ class ModelEntry:
 
 
 def list_models() -> list[ModelEntry]:
-    """The built-in entries: ``demo`` (when shipped), ``torchvision:*`` and ``smp:*``.
+    """The built-in entries resolved (imports torch): ``demo`` (when shipped), ``torchvision:*``, ``smp:*``.
 
-    ``smp:*`` entries have no class table and their loader raises ``CheckpointError``: they need
-    a weights file, through ``resolve_model("smp:Unet", weights=...)``.
+    ``catalog.list_available()`` lists the same names, kinds and descriptions without torch; use
+    it to show what can be run. ``smp:*`` entries have no class table and their loader raises
+    ``CheckpointError``: they need a weights file, through ``resolve_model("smp:Unet", weights=...)``.
     """
-    from segstudio.inference import architectures  # noqa: PLC0415 - imports torch
-
     entries = []
-    try:
-        entries.append(resolve_model("demo"))
-    except (CheckpointError, FileNotFoundError):
-        pass
-    for name in architectures.TORCHVISION_SEMANTIC + architectures.TORCHVISION_INSTANCE:
-        entries.append(_torchvision_pretrained(name, ModelCard()))
-    for name in architectures.SMP_ARCHS:
-        entries.append(_smp_needing_weights(name))
+    for listing in list_available():
+        family, _, name = listing.name.partition(":")
+        if family == "smp":
+            entries.append(_smp_needing_weights(name))
+        elif family == "torchvision":
+            entries.append(_torchvision_pretrained(name, ModelCard()))
+        else:
+            try:
+                entries.append(resolve_model(listing.name))
+            except (CheckpointError, FileNotFoundError):
+                pass
     return entries
 
 
@@ -214,7 +218,7 @@ def _demo(user: ModelCard) -> ModelEntry:
     except ResourceNotFound as exc:
         raise CheckpointError("demo", f"the demo model is not installed ({exc})") from None
     entry = _from_file(path, user, name="demo")
-    entry.description = "Demo CompactUNet trained on the bundled demo dataset"
+    entry.description = DEMO_DESCRIPTION
     return entry
 
 
@@ -245,7 +249,7 @@ def _torchvision_pretrained(name: str, user: ModelCard) -> ModelEntry:
         return _load_state_dict_model(cached, arch, None, {}, device)
 
     return _entry(f"torchvision:{name}", user, arch.kind, table, loader,
-                  description=f"{arch.description}, pretrained ({'COCO' if instance else 'COCO-VOC 21'})",
+                  description=torchvision_description(name),
                   architecture=arch.name, source=url, label_map=label_map,
                   default_short_side=None if instance else TORCHVISION_SHORT_SIDE)
 
@@ -256,7 +260,7 @@ def _smp_needing_weights(name: str) -> ModelEntry:
                               "weights=FILE) or --model smp:%s --weights FILE" % (name, name))
 
     return _entry(f"smp:{name}", ModelCard(), "semantic", None, loader,
-                  description=f"segmentation_models_pytorch {name} (bring your own weights)",
+                  description=smp_description(name),
                   architecture=f"smp.{name}", source="")
 
 

@@ -17,33 +17,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from segstudio.core.evaluation.prediction import Prediction
 from segstudio.inference import preprocess
 from segstudio.inference.cancel import CancelToken, Cancelled  # noqa: F401 - re-exported API
 from segstudio.inference.devices import check_cuda_usable, gpu_report, is_out_of_memory, select_device
 from segstudio.inference.tiling import Outputs, TileBlender, tile_starts, two_class_logits, write_resized
 
-__all__ = ["CancelToken", "Cancelled", "SemanticPrediction", "InstancePrediction", "Runner",
-           "gpu_report", "check_cuda_usable", "model_logits"]
+__all__ = ["CancelToken", "Cancelled", "Prediction", "Runner", "gpu_report", "check_cuda_usable",
+           "model_logits"]
 
 Progress = Callable[[int, int], None]
 MIN_TILE = 256
-
-
-@dataclass
-class SemanticPrediction:
-    """Per-pixel class ids (uint8, uint16 beyond 256 classes), max softmax and entropy / log C."""
-
-    mask: np.ndarray
-    confidence: np.ndarray
-    entropy: np.ndarray
-
-
-@dataclass
-class InstancePrediction:
-    """Instances above the score threshold (``instances.scores`` filled) and their class mask."""
-
-    instances: object  # segstudio.core.io.masks.InstanceMask
-    semantic: np.ndarray
 
 
 def model_logits(output) -> torch.Tensor:
@@ -192,8 +176,12 @@ class Runner:
 
     # -- single image ------------------------------------------------------------------------------
     def predict(self, image: np.ndarray, cancel: CancelToken | None = None,
-                progress: Progress | None = None) -> SemanticPrediction | InstancePrediction:
+                progress: Progress | None = None) -> Prediction:
         """Predict one decoded image (HxW, HxWx3 or HxWx4; uint8, uint16 or float).
+
+        Semantic models fill ``mask`` (uint8, uint16 beyond 256 classes), ``confidence`` (max
+        softmax) and ``entropy`` (/ log C); instance models fill ``instances`` (above the score
+        threshold, ``scores`` filled) and ``mask`` with their classes. ``source`` is the entry's name.
 
         Raises
         ------
@@ -207,7 +195,7 @@ class Runner:
             return self._predict_with_fallback(image, cancel, progress)
 
     def _predict_with_fallback(self, image: np.ndarray, cancel: CancelToken | None,
-                               progress: Progress | None) -> SemanticPrediction | InstancePrediction:
+                               progress: Progress | None) -> Prediction:
         while True:
             try:
                 _check(cancel)
@@ -286,18 +274,18 @@ class Runner:
         return two_class_logits(logits[..., :height, :width].float())
 
     def _predict_batch(self, arrays: list[np.ndarray], shapes: list[tuple[int, int]],
-                       like: np.ndarray) -> list[SemanticPrediction]:
+                       like: np.ndarray) -> list[Prediction]:
         logits = self._forward_semantic(arrays, like.dtype)
         results = []
         for item_logits, (height, width) in zip(logits, shapes):
             out = Outputs(height, width, item_logits.shape[0])
             with torch.inference_mode():
                 write_resized(item_logits, out, size=(width, height))
-            results.append(SemanticPrediction(out.mask, out.confidence, out.entropy))
+            results.append(Prediction(out.mask, out.confidence, out.entropy, source=self.entry.name))
         return results
 
     def _predict_tiled(self, image: np.ndarray, cancel: CancelToken | None,
-                       progress: Progress | None) -> SemanticPrediction:
+                       progress: Progress | None) -> Prediction:
         """Sliding-window prediction streamed through a one-tile-row blend buffer."""
         height, width = image.shape[:2]
         tile = self.tile_size
@@ -326,9 +314,9 @@ class Runner:
             with torch.inference_mode():
                 blender.end_row()
         out = blender.outputs
-        return SemanticPrediction(out.mask, out.confidence, out.entropy)
+        return Prediction(out.mask, out.confidence, out.entropy, source=self.entry.name)
 
-    def _predict_instances(self, images: list[np.ndarray]) -> list[InstancePrediction]:
+    def _predict_instances(self, images: list[np.ndarray]) -> list[Prediction]:
         inputs = [self._to_input([self._prepare(img)], img.dtype)[0] for img in images]
         with torch.inference_mode(), self._autocast():
             outputs = self.model(inputs)
@@ -336,7 +324,7 @@ class Runner:
             outputs = outputs[1]  # scripted detection models return (losses, detections)
         return [self._instances(out, img.shape[:2]) for out, img in zip(outputs, images)]
 
-    def _instances(self, out: dict, shape: tuple[int, int]) -> InstancePrediction:
+    def _instances(self, out: dict, shape: tuple[int, int]) -> Prediction:
         from segstudio.core.io.masks import InstanceMask  # noqa: PLC0415
 
         height, width = shape
@@ -361,13 +349,13 @@ class Runner:
         visible = set(np.unique(ids).tolist()) - {0}
         classes = {k: classes[k] for k in sorted(visible)}
         kept_scores = {k: kept_scores[k] for k in sorted(visible)}
-        return InstancePrediction(InstanceMask(ids, classes, kept_scores), semantic)
+        return Prediction(semantic, instances=InstanceMask(ids, classes, kept_scores), source=self.entry.name)
 
     # -- datasets ----------------------------------------------------------------------------------
     def predict_dataset(self, dataset, indices: Iterable[int] | None = None,
                         cancel: CancelToken | None = None, progress: Progress | None = None,
                         on_error: Callable[[int, BaseException], None] | None = None,
-                        ) -> Iterator[tuple[int, SemanticPrediction | InstancePrediction]]:
+                        ) -> Iterator[tuple[int, Prediction]]:
         """Yield ``(index, prediction)`` for each sample, in order.
 
         A loader thread decodes and resizes the next images into a bounded queue while the model

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import platform
 import sys
+from importlib import metadata
 
 import cv2
 import numpy as np
@@ -15,9 +16,14 @@ __all__ = ["about_text"]
 
 
 def _torch_version() -> str:
-    # torch is imported by the worker in the background; never import it here (GUI thread).
+    # Never import torch here (GUI thread, half a gigabyte): read the installed version instead.
     torch = sys.modules.get("torch")
-    return getattr(torch, "__version__", "loading…") if torch is not None else "loading…"
+    if torch is not None:
+        return torch.__version__
+    try:
+        return f"{metadata.version('torch')} (not loaded yet)"
+    except metadata.PackageNotFoundError:   # a frozen bundle may carry no metadata
+        return "not loaded yet"
 
 
 def about_text(device: str, gpu_report: dict | None) -> str:

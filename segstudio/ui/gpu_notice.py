@@ -1,7 +1,7 @@
 """The start-up GPU check, shown without getting in the way.
 
 ``install_gpu_notice(window, report)`` takes the dict of ``inference.gpu_check.gpu_check()`` (or a
-plain ``devices.gpu_report()``) once the worker's warm-up has produced it, and puts a small
+plain ``devices.gpu_report()``) once the worker's GPU check job has produced it, and puts a small
 permanent button in the window's status bar: "GPU: <name>" when CUDA works, "CPU" otherwise, and a
 warning "CUDA unusable — running on CPU" when a CUDA build found a GPU it cannot use. A temporary
 status-bar message says the same at once. Clicking the button opens the details in a non-modal box;

@@ -7,7 +7,8 @@ in :class:`segstudio.core.editing.session.ReviewSession`; the image being review
 
 Start-up is split in two so the window is on screen fast: ``__init__`` builds the light widgets, and
 ``finish_startup`` (called from the event loop once the window is shown) builds the pyqtgraph
-panels, opens the dataset and asks the worker to import torch and the model registry.
+panels, lists the registry (no torch) and opens the dataset. torch is imported in the worker only
+when a model is about to run or the GPU check is asked for (About, the device list).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from segstudio.core.errors import SegStudioError
 from segstudio.core.editing.session import (ReviewSession, describe_pixel, instance_marks, load_document,
                                     match_prediction_files)
 from segstudio.core.io.workspace import save_class_colours, with_saved_colours
+from segstudio.inference.catalog import list_available
 from segstudio.ui import settings as keys
 from segstudio.ui.canvas import CanvasView
 from segstudio.ui.class_panel import ClassPanel
@@ -57,6 +59,7 @@ class MainWindow(QMainWindow):
         self.instance_view = False
         self.outlines = False
         self.gpu_report: dict | None = None
+        self._gpu_check_job: int | None = None
         self.metrics_panel = None          # built in finish_startup (pyqtgraph is slow to import)
         self._job_sessions: dict[int, ReviewSession] = {}   # job id -> the session it serves
         self._unsubscribe_document = None
@@ -181,6 +184,7 @@ class MainWindow(QMainWindow):
         self.model_dock.run_dataset_requested.connect(self.run_on_dataset)
         self.model_dock.cancel_requested.connect(self.controller.cancel)
         self.model_dock.selection_changed.connect(self._save_model_choice)
+        self.model_dock.device_info_requested.connect(self.check_gpu)
         self.browser.image_selected.connect(self.go_to)
         self.regions.region_selected.connect(lambda region: self.canvas.center_on_rect(*region.bbox))
         self._regions_found.connect(self._on_regions_found)
@@ -190,11 +194,12 @@ class MainWindow(QMainWindow):
         c.failed.connect(lambda job, message: self.show_error("Inference failed", message))
         c.job_ended.connect(self._on_job_ended)
         c.model_loaded.connect(lambda job, info: self.model_dock.show_model_info(info))
-        c.environment_found.connect(self._on_environment)
+        c.gpu_checked.connect(self._on_gpu_report)
 
-    def finish_startup(self, path: str | None = None, model: str | None = None,
-                       device: str | None = None) -> None:
-        """Second half of start-up, run once the window is on screen."""
+    def finish_startup(self, path: str | None = None, model: str | None = None, device: str | None = None,
+                       predictions: str | None = None, run: bool = False) -> None:
+        """Second half of start-up, run once the window is on screen: open ``path`` (default the
+        demo), then the ``predictions`` folder; with ``run``, run ``model`` on the first image."""
         from segstudio.ui.metrics_panel import MetricsPanel
 
         self.metrics_panel = MetricsPanel()
@@ -202,13 +207,16 @@ class MainWindow(QMainWindow):
         self._docks["metrics"].setWidget(self.metrics_panel)
         self._metrics_host.deleteLater()
         self.model_dock.set_device(device or str(self.settings.value(keys.DEVICE, "auto")))
+        self.model_dock.set_models(list_available())
         self.model_dock.select_spec(model or str(self.settings.value(keys.MODEL, DEMO_MODEL)))
         if path is None:
             from segstudio.resources import resource_path
 
             path = str(resource_path("demo"))
-        self.open_path(path)
-        self.controller.warm_up()
+        if self.open_path(path) and predictions is not None:
+            self.open_predictions(predictions)
+        if run:
+            self.run_on_image()
 
     def _restore_layout(self) -> None:
         geometry = self.settings.value(keys.GEOMETRY)
@@ -326,7 +334,7 @@ class MainWindow(QMainWindow):
         if not files:
             self.show_error("Cannot open predictions", f"{folder}: no mask file is named like an image")
             return None
-        job = self.controller.load_prediction_files(self.session.dataset, files)
+        job = self.controller.load_prediction_files(self.session.dataset, files, self._labels(files))
         self._track_job(job, [self.session.dataset[i].name for i in files])
         return job
 
@@ -338,6 +346,17 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(self.recent_menu.actions()))
 
     # --- inference ----------------------------------------------------------------------------
+    def _labels(self, indices) -> dict:
+        """Index -> the sample whose mask the worker scores a prediction against: the saved
+        correction when there is one. Resolved here, on the GUI thread, where the editor's settings live."""
+        return {i: self.session.sample_to_load(i) for i in indices}
+
+    def check_gpu(self) -> None:
+        """Run the GPU check in the worker (it imports torch) unless it has run or is running; the
+        first model job runs it too."""
+        if self.gpu_report is None and self._gpu_check_job is None:
+            self._gpu_check_job = self.controller.check_gpu()
+
     def run_on_image(self) -> int | None:
         request = self.model_dock.selected_request()
         if request is None or self.document is None:
@@ -351,7 +370,7 @@ class MainWindow(QMainWindow):
         if request is None or self.session is None:
             return None
         indices = list(range(len(self.session)))
-        job = self.controller.predict_dataset(request, self.session.dataset, indices)
+        job = self.controller.predict_dataset(request, self.session.dataset, indices, self._labels(indices))
         self._track_job(job, self.session.names)
         return job
 
@@ -361,6 +380,8 @@ class MainWindow(QMainWindow):
         self.model_dock.set_busy(True)
 
     def _on_job_ended(self, job: int) -> None:
+        if job == self._gpu_check_job:
+            self._gpu_check_job = None
         self._job_sessions.pop(job, None)
         if not self._job_sessions:
             self.model_dock.set_busy(False)
@@ -373,11 +394,13 @@ class MainWindow(QMainWindow):
                                          prediction.instances)
         self._schedule_panels()
 
-    def _on_environment(self, models, report) -> None:
+    def _on_gpu_report(self, report) -> None:
         self.gpu_report = report
-        self.model_dock.set_models(models)
         self.model_dock.set_gpu_report(report)
         install_gpu_notice(self, report)
+        about = self.findChild(QMessageBox, "about")
+        if about is not None:
+            about.setText(self._about_text())
 
     def _save_model_choice(self) -> None:
         request = self.model_dock.selected_request()
@@ -543,12 +566,18 @@ class MainWindow(QMainWindow):
         self.status_pixel.setText(describe_pixel(self.document, x, y))
 
     # --- about and closing --------------------------------------------------------------------
-    def show_about(self) -> QMessageBox:
+    def _about_text(self) -> str:
         from segstudio.ui.about import about_text
 
         request = self.model_dock.selected_request()
-        box = QMessageBox(QMessageBox.Icon.Information, "About segstudio",
-                          about_text(request.device if request else "auto", self.gpu_report), QMessageBox.StandardButton.Ok, self)
+        return about_text(request.device if request else "auto", self.gpu_report)
+
+    def show_about(self) -> QMessageBox:
+        """Help › About; the GPU check runs now if no model has yet, and fills the box in."""
+        self.check_gpu()
+        box = QMessageBox(QMessageBox.Icon.Information, "About segstudio", self._about_text(),
+                          QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("about")
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
         return box

@@ -1,8 +1,9 @@
 """The model dock: pick a model and a device, run it, watch progress, cancel.
 
-The dock never touches torch: the registry listing and the GPU report arrive from the worker
-(``set_models`` / ``set_gpu_report``) once torch has loaded in the background, and what the user
-picks leaves as a :class:`segstudio.ui.worker.ModelRequest`.
+The dock never touches torch: the registry listing comes from ``inference.catalog`` (names, kinds
+and descriptions only, ``set_models``), the GPU report from the worker's GPU check (``set_gpu_report``),
+which runs before the first model does or when the device list is opened (``device_info_requested``).
+What the user picks leaves as a :class:`segstudio.ui.worker.ModelRequest`, resolved only when it runs.
 """
 from __future__ import annotations
 
@@ -27,6 +28,16 @@ def format_duration(seconds: float) -> str:
     minutes, seconds = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+class _DeviceCombo(QComboBox):
+    """The device list; opening it asks for the GPU check, whose answer fills in the CUDA entry."""
+
+    popup_requested = Signal()
+
+    def showPopup(self) -> None:  # noqa: N802 - Qt override
+        self.popup_requested.emit()
+        super().showPopup()
 
 
 def has_model_card(path: str) -> bool:
@@ -83,6 +94,7 @@ class ModelDock(QWidget):
     run_dataset_requested = Signal()
     cancel_requested = Signal()
     selection_changed = Signal()
+    device_info_requested = Signal()       # the device list was opened: the GPU check is wanted
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -90,7 +102,8 @@ class ModelDock(QWidget):
         self.models.currentItemChanged.connect(lambda *_: self.selection_changed.emit())
         self.load_file_button = QPushButton("Load model file…")
         self.load_file_button.clicked.connect(self.choose_model_file)
-        self.device = QComboBox()
+        self.device = _DeviceCombo()
+        self.device.popup_requested.connect(self.device_info_requested)
         for title, value in DEVICES:
             self.device.addItem(title, value)
         self._set_device_entry("cuda", "CUDA (checking…)", enabled=False)
@@ -107,7 +120,7 @@ class ModelDock(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.timing = QLabel("")
-        self.info = QLabel("Loading the model registry…")
+        self.info = QLabel("")
         self.info.setWordWrap(True)
 
         device_row = QHBoxLayout()
@@ -142,7 +155,7 @@ class ModelDock(QWidget):
         return item
 
     def set_models(self, entries) -> None:
-        """Fill the list from the registry's ``ModelEntry`` objects, keeping the selection."""
+        """Fill the list from registry listings (``name``, ``description``), keeping the selection."""
         selected = self.selected_spec()
         for entry in entries:
             self.add_model(entry.name, entry.name, entry.description)

@@ -3,22 +3,24 @@
 An :class:`InferenceWorker` lives in its own ``QThread`` and runs jobs one at a time; the GUI talks
 to it only through an :class:`InferenceController`, which hands out job ids, keeps a
 ``CancelToken`` per job and shuts the thread down cleanly. Every result travels back through a
-queued signal as plain numpy arrays (a :class:`segstudio.core.editing.session.Prediction`) tagged with its
-job id and image name; the GUI decides where it belongs. torch is first imported here, in the
-worker thread, by the warm-up job, never on the GUI thread.
+queued signal as plain numpy arrays (the runner's :class:`segstudio.core.evaluation.prediction.Prediction`)
+tagged with its job id and image name; the GUI decides where it belongs. torch is imported here,
+in the worker thread, by the first job that needs it (a model, or the GPU check), never on the GUI
+thread and never for a predictions folder.
 """
 from __future__ import annotations
 
 import itertools
 import time
 from collections import OrderedDict
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from segstudio.core.errors import SegStudioError
-from segstudio.core.editing.session import compute_stats, load_prediction_file, prediction_from_runner
+from segstudio.core.editing.session import compute_stats, load_prediction_file
 from segstudio.inference.cancel import CancelToken
 
 __all__ = ["ModelRequest", "InferenceController", "InferenceWorker", "ModelInfo"]
@@ -51,7 +53,7 @@ class ModelInfo:
 @dataclass
 class _Job:
     job_id: int
-    kind: str                      # 'warmup' | 'load' | 'image' | 'dataset' | 'files'
+    kind: str                      # 'gpu' | 'load' | 'image' | 'dataset' | 'files'
     cancel: CancelToken | None = None
     model: ModelRequest | None = None
     image_name: str = ""
@@ -59,6 +61,7 @@ class _Job:
     dataset: Any = None
     indices: list[int] = field(default_factory=list)
     files: dict = field(default_factory=dict)   # dataset index -> prediction mask file
+    labels: dict = field(default_factory=dict)  # dataset index -> sample whose mask scores it
 
 
 def _default_runner_factory(request: ModelRequest):
@@ -69,12 +72,10 @@ def _default_runner_factory(request: ModelRequest):
     return Runner(entry, device=request.device)
 
 
-def _default_environment() -> tuple[list, dict]:
+def _default_gpu_check() -> dict:
     from segstudio.inference.gpu_check import gpu_check
-    from segstudio.inference.registry import list_models
 
-    report = gpu_check()  # first, so a failing model list cannot hide the GPU verdict
-    return list_models(), report
+    return gpu_check()
 
 
 class InferenceWorker(QObject):
@@ -87,13 +88,14 @@ class InferenceWorker(QObject):
     cancelled = Signal(int)                 # job_id
     job_ended = Signal(int)                 # job_id, after finished/failed/cancelled
     model_loaded = Signal(int, object)      # job_id, ModelInfo
-    environment_found = Signal(object, object)  # list[ModelEntry], gpu_report dict
+    gpu_checked = Signal(object)            # gpu_check() report dict
 
     def __init__(self, runner_factory: Callable[[ModelRequest], Any] | None = None,
-                 environment: Callable[[], tuple[list, dict]] | None = None, cache_size: int = 2):
+                 gpu_check: Callable[[], dict] | None = None, cache_size: int = 2):
         super().__init__()
         self._runner_factory = runner_factory or _default_runner_factory
-        self._environment = environment or _default_environment
+        self._gpu_check = gpu_check or _default_gpu_check
+        self._gpu_reported = False
         self._runners: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_size = cache_size
 
@@ -114,11 +116,13 @@ class InferenceWorker(QObject):
                 self.failed.emit(job.job_id, _describe(exc))
         self.job_ended.emit(job.job_id)
 
-    def _run_warmup(self, job: _Job) -> None:
-        models, report = self._environment()
-        self.environment_found.emit(models, report)
+    def _run_gpu(self, job: _Job | None = None) -> None:
+        self._gpu_reported = True
+        self.gpu_checked.emit(self._gpu_check())
 
     def _runner(self, request: ModelRequest):
+        if not self._gpu_reported:   # the first model job says which devices work before it loads
+            self._run_gpu()
         runner = self._runners.get(request.key)
         if runner is None:
             runner = self._runner_factory(request)
@@ -142,22 +146,28 @@ class InferenceWorker(QObject):
         result = runner.predict(job.image, cancel=job.cancel,
                                 progress=lambda done, total: self.progress.emit(job.job_id, done, total))
         job.cancel.raise_if_cancelled()
-        self.finished.emit(job.job_id, job.image_name, prediction_from_runner(result, job.model.spec))
+        self.finished.emit(job.job_id, job.image_name, result)
 
     def _run_dataset(self, job: _Job) -> None:
+        """The runner's dataset stream (decoding ahead, batching); each image scored against its labels."""
         runner = self._runner(job.model)
         self.model_loaded.emit(job.job_id, self._model_info(job.model, runner))
         table = job.dataset.class_table
         total = len(job.indices)
+        problems: list[str] = []
         self.progress.emit(job.job_id, 0, total)
-        for done, index in enumerate(job.indices, start=1):
-            job.cancel.raise_if_cancelled()
-            sample = job.dataset[index]
-            result = runner.predict(sample.load_image(), cancel=job.cancel)
-            prediction = _with_stats(prediction_from_runner(result, job.model.spec), sample, table)
-            job.cancel.raise_if_cancelled()
-            self.finished.emit(job.job_id, sample.name, prediction)
-            self.progress.emit(job.job_id, done, total)
+        results = runner.predict_dataset(
+            job.dataset, job.indices, cancel=job.cancel,
+            progress=lambda done, _total: self.progress.emit(job.job_id, done, total),
+            on_error=lambda index, exc: problems.append(_describe(exc)))
+        with closing(results):   # a cancel raised here stops the runner's loader thread at once
+            for index, prediction in results:
+                _with_stats(prediction, job.labels.get(index, job.dataset[index]), table)
+                job.cancel.raise_if_cancelled()
+                self.finished.emit(job.job_id, job.dataset[index].name, prediction)
+        if problems:
+            self.progress.emit(job.job_id, total, total)
+        self._report_problems(job, problems, "image(s) could not be read")
 
     def _run_files(self, job: _Job) -> None:
         """Read a predictions folder: every readable file becomes a prediction; bad ones are listed."""
@@ -168,21 +178,28 @@ class InferenceWorker(QObject):
             job.cancel.raise_if_cancelled()
             sample = job.dataset[index]
             try:
-                prediction = _with_stats(load_prediction_file(path, sample, table), sample, table)
+                prediction = load_prediction_file(path, sample, table)
+                _with_stats(prediction, job.labels.get(index, sample), table)
             except SegStudioError as exc:
                 problems.append(str(exc))
             else:
                 self.finished.emit(job.job_id, sample.name, prediction)
             self.progress.emit(job.job_id, done, total)
+        self._report_problems(job, problems, "prediction file(s) could not be read")
+
+    def _report_problems(self, job: _Job, problems: list[str], what: str) -> None:
+        """One ``failed`` for the files a job skipped; the job's other results stand."""
         if problems:
             shown = "\n".join(problems[:10]) + (f"\n… and {len(problems) - 10} more" if len(problems) > 10 else "")
-            self.failed.emit(job.job_id, f"{len(problems)} prediction file(s) could not be read:\n{shown}")
+            self.failed.emit(job.job_id, f"{len(problems)} {what}:\n{shown}")
 
 
-def _with_stats(prediction, sample, table):
-    """Attach the image's confusion statistics (None when its ground truth is absent or unreadable)."""
+def _with_stats(prediction, labels_sample, table):
+    """Attach the image's confusion statistics against ``labels_sample``'s mask: the labels as the
+    session loads them, i.e. the saved correction when there is one (None when the mask is absent
+    or unreadable)."""
     try:
-        gt = sample.load_mask()
+        gt = labels_sample.load_mask()
     except SegStudioError:
         gt = None  # a bad mask leaves the image without statistics; the run goes on
     prediction.stats = compute_stats(gt, prediction.mask, table.num_classes, table.ignore_index)
@@ -208,7 +225,7 @@ class InferenceController(QObject):
     cancelled = Signal(int)
     job_ended = Signal(int)
     model_loaded = Signal(int, object)
-    environment_found = Signal(object, object)
+    gpu_checked = Signal(object)
     _submitted = Signal(object)
 
     def __init__(self, parent: QObject | None = None, **worker_options):
@@ -222,7 +239,7 @@ class InferenceController(QObject):
         self._worker.moveToThread(self._thread)
         self._submitted.connect(self._worker.run_job)
         for name in ("started", "progress", "finished", "failed", "cancelled", "model_loaded",
-                     "environment_found"):
+                     "gpu_checked"):
             getattr(self._worker, name).connect(getattr(self, name))
         self._worker.job_ended.connect(self._on_job_ended)
         self._thread.finished.connect(self._worker.deleteLater)
@@ -241,9 +258,10 @@ class InferenceController(QObject):
     def _new_job(self, kind: str, **fields) -> _Job:
         return _Job(next(self._ids), kind, cancel=CancelToken(), **fields)
 
-    def warm_up(self) -> int:
-        """Import torch and the model registry in the worker; ``environment_found`` reports back."""
-        return self._submit(self._new_job("warmup"))
+    def check_gpu(self) -> int:
+        """Run the GPU check in the worker (imports torch); ``gpu_checked`` reports back. The first
+        job that loads a model runs it too, before loading."""
+        return self._submit(self._new_job("gpu"))
 
     def load_model(self, model: ModelRequest) -> int:
         return self._submit(self._new_job("load", model=model))
@@ -251,12 +269,20 @@ class InferenceController(QObject):
     def predict_image(self, model: ModelRequest, image_name: str, image) -> int:
         return self._submit(self._new_job("image", model=model, image_name=image_name, image=image))
 
-    def predict_dataset(self, model: ModelRequest, dataset, indices: list[int]) -> int:
-        return self._submit(self._new_job("dataset", model=model, dataset=dataset, indices=list(indices)))
+    def predict_dataset(self, model: ModelRequest, dataset, indices: list[int], labels: dict | None = None) -> int:
+        """Run ``model`` on images ``indices``; one ``finished`` per image, its ``stats`` filled.
 
-    def load_prediction_files(self, dataset, files: dict) -> int:
-        """Read prediction masks (dataset index -> file) in the worker; one ``finished`` per file."""
-        return self._submit(self._new_job("files", dataset=dataset, files=dict(files)))
+        ``labels`` maps a dataset index to the sample whose mask the image is scored against (the
+        session's ``sample_to_load``: saved corrections win over the original file); default the
+        dataset's own samples.
+        """
+        return self._submit(self._new_job("dataset", model=model, dataset=dataset, indices=list(indices),
+                                          labels=dict(labels or {})))
+
+    def load_prediction_files(self, dataset, files: dict, labels: dict | None = None) -> int:
+        """Read prediction masks (dataset index -> file) in the worker; one ``finished`` per file,
+        scored against ``labels`` like :meth:`predict_dataset`."""
+        return self._submit(self._new_job("files", dataset=dataset, files=dict(files), labels=dict(labels or {})))
 
     # --- state and control --------------------------------------------------------------------
     @property

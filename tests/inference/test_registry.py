@@ -14,14 +14,15 @@ from segstudio.core.io.classes import ClassTable
 from segstudio.core.errors import CheckpointError
 from segstudio.inference import download
 from segstudio.inference.registry import list_models, resolve_model
-from segstudio.inference.runner import Runner, SemanticPrediction
+from segstudio.core.evaluation.prediction import Prediction
+from segstudio.inference.runner import Runner
 from tests.inference.helpers import TINY, random_image, reference_logits, save_tiny, save_torchscript, \
     tiny_net, write_card
 
 
 def _check_semantic(entry, image, num_classes):
     prediction = Runner(entry, device="cpu").predict(image)
-    assert isinstance(prediction, SemanticPrediction)
+    assert isinstance(prediction, Prediction) and prediction.instances is None
     assert prediction.mask.shape == image.shape[:2] and prediction.mask.dtype == np.uint8
     assert prediction.confidence.shape == image.shape[:2] and prediction.confidence.dtype == np.float32
     assert prediction.entropy.dtype == np.float32
@@ -223,3 +224,10 @@ def test_demo_entry_matches_the_demo_dataset():
     assert (entry.class_table.colors == classes.colors).all()
     assert entry.input_size is None and entry.short_side is None and entry.size_divisor == 1
     assert "demo" in [e.name for e in list_models()]
+
+
+def test_the_torch_free_listing_matches_the_resolved_entries():
+    from segstudio.inference.catalog import list_available
+
+    listed = [(m.name, m.kind, m.description) for m in list_available()]
+    assert listed == [(e.name, e.kind, e.description) for e in list_models()]

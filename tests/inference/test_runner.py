@@ -11,8 +11,9 @@ from torch import nn
 
 from segstudio.core.io.classes import COCO_CATEGORY_TO_CONTIGUOUS, ClassTable
 from segstudio.core.errors import ImageReadError
+from segstudio.core.evaluation.prediction import Prediction
 from segstudio.inference.registry import ModelEntry, resolve_model
-from segstudio.inference.runner import Cancelled, CancelToken, InstancePrediction, Runner
+from segstudio.inference.runner import Cancelled, CancelToken, Runner
 from tests.inference.helpers import random_image, reference_logits, save_tiny, tiny_mask_rcnn, tiny_net
 
 
@@ -273,15 +274,15 @@ def test_instances_thresholded_painted_by_score_and_mapped_to_coco_things():
                    mean=(0.0,) * 3, std=(1.0,) * 3, label_map=COCO_CATEGORY_TO_CONTIGUOUS)
     runner = Runner(entry, device="cpu", score_threshold=0.5)
     prediction = runner.predict(random_image(12, 12))
-    assert isinstance(prediction, InstancePrediction)
+    assert isinstance(prediction, Prediction) and prediction.confidence is None
     inst = prediction.instances
     assert inst.ids.dtype == np.int32 and inst.ids.shape == (12, 12)
     assert inst.classes == {1: ClassTable.coco_things().index_of("dog"), 2: 1}
     assert inst.scores == pytest.approx({1: 0.9, 2: 0.6})
     assert (inst.ids == 1).sum() == 25 and (inst.ids == 2).sum() == 36 - 9  # the dog wins the overlap
     assert inst.ids[0, 0] == 0  # the low-score detection is dropped
-    np.testing.assert_array_equal(prediction.semantic > 0, inst.ids > 0)
-    assert prediction.semantic[6, 6] == inst.classes[1]
+    np.testing.assert_array_equal(prediction.mask > 0, inst.ids > 0)
+    assert prediction.mask[6, 6] == inst.classes[1]
     everything = Runner(entry, device="cpu", score_threshold=0.0).predict(random_image(12, 12))
     assert len(everything.instances.classes) == 3
 
@@ -291,7 +292,7 @@ def test_real_mask_rcnn_runs_end_to_end():
     entry = _entry(tiny_mask_rcnn(3), 3, kind="instance", mean=(0.0,) * 3, std=(1.0,) * 3)
     prediction = Runner(entry, device="cpu", score_threshold=0.0).predict(random_image(70, 90))
     inst = prediction.instances
-    assert inst.ids.shape == (70, 90) and prediction.semantic.shape == (70, 90)
+    assert inst.ids.shape == (70, 90) and prediction.mask.shape == (70, 90)
     assert set(np.unique(inst.ids)) - {0} == set(inst.classes)
     assert all(0 <= c < 3 for c in inst.classes.values())
     assert list(inst.scores) == sorted(inst.scores) and len(inst.scores) > 0

@@ -98,7 +98,7 @@ def test_a_model_that_fails_to_load_shows_why_and_the_app_stays_up(qtbot, open_w
     def broken(request):
         raise CheckpointError(request.spec, "unsafe pickle: refusing to load")
 
-    controller = InferenceController(runner_factory=broken, environment=lambda: ([], {}))
+    controller = InferenceController(runner_factory=broken, gpu_check=dict)
     window = open_window(controller, make_dataset(tmp_path / "data"), model="/models/bad.pt")
     with qtbot.waitSignal(window.errors_shown, timeout=5000):
         window.run_on_image()
@@ -106,3 +106,15 @@ def test_a_model_that_fails_to_load_shows_why_and_the_app_stays_up(qtbot, open_w
     assert boxes and "/models/bad.pt: unsafe pickle: refusing to load" in boxes[-1].text()
     qtbot.waitUntil(lambda: window.model_dock.run_image_button.isEnabled())
     assert window.document.pred is None and np.any(window.document.gt)
+
+
+def test_the_gpu_check_waits_until_the_device_list_is_opened(qtbot, open_window, tmp_path):
+    controller = InferenceController(runner_factory=lambda request: None, gpu_check=lambda: {"cuda_available": False})
+    window = open_window(controller, make_dataset(tmp_path / "data"), device="cpu")
+    assert window.gpu_report is None and window.model_dock.models.count() > 1   # listed without torch
+    combo = window.model_dock.device
+    with qtbot.waitSignal(controller.gpu_checked, timeout=5000):
+        combo.showPopup()
+    combo.hidePopup()
+    assert window.gpu_report == {"cuda_available": False}
+    assert combo.itemText(combo.findData("cuda")) == "CUDA (not available)"

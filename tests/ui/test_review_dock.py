@@ -11,9 +11,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
 from segstudio.core.editing.store import ProjectStore
+from segstudio.core.evaluation.prediction import Prediction
 
 from tests.ui.editing_helpers import drag, editing_window, key
-from tests.ui.fakes import FakePrediction, GatedRunner
+from tests.ui.fakes import GatedRunner
 from tests.ui.reference import reference_metrics
 from tests.ui.synthetic import W, make_dataset, truth_and_prediction
 
@@ -22,10 +23,10 @@ class ConfidenceRunner(GatedRunner):
     """The gated runner's labels with a confidence that grows left to right: x / W."""
 
     @staticmethod
-    def expected(image) -> FakePrediction:
+    def expected(image) -> Prediction:
         base = GatedRunner.expected(image)
         confidence = np.broadcast_to(np.arange(W, dtype=np.float32) / W, base.mask.shape).copy()
-        return FakePrediction(base.mask, confidence, base.entropy)
+        return Prediction(base.mask, confidence, base.entropy)
 
 
 def confidence_map(shape):

@@ -18,7 +18,7 @@ def make_window(open_window):
         runner = GatedRunner()
         controller = InferenceController(
             runner_factory=lambda request: runner,
-            environment=lambda: ([], {"cuda_available": False, "summary": "no CUDA"}))
+            gpu_check=lambda: {"cuda_available": False, "summary": "no CUDA"})
         return open_window(controller, path, **startup)
 
     return make
@@ -50,9 +50,10 @@ def test_settings_survive_a_restart(qtbot, make_window, dataset):
 
 def test_about_lists_versions_device_and_gpu_check(qtbot, make_window, dataset):
     window = make_window(dataset, device="cpu")
-    with qtbot.waitSignal(window.controller.environment_found, timeout=5000):
-        pass
-    box = window.show_about()
+    assert window.gpu_report is None            # no model has run: no GPU check, no torch
+    with qtbot.waitSignal(window.controller.gpu_checked, timeout=5000):
+        box = window.show_about()                # ...until About asks for it
+        assert "GPU check: running…" in box.text()
     text = box.text()
     assert f"PySide6 {PySide6.__version__}" in text and "numpy" in text and "OpenCV" in text
     assert "Device: cpu" in text and "GPU check:\n  no CUDA" in text

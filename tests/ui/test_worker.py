@@ -25,7 +25,7 @@ def controller(qtbot, runner):
         made.append(request)
         return runner
 
-    ctrl = InferenceController(runner_factory=factory, environment=lambda: (["m"], {"cuda": False}))
+    ctrl = InferenceController(runner_factory=factory, gpu_check=lambda: {"cuda": False})
     ctrl.made = made
     yield ctrl
     assert ctrl.shutdown()
@@ -99,7 +99,17 @@ def test_shutdown_during_a_job_cancels_and_stops_the_thread(qtbot, runner):
     assert ctrl.shutdown(5000)
 
 
-def test_warm_up_reports_models_and_gpu(qtbot, controller):
-    with qtbot.waitSignal(controller.environment_found, timeout=5000) as blocker:
-        controller.warm_up()
-    assert blocker.args == [["m"], {"cuda": False}]
+def test_gpu_check_job_reports_the_gpu(qtbot, controller):
+    with qtbot.waitSignal(controller.gpu_checked, timeout=5000) as blocker:
+        controller.check_gpu()
+    assert blocker.args == [{"cuda": False}]
+
+
+def test_the_first_model_job_reports_the_gpu_once_before_loading(qtbot, controller):
+    events = []
+    controller.gpu_checked.connect(lambda report: events.append(("gpu", report)))
+    controller.model_loaded.connect(lambda job, info: events.append(("loaded", info.name)))
+    for _ in range(2):
+        with qtbot.waitSignal(controller.job_ended, timeout=5000):
+            controller.predict_image(MODEL, "a", np.zeros((2, 2), np.uint8))
+    assert events == [("gpu", {"cuda": False}), ("loaded", "fake"), ("loaded", "fake")]

@@ -22,24 +22,12 @@ import numpy as np
 
 from segstudio.core.errors import SegStudioError
 from segstudio.core.evaluation.metrics import ConfusionMatrix
+from segstudio.core.evaluation.prediction import Prediction
 
-__all__ = ["Prediction", "ImageStats", "ReviewSession", "compute_stats", "prediction_from_runner",
-           "decode_sample", "load_document", "describe_pixel", "instance_marks", "match_prediction_files",
+__all__ = ["ImageStats", "ReviewSession", "compute_stats", "decode_sample", "load_document", "describe_pixel", "instance_marks", "match_prediction_files",
            "load_prediction_file"]
 
 PREDICTION_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
-
-
-@dataclass
-class Prediction:
-    """A model's (or a predictions folder's) answer for one image, as plain numpy arrays."""
-
-    mask: np.ndarray
-    confidence: np.ndarray | None = None
-    entropy: np.ndarray | None = None
-    instances: Any = None          # core.io.masks.InstanceMask for instance models
-    source: str = ""               # model spec or predictions folder it came from
-    stats: ImageStats | None = None  # filled by the worker for images that are not open
 
 
 @dataclass
@@ -79,15 +67,6 @@ def compute_stats(gt: np.ndarray | None, pred: np.ndarray, num_classes: int,
     cm = ConfusionMatrix(num_classes, ignore_index)
     cm.update(gt, pred)
     return ImageStats(cm.matrix.copy(), gt_classes(gt, num_classes))
-
-
-def prediction_from_runner(result: Any, source: str = "") -> Prediction:
-    """Turn the runner's SemanticPrediction / InstancePrediction into a :class:`Prediction`."""
-    instances = getattr(result, "instances", None)
-    if instances is not None:
-        return Prediction(mask=result.semantic, instances=instances, source=source)
-    return Prediction(mask=result.mask, confidence=getattr(result, "confidence", None),
-                      entropy=getattr(result, "entropy", None), source=source)
 
 
 def decode_sample(sample) -> tuple[np.ndarray, np.ndarray | None, Any]:

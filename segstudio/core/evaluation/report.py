@@ -126,17 +126,14 @@ def _lookup(source: Any) -> Callable[[int, Sample], Any] | None:
 
 
 def _split_prediction(value: Any) -> tuple[np.ndarray | None, InstanceMask | None]:
-    """An array, a semantic prediction (``.mask``) or an instance prediction (``.instances`` and
-    ``.semantic``) -> (semantic ids, instances)."""
+    """An array, an ``InstanceMask`` or a ``Prediction`` (``.mask``, ``.instances``) -> (semantic
+    ids, instances)."""
     if value is None or isinstance(value, np.ndarray):
         return value, None
     if isinstance(value, InstanceMask):
         return None, value
-    instances = getattr(value, "instances", None)
-    semantic = getattr(value, "semantic", None)
-    if semantic is None:
-        semantic = getattr(value, "mask", None)
-    return (None if semantic is None else np.asarray(semantic)), instances
+    semantic = getattr(value, "mask", None)
+    return (None if semantic is None else np.asarray(semantic)), getattr(value, "instances", None)
 
 
 def _check_prediction(sample: Sample, pred: np.ndarray, gt: np.ndarray, table) -> None:
@@ -164,8 +161,8 @@ def evaluate(dataset: Dataset, predictions: Any, *, progress: ProgressCallback |
     predictions : callable, iterable or path
         ``f(sample) -> array | None``; or an iterable of ``(index, value)`` pairs, e.g. a runner's
         ``predict_dataset``; or a folder of prediction masks (read with ``PredictionFolder``).
-        A value is an HxW array of class ids, or a prediction object with ``.mask`` (semantic) or
-        ``.semantic`` and ``.instances`` (instance models; its instances are scored too).
+        A value is an HxW array of class ids, or a ``Prediction`` (``.mask``; for instance models
+        also ``.instances``, which are scored too).
     progress : callable, optional
         ``progress(done, total)`` after each sample.
     instance_predictions : callable or iterable, optional
