@@ -112,6 +112,18 @@ def test_capsule_matches_reference_property(x0, y0, x1, y1, r):
     assert np.array_equal(got, ref)
 
 
+def test_capsule_rim_is_exact_for_a_non_integer_radius():
+    # Pixel (7, 13) lies at squared distance exactly 81/5 from the segment (10, 10)-(11, 12), beside it
+    # (not nearer either end). r * r is the float 16.2, a hair below 81/5, so the pixel is outside; a
+    # float product r*r * |v|^2 rounds up to exactly 81 and would take it in.
+    r = math.sqrt(16.2)
+    assert r * r == 16.2 and Fraction(r * r) < Fraction(81, 5) == exact_distance2(-3, 3, 1, 2)
+    shape = (30, 30)
+    got = paste(shape, [tools.capsule_mask(10.5, 10.5, 11.5, 12.5, r, shape)])
+    assert not got[13, 7]
+    assert np.array_equal(got, ref_capsule(shape, 10.5, 10.5, 11.5, 12.5, r))
+
+
 def test_flood_region_matches_connected_component():
     rng = np.random.default_rng(3)
     labels = (rng.random((64, 80)) < 0.45).astype(np.uint8) * 3
