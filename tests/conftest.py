@@ -2,8 +2,21 @@ import os
 import tempfile
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# Hypothesis profiles. "ci" replays the same examples every run (derandomize, no example database),
+# so a red build is reproducible and never depends on what an earlier run stored, and it prints the
+# blob that reproduces a failure. "dev" is Hypothesis's default: random examples and a local database
+# that retries a failure first next time. HYPOTHESIS_PROFILE picks one; else CI=<anything> picks "ci".
+# Both derive from Hypothesis's "default" profile, not the active one, which Hypothesis itself swaps
+# for its built-in CI profile when it sees a CI variable.
+_default = settings.get_profile("default")
+settings.register_profile("ci", parent=_default, derandomize=True, database=None, deadline=None, print_blob=True)
+settings.register_profile("dev", parent=_default)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
 # Per-user files (the demo's project store and corrections) go to a throwaway folder, so runs never
 # share a journal with each other or with the developer's own sessions.
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="segstudio-test-data-")

@@ -199,6 +199,13 @@ def test_ratios_are_in_unit_interval_or_nan_when_undefined(matrix):
     json.dumps(cm.summary(list("abcd")), allow_nan=False)
 
 
+def test_fw_iou_of_a_perfect_prediction_is_exactly_one():
+    # The shares 6/30 + 23/30 + 1/30 sum to 1.0000000000000002 in floats; the bound must hold exactly.
+    cm = ConfusionMatrix(4)
+    cm += np.diag([6, 23, 1, 0]).astype(np.int64)
+    assert cm.fw_iou() == 1.0
+
+
 def test_empty_matrix_gives_none_not_zero():
     cm = ConfusionMatrix(3)
     s = cm.summary(["a", "b", "c"])

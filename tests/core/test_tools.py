@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -13,13 +14,29 @@ from segstudio.core.editing import tools
 
 
 def ref_disk(shape, cx, cy, r):
-    """Pixels (x, y) with (x - floor(cx))^2 + (y - floor(cy))^2 <= r^2, on the whole image."""
+    """Pixels (x, y) with (x - floor(cx))^2 + (y - floor(cy))^2 <= r^2, on the whole image.
+
+    The left side is an integer, so comparing it with the float ``r * r`` is exact: no tolerance.
+    """
     yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
-    return (xx - math.floor(cx)) ** 2 + (yy - math.floor(cy)) ** 2 <= r * r + 1e-9
+    return (xx - math.floor(cx)) ** 2 + (yy - math.floor(cy)) ** 2 <= r * r
+
+
+def exact_distance2(px, py, vx, vy):
+    """Squared distance from integer point p to the segment 0-v, as an exact fraction."""
+    len2 = vx * vx + vy * vy
+    t = Fraction(0) if len2 == 0 else min(max(Fraction(px * vx + py * vy, len2), Fraction(0)), Fraction(1))
+    dx, dy = px - t * vx, py - t * vy
+    return dx * dx + dy * dy
 
 
 def ref_capsule(shape, x0, y0, x1, y1, r):
-    """Pixels within r of the segment between the anchor pixels, by projecting onto the segment."""
+    """Pixels within r of the segment between the anchor pixels, by projecting onto the segment.
+
+    The radius squared is ``r * r`` as a float, the same value ``disk_mask`` compares with, so dabs
+    and segment ends agree. A pixel's distance is first found in floats (error ~1e-12); the few
+    pixels within 1e-6 of the rim are then decided in exact fractions, so the rim has no tolerance.
+    """
     ax, ay, bx, by = math.floor(x0), math.floor(y0), math.floor(x1), math.floor(y1)
     yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
     vx, vy = bx - ax, by - ay
@@ -30,7 +47,12 @@ def ref_capsule(shape, x0, y0, x1, y1, r):
         t = np.clip(((xx - ax) * vx + (yy - ay) * vy) / len2, 0.0, 1.0)
     dx = xx - (ax + t * vx)
     dy = yy - (ay + t * vy)
-    return dx * dx + dy * dy <= r * r + 1e-6
+    d2 = dx * dx + dy * dy
+    r2 = r * r
+    inside = d2 <= r2
+    for y, x in zip(*np.nonzero(np.abs(d2 - r2) <= 1e-6)):
+        inside[y, x] = exact_distance2(int(x) - ax, int(y) - ay, vx, vy) <= Fraction(r2)
+    return inside
 
 
 def paste(shape, pieces):
@@ -88,6 +110,18 @@ def test_capsule_matches_reference_property(x0, y0, x1, y1, r):
     ref = ref_capsule(shape, x0, y0, x1, y1, r)
     got = paste(shape, [hit]) if hit is not None else np.zeros(shape, bool)
     assert np.array_equal(got, ref)
+
+
+def test_capsule_rim_is_exact_for_a_non_integer_radius():
+    # Pixel (7, 13) lies at squared distance exactly 81/5 from the segment (10, 10)-(11, 12), beside it
+    # (not nearer either end). r * r is the float 16.2, a hair below 81/5, so the pixel is outside; a
+    # float product r*r * |v|^2 rounds up to exactly 81 and would take it in.
+    r = math.sqrt(16.2)
+    assert r * r == 16.2 and Fraction(r * r) < Fraction(81, 5) == exact_distance2(-3, 3, 1, 2)
+    shape = (30, 30)
+    got = paste(shape, [tools.capsule_mask(10.5, 10.5, 11.5, 12.5, r, shape)])
+    assert not got[13, 7]
+    assert np.array_equal(got, ref_capsule(shape, 10.5, 10.5, 11.5, 12.5, r))
 
 
 def test_flood_region_matches_connected_component():

@@ -15,6 +15,7 @@ uses integer arithmetic, so pixels exactly on the rim are decided the same way e
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from functools import lru_cache
 from typing import Iterator, Sequence
 
@@ -135,7 +136,10 @@ def _capsule_in_box(ax: int, ay: int, bx: int, by: int, radius: float, box: Bbox
     dot = px * ux + py * uy
     cross = px * uy - py * ux
     # Perpendicular distance^2 = cross^2 / length2, compared without division so the rim is exact.
-    beside = (dot >= 0) & (dot <= length2) & (cross * cross <= r2 * length2)
+    # The float product r2 * length2 can round up onto an integer cross^2 (r = sqrt(16.2), length2 = 5
+    # gives 81.0), so compare with the floor of the exact product instead.
+    limit = math.floor(Fraction(r2) * length2)
+    beside = (dot >= 0) & (dot <= length2) & (cross * cross <= limit)
     return near_a | near_b | beside
 
 

@@ -312,7 +312,9 @@ class ConfusionMatrix:
             return None
         iou = self.iou()
         has = gt > 0  # a class with gt pixels always has a non-empty union
-        return float((gt[has] / total * iou[has]).sum())
+        # Weight by pixel counts and divide once: each product is <= its count, so the result is <= 1
+        # exactly (summing the shares gt/total can round up to 1.0000000000000002).
+        return float((gt[has] * iou[has]).sum() / total)
 
     def precision(self) -> np.ndarray:
         """(C,) TP / predicted pixels, NaN where the class was never predicted."""
