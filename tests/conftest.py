@@ -3,10 +3,25 @@ import tempfile
 
 import pytest
 
+from segstudio.core.tasks import runner_threads
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Per-user files (the demo's project store and corrections) go to a throwaway folder, so runs never
 # share a journal with each other or with the developer's own sessions.
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="segstudio-test-data-")
+
+
+@pytest.fixture(autouse=True)
+def no_task_runner_left_running():
+    """Fail a test that leaves a task runner's thread alive: whoever makes a runner shuts it down.
+
+    Runner threads are daemons (a forgotten one must not hang the app's exit), so the UI tests'
+    "no non-daemon thread left" check would not see them.
+    """
+    before = set(runner_threads())
+    yield
+    leaked = [t.name for t in runner_threads() if t not in before]
+    assert not leaked, f"task runner thread(s) left running: {leaked}"
 
 
 def pytest_addoption(parser):
