@@ -1,5 +1,6 @@
 import os
 import tempfile
+import threading
 
 import pytest
 
@@ -12,16 +13,18 @@ os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="segstudio-test-data-")
 
 
 @pytest.fixture(autouse=True)
-def no_task_runner_left_running():
-    """Fail a test that leaves a task runner's thread alive: whoever makes a runner shuts it down.
+def no_threads_left_alive():
+    """Fail a test that leaves a non-daemon thread or a task runner's thread alive.
 
-    Runner threads are daemons (a forgotten one must not hang the app's exit), so the UI tests'
-    "no non-daemon thread left" check would not see them.
+    Runner threads are daemons (a forgotten one must not hang the app's exit), so they are checked by
+    name of owner: whoever makes a runner shuts it down (the window joins its own on close).
     """
-    before = set(runner_threads())
+    before = set(threading.enumerate())
     yield
     leaked = [t.name for t in runner_threads() if t not in before]
     assert not leaked, f"task runner thread(s) left running: {leaked}"
+    leaked = [t.name for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    assert not leaked, f"threads left running: {leaked}"
 
 
 def pytest_addoption(parser):

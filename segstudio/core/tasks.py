@@ -265,6 +265,16 @@ class TaskRunner:
             self._wake.notify()
         return task
 
+    def cancel(self, key: Hashable) -> None:
+        """Cancel the latest task submitted with ``key``, unless its end was delivered already.
+
+        Also drops a result computed but not yet delivered, which ``active()`` no longer lists.
+        """
+        with self._lock:
+            task = self._keyed.get(key)
+        if task is not None:
+            task.cancel()
+
     def active(self, kind: TaskKind | None = None) -> list[Task]:
         """Tasks submitted and not yet done (of ``kind`` when given), oldest first."""
         with self._lock:

@@ -212,6 +212,23 @@ def test_a_result_computed_before_the_supersede_but_delivered_after_is_dropped()
     assert recorder.of("new") == [("started",), ("returned", "new"), ("finished",)]
 
 
+def test_cancel_by_key_drops_a_result_not_yet_delivered():
+    queued = []
+    runner = TaskRunner(max_workers=1, name="test-queued", dispatch=queued.append)
+    recorder = Recorder()
+    try:
+        task = runner.submit(lambda ctx: "stale", kind=KIND, key="k", **recorder.callbacks("t"))
+        task.wait(WAIT)
+        assert runner.active() == []              # done on the worker ...
+        runner.cancel("k")                        # ... but still cancellable until its end is delivered
+        runner.cancel("no such key")
+    finally:
+        runner.shutdown()
+    for deliver in list(queued):
+        deliver()
+    assert recorder.of("t") == [("finished",)]
+
+
 def test_a_long_generator_lets_queued_tasks_run_between_its_slices():
     order = []
     one = TaskRunner(max_workers=1, name="test-one")
