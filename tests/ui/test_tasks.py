@@ -92,3 +92,23 @@ def test_join_cancels_waits_and_drops_what_is_still_queued(qtbot):
     QCoreApplication.processEvents()
     assert returned == []                          # nothing reaches the GUI after join
 
+
+def test_closing_the_window_joins_its_task_runner(qtbot, tmp_path):
+    from segstudio.ui.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    entered = threading.Event()
+
+    def held(ctx):
+        entered.set()
+        while True:
+            ctx.checkpoint()
+            yield
+
+    task = window.task_runner.submit(held, kind=TaskKind.PRESENCE_SCAN)
+    assert entered.wait(WAIT)
+    window.close()
+    assert task.done and task.cancelled
+    assert window.task_runner.active() == []
+    assert not [t for t in runner_threads() if t.name.startswith("segstudio-tasks")]
