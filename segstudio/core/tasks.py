@@ -238,31 +238,29 @@ class TaskRunner:
                on_errored: Callable | None = None, on_finished: Callable | None = None) -> Task:
         """Queue ``fn(context, *args)``; a live task with the same ``key`` is cancelled (superseded).
 
-        Raises
-        ------
-        RuntimeError
-            The runner was shut down.
+        After :meth:`shutdown` the task comes back cancelled: it never runs, only ``on_finished`` is
+        delivered. A late event (a timer, a queued signal) in a closing window must not crash it.
         """
         callbacks = dict(zip(_EVENTS, (on_started, on_progress, on_yielded, on_returned, on_errored,
                                        on_finished)))
         callbacks = {event: cb for event, cb in callbacks.items() if cb is not None}
         with self._lock:
-            if self._closed:
-                raise RuntimeError(f"task runner {self.name!r} is shut down")
             superseded = self._keyed.get(key) if key is not None else None
         if superseded is not None:
             superseded.cancel()          # first, so its on_finished comes before the new one's on_started
         with self._lock:
-            if self._closed:
-                raise RuntimeError(f"task runner {self.name!r} is shut down")
             task = Task(next(self._ids), kind, key, fn, args, callbacks, self)
-            self._live[task.id] = task
-            if key is not None:
-                self._keyed[key] = task
-            self._queue.append(task)
-            if len(self._queue) > self._idle and len(self._threads) < self.max_workers:
-                self._start_thread()
-            self._wake.notify()
+            if not self._closed:
+                self._live[task.id] = task
+                if key is not None:
+                    self._keyed[key] = task
+                self._queue.append(task)
+                if len(self._queue) > self._idle and len(self._threads) < self.max_workers:
+                    self._start_thread()
+                self._wake.notify()
+                return task
+            task._state = _RUNNING       # settled below, exactly once
+        self._settle(task, "cancelled")
         return task
 
     def cancel(self, key: Hashable) -> None:
@@ -283,8 +281,8 @@ class TaskRunner:
     def shutdown(self, wait: bool = True) -> None:
         """Cancel every task and stop the threads; with ``wait``, join them (a running step finishes).
 
-        Further :meth:`submit` calls raise. Safe to call twice, and from a callback on a worker
-        thread (that thread is not joined: it ends after the callback returns).
+        Tasks submitted later are cancelled at once. Safe to call twice, and from a callback on a
+        worker thread (that thread is not joined: it ends after the callback returns).
         """
         with self._lock:
             self._closed = True

@@ -62,7 +62,8 @@ class QtTaskRunner(QObject):
         """Cancel every task and wait for the threads (each finishes the step it is in).
 
         Called when the window closes. Deliveries still queued are dropped: after ``join`` no
-        callback runs, so none reaches a widget that is being torn down.
+        callback runs, so none reaches a widget that is being torn down, and a task submitted
+        later (a late timer or queued signal) is cancelled at once.
         """
         self._joined = True
         self._runner.shutdown(wait=True)

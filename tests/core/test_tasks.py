@@ -268,8 +268,11 @@ def test_shutdown_cancels_joins_and_leaves_no_thread():
     assert running.cancelled and running.done and all(t.done for t in waiting)
     assert not [t for t in threading.enumerate() if t.name.startswith("test-shutdown")]
     assert runner_threads() == []
-    with pytest.raises(RuntimeError, match="shut down"):
-        runner.submit(lambda ctx: None, kind=KIND)
+    recorder, ran = Recorder(), []
+    late = runner.submit(lambda ctx: ran.append(1), kind=KIND, **recorder.callbacks("late"))
+    assert late.done and late.cancelled and ran == []
+    assert recorder.of("late") == [("finished",)]
+    assert runner_threads() == []                 # and no thread started for it
     runner.shutdown()                             # twice is fine
 
 

@@ -89,6 +89,8 @@ def test_join_cancels_waits_and_drops_what_is_still_queued(qtbot):
     runner.join()
     assert running.done and running.cancelled
     assert not [t for t in runner_threads() if t.name.startswith("test-join")]
+    late = runner.submit(lambda ctx: "late", kind=TaskKind.ERROR_REGIONS, on_returned=returned.append)
+    assert late.done and late.cancelled            # a late timer in a closing window does not crash it
     QCoreApplication.processEvents()
     assert returned == []                          # nothing reaches the GUI after join
 
