@@ -318,7 +318,13 @@ class TaskRunner:
             self._step(task, first)
 
     def _step(self, task: Task, first: bool) -> None:
-        """Run ``task`` to its end, or one generator slice when other tasks are waiting."""
+        outcome, value = self._advance(task, first)
+        if outcome is not None:
+            self._settle(task, outcome, value)
+
+    def _advance(self, task: Task, first: bool) -> tuple[str | None, Any]:
+        """Run ``task`` to its end, or one generator slice when other tasks wait (then it is queued
+        again and the outcome is None); returns ``(outcome, value)``."""
         try:
             if first:
                 if task.cancelled:           # cancelled between pop and here
@@ -326,8 +332,7 @@ class TaskRunner:
                 self._deliver(task, "started")
                 value = task._fn(TaskContext(task, self), *task._args)
                 if not inspect.isgenerator(value):
-                    self._settle(task, "returned", value)
-                    return
+                    return "returned", value
                 task._generator = value
             generator = task._generator
             while True:
@@ -340,13 +345,13 @@ class TaskRunner:
                 with self._lock:
                     if self._queue and not self._closed:
                         self._queue.append(task)   # let the waiting tasks run; resumed after them
-                        return
+                        return None, None
         except StopIteration as stop:
-            self._settle(task, "returned", stop.value)
+            return "returned", stop.value
         except Cancelled:
-            self._settle(task, "cancelled")
+            return "cancelled", None
         except Exception as exc:  # noqa: BLE001 - handed to on_errored / result()
-            self._settle(task, "errored", exc)
+            return "errored", exc
 
     def _settle(self, task: Task, outcome: str, value: Any = None) -> None:
         if outcome == "cancelled":

@@ -7,8 +7,8 @@ Statuses and notes are written to the project store at once. "Next to review" (N
 the next unreviewed or needs-attention image in the queue after the current one.
 
 Images that are not open need their ground truth decoded to be ranked: that happens on the window's
-task runner (:class:`_StatsComputer`), and the table fills in as results arrive; until then such an image is
-listed with the unranked ones.
+task runner (:class:`_StatsComputer`), and the table fills in as results arrive; until then such an
+image is listed with the unranked ones.
 """
 from __future__ import annotations
 
@@ -38,9 +38,9 @@ ORDER_LABELS = {"mean_iou": "Worst mean IoU", "error_pixels": "Most error pixels
 STATUS_LABELS = {"unreviewed": "Unreviewed", "accepted": "Accepted", "fixed": "Fixed",
                  "needs_attention": "Needs attention"}
 TO_REVIEW = ("unreviewed", "needs_attention")
+COLUMNS = ("Image", "Status", "Mean IoU", "Error px", "Likely errors")
 
 log = logging.getLogger(__name__)
-COLUMNS = ("Image", "Status", "Mean IoU", "Error px", "Likely errors")
 
 
 def _stats_from_disk(task, num_classes: int, ignore_index: int, threshold: float) -> ImageReviewStats | None:
