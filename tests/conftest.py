@@ -1,8 +1,11 @@
 import os
 import tempfile
+import threading
 
 import pytest
 from hypothesis import settings
+
+from segstudio.core.tasks import runner_threads
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -20,6 +23,21 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.enviro
 # Per-user files (the demo's project store and corrections) go to a throwaway folder, so runs never
 # share a journal with each other or with the developer's own sessions.
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="segstudio-test-data-")
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left_alive():
+    """Fail a test that leaves a non-daemon thread or a task runner's thread alive.
+
+    Runner threads are daemons (a forgotten one must not hang the app's exit), so they are checked by
+    name of owner: whoever makes a runner shuts it down (the window joins its own on close).
+    """
+    before = set(threading.enumerate())
+    yield
+    leaked = [t.name for t in runner_threads() if t not in before]
+    assert not leaked, f"task runner thread(s) left running: {leaked}"
+    leaked = [t.name for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    assert not leaked, f"threads left running: {leaked}"
 
 
 def pytest_addoption(parser):

@@ -8,7 +8,6 @@ the model runs. Cancellation is cooperative: a forward pass cannot be interrupte
 from __future__ import annotations
 
 import queue
-import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -18,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from segstudio.core.evaluation.prediction import Prediction
+from segstudio.core.tasks import TaskKind, TaskRunner
 from segstudio.inference import preprocess
 from segstudio.inference.cancel import CancelToken, Cancelled  # noqa: F401 - re-exported API
 from segstudio.inference.devices import check_cuda_usable, gpu_report, is_out_of_memory, select_device
@@ -435,19 +435,21 @@ class Runner:
 
 
 class _Prefetcher:
-    """Loads items on a daemon thread into a bounded queue; iterate to receive them in order."""
+    """Loads items on a task-runner thread into a bounded queue; iterate to receive them in order.
+
+    It has a runner of its own, not the app's shared one: it holds its thread for the whole dataset
+    run (it is the inference lane's loader), which would hold up the short tasks queued there.
+    """
 
     _END = object()
 
     def __init__(self, dataset, indices: list[int], load: Callable, depth: int):
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, args=(dataset, indices, load),
-                                        name="segstudio-prefetch", daemon=True)
-        self._thread.start()
+        self._tasks = TaskRunner(max_workers=1, name="segstudio-prefetch")
+        self._task = self._tasks.submit(self._work, dataset, indices, load, kind=TaskKind.PREFETCH)
 
-    def _put(self, value) -> bool:
-        while not self._stop.is_set():
+    def _put(self, context, value) -> bool:
+        while not context.cancelled:
             try:
                 self._queue.put(value, timeout=0.1)
                 return True
@@ -455,17 +457,17 @@ class _Prefetcher:
                 continue
         return False
 
-    def _work(self, dataset, indices, load) -> None:
+    def _work(self, context, dataset, indices, load) -> None:
         for index in indices:
-            if self._stop.is_set():
+            if context.cancelled:
                 return
             try:
                 item = load(dataset, index)
             except Exception as exc:  # noqa: BLE001 - handed to the consumer, which decides
                 item = _Item(index, error=exc)
-            if not self._put(item):
+            if not self._put(context, item):
                 return
-        self._put(self._END)
+        self._put(context, self._END)
 
     def __iter__(self) -> Iterator[_Item]:
         while True:
@@ -475,10 +477,10 @@ class _Prefetcher:
             yield item
 
     def close(self) -> None:
-        self._stop.set()
+        self._task.cancel()
         while True:  # unblock a producer waiting on a full queue
             try:
                 self._queue.get_nowait()
             except queue.Empty:
                 break
-        self._thread.join()
+        self._tasks.shutdown(wait=True)

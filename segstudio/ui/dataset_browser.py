@@ -9,18 +9,18 @@ chunks as it goes. Going back to "All classes", a new session or destroying the 
 """
 from __future__ import annotations
 
-import itertools
+import logging
 import math
-import threading
 import time
 
-from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QModelIndex, QObject,
-                            QSortFilterProxyModel, Qt, Signal)
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
 
-from segstudio.inference.cancel import CancelToken
+from segstudio.core.tasks import TaskKind
 
 __all__ = ["DatasetBrowser", "DatasetTableModel"]
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ("#", "Image", "Mean IoU", "Error px")
 SORT_ROLE = Qt.ItemDataRole.UserRole
@@ -117,128 +117,107 @@ class _ClassFilter(QSortFilterProxyModel):
         return known is not None and self.class_id in known
 
 
-class _PresenceScan:
-    """One pass of ``session.learn_classes`` over the images not known yet, on a worker thread."""
+def _scan_presence(context, session, names: list[str], known: int, total: int, chunk: int,
+                   interval_s: float):
+    """Learn the classes of ``names`` one image at a time, reporting (known, total) in chunks.
+
+    A generator: between images the task runner may stop it (cancel) or run a queued task first.
+    """
+    last_report, last_time = known, time.monotonic()
+    for name in names:
+        yield
+        session.learn_classes(name)
+        known += 1
+        if known - last_report >= chunk or time.monotonic() - last_time >= interval_s:
+            context.progress(known, total)
+            last_report, last_time = known, time.monotonic()
+    return known
+
+
+class _PresenceScanner(QObject):
+    """Runs one :func:`_scan_presence` task at a time; relays its progress on the GUI thread.
+
+    Parentless on purpose: it must outlive the browser's children so that the browser's ``destroyed``
+    can stop it.
+    """
 
     CHUNK = 50            # report at least every 50 images ...
     INTERVAL_S = 0.1      # ... or every 100 ms, whichever comes first
 
-    def __init__(self, scan_id: int, session, report):
-        self.id = scan_id
-        self.total = len(session)
-        self._names = session.unknown_presence()
-        self.known = self.total - len(self._names)
-        self._session = session
-        self._report = report          # report(scan_id, known, total, ended, completed), from the worker
-        self._token = CancelToken()
-        self.thread = threading.Thread(target=self._run, name="segstudio-presence-scan")
-
-    def cancel(self) -> None:
-        self._token.cancel()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._token.cancelled
-
-    def _run(self) -> None:
-        known, completed = self.known, False
-        last_report, last_time = known, time.monotonic()
-        try:
-            for name in self._names:
-                if self._token.cancelled:
-                    return
-                self._session.learn_classes(name)
-                known += 1
-                if known - last_report >= self.CHUNK or time.monotonic() - last_time >= self.INTERVAL_S:
-                    self._report(self.id, known, self.total, False, False)
-                    last_report, last_time = known, time.monotonic()
-            completed = True
-        finally:
-            self._report(self.id, known, self.total, True, completed and not self._token.cancelled)
-
-
-class _PresenceScanner(QObject):
-    """Runs :class:`_PresenceScan` jobs; relays the current one's progress on the GUI thread.
-
-    Parentless on purpose: it must outlive the browser's children so that the browser's ``destroyed``
-    can stop it, and a scan's last report must find it alive.
-    """
-
     progressed = Signal(int, int)          # images known, total
     ended = Signal(bool)                   # True when every image is known, False when cancelled
-    _reported = Signal(int, int, int, bool, bool)
 
-    def __init__(self):
+    def __init__(self, task_runner):
         super().__init__()
-        self._ids = itertools.count(1)
-        self._current: _PresenceScan | None = None
-        self._threads: list[threading.Thread] = []
-        self._reported.connect(self._on_reported, Qt.ConnectionType.QueuedConnection)
+        self._task_runner = task_runner
+        self._task = None
+        self._known = self._total = 0
 
     @property
     def scanning(self) -> bool:
-        return self._current is not None
+        return self._task is not None
 
     def progress(self) -> tuple[int, int] | None:
         """(images known, total) of the scan in progress, None when there is none."""
-        return None if self._current is None else (self._current.known, self._current.total)
+        return None if self._task is None else (self._known, self._total)
 
     def start(self, session) -> None:
         """Scan ``session``'s unknown images unless a scan is already going (no-op when none is unknown)."""
-        if self._current is not None or not session.unknown_presence():
+        names = session.unknown_presence()
+        if self._task is not None or not names:
             return
-        scan = _PresenceScan(next(self._ids), session, self._reported.emit)
-        self._current = scan
-        self._threads = [t for t in self._threads if t.is_alive()] + [scan.thread]
-        scan.thread.start()
+        self._total = len(session)
+        self._known = self._total - len(names)
+        self._task = self._task_runner.submit(
+            _scan_presence, session, names, self._known, self._total, self.CHUNK, self.INTERVAL_S,
+            kind=TaskKind.PRESENCE_SCAN, on_progress=self._on_progress,
+            on_returned=lambda _known: self._end(True), on_errored=self._on_errored)
 
     def cancel(self) -> None:
         """Stop the current scan after the mask it is decoding; does not wait."""
-        if self._current is not None:
-            self._current.cancel()
-            self._current = None
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
             self.ended.emit(False)
 
     def stop(self) -> None:
-        """Cancel and wait for every scan thread (at most one mask decode each), silently.
+        """Cancel and wait for the scan (at most one mask decode), silently.
 
         Silently because it also runs from the browser's ``destroyed``, when its children are gone.
         """
-        if self._current is not None:
-            self._current.cancel()
-            self._current = None
-        for thread in self._threads:
-            thread.join()
-        self._threads = []
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            task.wait()
 
-    def _on_reported(self, scan_id: int, known: int, total: int, ended: bool, completed: bool) -> None:
-        scan = self._current
-        if scan is None or scan.id != scan_id:
-            return                          # a cancelled scan's late report
-        scan.known = known
-        if ended:
-            scan.thread.join()              # it has only its return left: no thread outlives the signal
-            self._current = None
-            self.ended.emit(completed)
-        else:
-            self.progressed.emit(known, total)
+    def _on_progress(self, known: int, total: int) -> None:
+        self._known = known
+        self.progressed.emit(known, total)
+
+    def _on_errored(self, exc: Exception) -> None:
+        log.error("the class scan failed", exc_info=exc)
+        self._end(False)
+
+    def _end(self, completed: bool) -> None:
+        self._task = None                  # done: its thread already left the scan
+        self.ended.emit(completed)
 
 
 class DatasetBrowser(QWidget):
-    """Table of the dataset's images; emits ``image_selected(dataset_index)``."""
+    """Table of the dataset's images; emits ``image_selected(dataset_index)``.
+
+    ``task_runner`` (the window's ``QtTaskRunner``) runs the class scan.
+    """
 
     image_selected = Signal(int)
     class_scan_ended = Signal(bool)      # True: every image's classes are known; False: cancelled
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, task_runner, parent: QWidget | None = None):
         super().__init__(parent)
-        self._scanner = _PresenceScanner()
+        self._scanner = _PresenceScanner(task_runner)
         self._scanner.progressed.connect(self._on_scan_progressed)
         self._scanner.ended.connect(self._on_scan_ended)
-        self.destroyed.connect(self._scanner.stop)
-        app = QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self._scanner.stop)
+        self.destroyed.connect(self._scanner.stop)   # on quit the runner itself joins
         self.model = DatasetTableModel(self)
         self.proxy = _ClassFilter(self)
         self.proxy.setSourceModel(self.model)
@@ -296,7 +275,7 @@ class DatasetBrowser(QWidget):
         return self._scanner.scanning
 
     def stop_scan(self) -> None:
-        """Cancel the class scan and wait for its thread."""
+        """Cancel the class scan and wait until it has stopped."""
         self._scanner.stop()
 
     def visible_names(self) -> list[str]:

@@ -54,7 +54,7 @@ class EditController(QObject):
         self.window = window
         self.canvas = window.canvas
         self.settings = EditSettings(window.settings)
-        self.persistence = EditPersistence(window, self.settings, parent=self)
+        self.persistence = EditPersistence(window, self.settings, window.task_runner, parent=self)
         self.document = None
         self.only_over: int | None = None
         self.preserve_labels = False
@@ -186,7 +186,7 @@ class EditController(QObject):
         self.settings_action = self._action("Editing settings…", self.show_settings, [], menu)
 
     def _build_review_dock(self) -> None:
-        self.review = ReviewDock()
+        self.review = ReviewDock(self.window.task_runner)
         self.review.before_export = self._record_live_metrics
         self.review.image_requested.connect(self.window.go_to)
         dock = QDockWidget("Review", self.window)

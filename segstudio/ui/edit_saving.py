@@ -24,6 +24,7 @@ from segstudio.core.evaluation.metrics import ConfusionMatrix
 from segstudio.core.editing.review import likely_label_errors, metrics_summary, record_metrics
 from segstudio.core.io.saving import save_ground_truth
 from segstudio.core.editing.store import ProjectStore
+from segstudio.core.tasks import TaskKind
 
 __all__ = ["EditPersistence", "net_atom"]
 
@@ -49,6 +50,30 @@ def net_atom(before: np.ndarray, after: np.ndarray) -> EditAtom | None:
                     after[y0:y1, x0:x1][changed])
 
 
+def metrics_against(gt: np.ndarray, pred: np.ndarray, confidence: np.ndarray | None, num_classes: int,
+                    ignore_index: int) -> dict:
+    """The store's metrics summary of labels ``gt`` against a prediction (safe on a worker thread)."""
+    cm = ConfusionMatrix(num_classes, ignore_index)
+    cm.update(gt, pred)
+    errors = None
+    if confidence is not None:
+        errors = likely_label_errors(gt, pred, confidence, ignore_index=ignore_index)
+    return metrics_summary(cm, errors)
+
+
+def original_metrics(_context, sample, pred: np.ndarray, confidence: np.ndarray | None, num_classes: int,
+                     ignore_index: int) -> dict | None:
+    """Decode ``sample``'s labels as on disk and summarise them against ``pred``; None when they cannot
+    be read or do not fit (safe on a worker thread: it touches no document)."""
+    try:
+        original = sample.load_mask()
+    except (SegStudioError, OSError):
+        return None
+    if original is None or original.shape != pred.shape:
+        return None
+    return metrics_against(original, pred, confidence, num_classes, ignore_index)
+
+
 def blank_labels(document) -> np.ndarray:
     """All-ignore labels of the dtype a document drafts for an image without ground truth."""
     wide = max(document.num_classes - 1, document.ignore_index) > 255
@@ -62,10 +87,11 @@ class EditPersistence(QObject):
     restored = Signal(str)                # image name whose journal was replayed
     store_closed = Signal()               # the project store was closed (window closing, other dataset)
 
-    def __init__(self, window, settings, parent: QObject | None = None):
+    def __init__(self, window, settings, task_runner, parent: QObject | None = None):
         super().__init__(parent)
         self.window = window
         self.settings = settings
+        self._task_runner = task_runner
         self.session = None
         self.store: ProjectStore | None = None
         self._documents: dict[str, object] = {}   # documents shown in this session, by name
@@ -225,34 +251,54 @@ class EditPersistence(QObject):
                 self.save(document)
 
     # --- metrics in the store -------------------------------------------------------------------
-    def _summary(self, gt, document) -> dict:
-        cm = ConfusionMatrix(document.num_classes, document.ignore_index)
-        cm.update(gt, document.pred)
-        errors = None
-        if document.confidence is not None:
-            errors = likely_label_errors(gt, document.pred, document.confidence, ignore_index=document.ignore_index)
-        return metrics_summary(cm, errors)
+    def _before_inputs(self, document) -> tuple | None:
+        """Arguments of :func:`original_metrics` for ``document``; None when its "before" is recorded
+        already or cannot be (no store, no prediction, not in the dataset)."""
+        if self.store is None or document.pred is None or self.session is None:
+            return None
+        if (self.store.metrics(document.name) or {}).get("before") is not None:
+            return None
+        dataset = self.session.dataset
+        try:
+            sample = dataset[dataset.index_of(document.name)]
+        except KeyError:
+            return None
+        return sample, document.pred, document.confidence, document.num_classes, document.ignore_index
 
     def record_before(self, document) -> None:
-        """Metrics of the original labels against the prediction, once per image."""
-        if self.store is None or document.pred is None or self.session is None:
+        """Metrics of the original labels against the prediction, once per image, in the background.
+
+        Decoding the original mask takes ~100 ms at 4096², too long for the GUI thread when a
+        prediction arrives. The result is recorded only if, by then, the store is the same, the
+        document is still tracked and still shows that prediction; a newer request supersedes it.
+        """
+        inputs = self._before_inputs(document)
+        if inputs is None:
             return
-        if (self.store.metrics(document.name) or {}).get("before") is not None:
-            return
-        try:
-            original = self.session.dataset[self.session.dataset.index_of(document.name)].load_mask()
-        except (SegStudioError, OSError, KeyError):
-            return
-        if original is not None and original.shape == document.pred.shape:
-            record_metrics(self.store, document.name, before=self._summary(original, document))
+        store, pred = self.store, document.pred
+
+        def recorded(summary: dict | None) -> None:
+            if summary is None or store is not self.store or document.pred is not pred \
+                    or self._documents.get(document.name) is not document:
+                return
+            if (store.metrics(document.name) or {}).get("before") is None:
+                record_metrics(store, document.name, before=summary)
+
+        self._task_runner.submit(original_metrics, *inputs, kind=TaskKind.BEFORE_METRICS,
+                                 key=(TaskKind.BEFORE_METRICS, document.name), on_returned=recorded)
 
     def record_after(self, document) -> None:
-        """Metrics of the labels as they are now, from the live comparison (O(C²), no pixel read)."""
-        if self.store is not None and document.pred is not None and document.gt is not None:
-            self.record_before(document)
-            comparison = document.comparison
-            summary = metrics_summary(comparison.confusion.copy(), comparison.label_errors_at())
-            record_metrics(self.store, document.name, after=summary)
+        """Metrics of the labels as they are now, from the live comparison (O(C²), no pixel read);
+        "before" first if the background one is not in yet (a save or an export needs both now)."""
+        if self.store is None or document.pred is None or document.gt is None:
+            return
+        inputs = self._before_inputs(document)
+        before = original_metrics(None, *inputs) if inputs is not None else None
+        if before is not None:
+            record_metrics(self.store, document.name, before=before)
+        comparison = document.comparison
+        record_metrics(self.store, document.name,
+                       after=metrics_summary(comparison.confusion.copy(), comparison.label_errors_at()))
 
     # --- quitting -------------------------------------------------------------------------------
     def confirm_close(self) -> bool:

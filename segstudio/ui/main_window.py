@@ -12,7 +12,7 @@ when a model is about to run or the GPU check is asked for (About, the device li
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QVBoxLayout, QWidget)
@@ -24,6 +24,7 @@ from segstudio.core.editing.session import (ReviewSession, describe_pixel, insta
                                     match_prediction_files)
 from segstudio.core.io.workspace import save_class_colours, with_saved_colours
 from segstudio.inference.catalog import list_available
+from segstudio.core.tasks import TaskKind
 from segstudio.ui import settings as keys
 from segstudio.ui.canvas import CanvasView
 from segstudio.ui.class_panel import ClassPanel
@@ -33,6 +34,7 @@ from segstudio.ui.error_regions import ErrorRegionsPanel
 from segstudio.ui.gpu_notice import install_gpu_notice
 from segstudio.ui.layer_panel import LayerPanel
 from segstudio.ui.model_dock import ModelDock
+from segstudio.ui.tasks import QtTaskRunner
 from segstudio.ui.worker import InferenceController
 
 __all__ = ["MainWindow", "DEMO_MODEL"]
@@ -47,7 +49,6 @@ class MainWindow(QMainWindow):
     document_changed = Signal(object)      # the ImageDocument now shown (editing tools follow it)
     class_selected = Signal(int)           # digit keys / class panel
     errors_shown = Signal(str)             # title, after show_error (tests and logs)
-    _regions_found = Signal(int, object)   # generation, regions: from the thread pool, queued
 
     def __init__(self, settings=None, controller: InferenceController | None = None):
         super().__init__()
@@ -63,7 +64,6 @@ class MainWindow(QMainWindow):
         self.metrics_panel = None          # built in finish_startup (pyqtgraph is slow to import)
         self._job_sessions: dict[int, ReviewSession] = {}   # job id -> the session it serves
         self._unsubscribe_document = None
-        self._regions_generation = 0
         self._regions_stale = False        # a stroke in progress changed labels the regions predate
 
         self.canvas = CanvasView()
@@ -72,9 +72,11 @@ class MainWindow(QMainWindow):
             self.canvas, opacity_default=lambda layer, value: keys.opacity(self.settings, layer, value),
             parent=self)
         self.controller = controller or InferenceController(self)
+        # Background work other than inference: handed to whoever needs it, joined on close.
+        self.task_runner = QtTaskRunner(parent=self)
 
         self.model_dock = ModelDock()
-        self.browser = DatasetBrowser()
+        self.browser = DatasetBrowser(self.task_runner)
         self.regions = ErrorRegionsPanel()
         self._metrics_host = QWidget()
         QVBoxLayout(self._metrics_host).addWidget(QLabel("Loading…"))
@@ -187,7 +189,6 @@ class MainWindow(QMainWindow):
         self.model_dock.device_info_requested.connect(self.check_gpu)
         self.browser.image_selected.connect(self.go_to)
         self.regions.region_selected.connect(lambda region: self.canvas.center_on_rect(*region.bbox))
-        self._regions_found.connect(self._on_regions_found)
         c = self.controller
         c.progress.connect(lambda job, done, total: self.model_dock.set_progress(done, total, c.elapsed(job)))
         c.finished.connect(self._on_prediction)
@@ -249,7 +250,7 @@ class MainWindow(QMainWindow):
         try:
             dataset = open_dataset(path)
             dataset.class_table = with_saved_colours(dataset.root, dataset.class_table)
-            session = ReviewSession(dataset)
+            session = ReviewSession(dataset, self.task_runner)
             if not len(session):
                 raise SegStudioError(path, "no images found")
             document = session.open(0, self._document_factory(session))
@@ -521,23 +522,21 @@ class MainWindow(QMainWindow):
             self.class_panel.set_pixel_counts(doc.gt_counts, None)
 
     def _refresh_regions(self) -> None:
-        """Find the error regions on a pool thread (connected components cost tens of ms on big
-        images); a result computed for an older state of the document is dropped."""
-        self._regions_generation += 1
+        """Find the error regions on the task runner (connected components cost tens of ms on big
+        images); one search at a time, keyed, so a result computed for an older state is dropped."""
         doc = self.document
         if doc is None or doc.gt is None or doc.pred is None:
+            self.task_runner.cancel(TaskKind.ERROR_REGIONS)   # a search for the previous state is not shown
             self.regions.clear("No prediction yet" if doc is None or doc.pred is None else "No ground truth")
             return
-        generation, gt, pred = self._regions_generation, doc.gt.copy(), doc.pred
+        gt, pred = doc.gt.copy(), doc.pred
         ignore, error_class = doc.class_table.ignore_index, doc.error_class
+        self.task_runner.submit(lambda _context: errormap.error_regions(gt, pred, ignore, error_class),
+                                kind=TaskKind.ERROR_REGIONS, key=TaskKind.ERROR_REGIONS,
+                                on_returned=self._on_regions_found)
 
-        def find() -> None:
-            self._regions_found.emit(generation, errormap.error_regions(gt, pred, ignore, error_class))
-
-        QThreadPool.globalInstance().start(find)
-
-    def _on_regions_found(self, generation: int, regions) -> None:
-        if generation == self._regions_generation and self.document is not None:
+    def _on_regions_found(self, regions) -> None:
+        if self.document is not None:
             self.regions.set_regions(regions, self.document.class_table.names)
 
     def _on_layers_changed(self) -> None:
@@ -586,10 +585,11 @@ class MainWindow(QMainWindow):
         self.settings.setValue(keys.GEOMETRY, self.saveGeometry())
         self.settings.setValue(keys.STATE, self.saveState())
         self.settings.sync()
-        self._regions_generation += 1          # a region search still running is not shown...
-        QThreadPool.globalInstance().waitForDone()   # ...and must not outlive the window
+        self._panels_timer.stop()              # nothing may start background work after the join
+        self._regions_timer.stop()
         self.controller.shutdown()
         if self.session is not None:
             self.session.close()
+        self.task_runner.join()                # no task outlives the window, none of its results is shown
         super().closeEvent(event)
 

@@ -6,19 +6,18 @@ ground truth). Images without a prediction are listed after the ranked ones, in 
 Statuses and notes are written to the project store at once. "Next to review" (N) asks the window for
 the next unreviewed or needs-attention image in the queue after the current one.
 
-Images that are not open need their ground truth decoded to be ranked: that happens on a worker thread
-(:class:`_StatsComputer`), and the table fills in as results arrive; until then such an image is
-listed with the unranked ones.
+Images that are not open need their ground truth decoded to be ranked: that happens on the window's
+task runner (:class:`_StatsComputer`), and the table fills in as results arrive; until then such an
+image is listed with the unranked ones.
 """
 from __future__ import annotations
 
-import itertools
+import logging
 import math
-import threading
 import time
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout,
                                QLabel, QLineEdit, QPushButton, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -29,7 +28,7 @@ from segstudio.core.editing.review import (DEFAULT_CONFIDENCE_THRESHOLD, ImageRe
                                    image_review_stats, metrics_summary, review_stats_of, next_to_review, record_metrics,
                                    review_order)
 from segstudio.core.editing.store import STATUSES
-from segstudio.inference.cancel import CancelToken
+from segstudio.core.tasks import TaskKind
 from segstudio.ui.tables import row_list_table
 
 __all__ = ["ReviewDock", "ORDER_LABELS", "STATUS_LABELS"]
@@ -40,6 +39,8 @@ STATUS_LABELS = {"unreviewed": "Unreviewed", "accepted": "Accepted", "fixed": "F
                  "needs_attention": "Needs attention"}
 TO_REVIEW = ("unreviewed", "needs_attention")
 COLUMNS = ("Image", "Status", "Mean IoU", "Error px", "Likely errors")
+
+log = logging.getLogger(__name__)
 
 
 def _stats_from_disk(task, num_classes: int, ignore_index: int, threshold: float) -> ImageReviewStats | None:
@@ -54,8 +55,23 @@ def _stats_from_disk(task, num_classes: int, ignore_index: int, threshold: float
     return image_review_stats(name, gt, pred, num_classes, ignore_index, confidence, threshold)
 
 
+def _rank_from_disk(_context, images: list, args: tuple, chunk_size: int, interval_s: float):
+    """Rank ``images`` with :func:`_stats_from_disk`, yielding results in chunks; returns the rest.
+
+    A generator: between images the task runner may stop it (cancel) or run a queued task first.
+    """
+    chunk, last_time = [], time.monotonic()
+    for image in images:
+        chunk.append((image[0], image[1], _stats_from_disk(image, *args)))
+        due = len(chunk) >= chunk_size or time.monotonic() - last_time >= interval_s
+        yield chunk if due else None
+        if due:
+            chunk, last_time = [], time.monotonic()
+    return chunk
+
+
 class _StatsComputer(QObject):
-    """Runs :func:`_stats_from_disk` over a list of tasks on a worker thread, reporting in chunks.
+    """Runs one :func:`_rank_from_disk` task at a time; its chunks arrive as ``computed``.
 
     Parentless on purpose: the dock's ``destroyed`` (emitted after its children are gone) stops it.
     """
@@ -64,59 +80,37 @@ class _StatsComputer(QObject):
     INTERVAL_S = 0.3      # ... or 300 ms: each report rebuilds the dock's table
 
     computed = Signal(object)  # [(name, generation, ImageReviewStats | None)], on the GUI thread
-    _reported = Signal(int, object, bool)
 
-    def __init__(self):
+    def __init__(self, task_runner):
         super().__init__()
-        self._ids = itertools.count(1)
-        self._job_id = 0
-        self._cancel: CancelToken | None = None
-        self._thread: threading.Thread | None = None
-        self._reported.connect(self._on_reported, Qt.ConnectionType.QueuedConnection)
+        self._task_runner = task_runner
+        self._task = None
 
     @property
     def busy(self) -> bool:
-        return self._cancel is not None
+        return self._task is not None
 
-    def submit(self, tasks: list, num_classes: int, ignore_index: int, threshold: float) -> None:
-        """Start on ``tasks`` (name, generation, sample, pred, confidence); the caller checks ``busy``."""
+    def submit(self, images: list, num_classes: int, ignore_index: int, threshold: float) -> None:
+        """Start on ``images`` (name, generation, sample, pred, confidence); the caller checks ``busy``."""
         self.stop()
-        self._job_id = next(self._ids)
-        self._cancel = CancelToken()
-        self._thread = threading.Thread(target=self._run, name="segstudio-review-stats",
-                                        args=(self._job_id, self._cancel, tasks,
-                                              (num_classes, ignore_index, threshold)))
-        self._thread.start()
+        self._task = self._task_runner.submit(
+            _rank_from_disk, images, (num_classes, ignore_index, threshold), self.CHUNK, self.INTERVAL_S,
+            kind=TaskKind.REVIEW_STATS, on_yielded=self.computed.emit, on_returned=self._on_ended,
+            on_errored=self._on_errored)
 
     def stop(self) -> None:
-        """Cancel the job and wait for its thread (at most one image), without reporting."""
-        if self._cancel is not None:
-            self._cancel.cancel()
-            self._cancel = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        """Cancel the job and wait until it has stopped (at most one image), without reporting."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            task.wait()
 
-    def _run(self, job_id: int, cancel: CancelToken, tasks: list, args: tuple) -> None:
-        chunk, last_time = [], time.monotonic()
-        try:
-            for task in tasks:
-                if cancel.cancelled:
-                    return
-                chunk.append((task[0], task[1], _stats_from_disk(task, *args)))
-                if len(chunk) >= self.CHUNK or time.monotonic() - last_time >= self.INTERVAL_S:
-                    self._reported.emit(job_id, chunk, False)
-                    chunk, last_time = [], time.monotonic()
-        finally:
-            self._reported.emit(job_id, chunk, True)
+    def _on_errored(self, exc: Exception) -> None:
+        log.error("ranking images for review failed", exc_info=exc)
+        self._on_ended([])
 
-    def _on_reported(self, job_id: int, chunk: list, ended: bool) -> None:
-        if job_id != self._job_id or self._cancel is None:
-            return                             # stopped meanwhile
-        if ended:
-            self._cancel = None
-            self._thread.join()             # it has only its return left: no thread outlives the job
-            self._thread = None
+    def _on_ended(self, chunk: list) -> None:
+        self._task = None
         self.computed.emit(chunk)          # after the job ended the dock may start the next
 
 
@@ -127,7 +121,7 @@ class ReviewDock(QWidget):
     status_changed = Signal(str, str)    # image name, status
     exported = Signal(str)               # path written
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, task_runner, parent: QWidget | None = None):
         super().__init__(parent)
         self.session = None
         self.store = None
@@ -140,12 +134,9 @@ class ReviewDock(QWidget):
         self._wanted: set[str] = set()
         self._generations: dict[str, int] = {}
         self._epoch = 0
-        self._computer = _StatsComputer()
+        self._computer = _StatsComputer(task_runner)
         self._computer.computed.connect(self._on_computed)
-        self.destroyed.connect(self._computer.stop)
-        app = QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self._computer.stop)
+        self.destroyed.connect(self._computer.stop)   # on quit the runner itself joins
 
         self.order_combo = QComboBox()
         for key, label in ORDER_LABELS.items():

@@ -1,7 +1,6 @@
-"""UI test fixtures: a private settings file per test, and no QThread may outlive its test."""
+"""UI test fixtures: a private settings file per test, no QThread may outlive its test, a task runner."""
 from __future__ import annotations
 
-import threading
 import weakref
 
 import pytest
@@ -30,18 +29,25 @@ def private_settings(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def no_threads_left_running():
-    """Fail a test that leaves a QThread, a pool runnable or a non-daemon thread running."""
-    before = set(threading.enumerate())
+def no_qthreads_left_running():
+    """Fail a test that leaves a QThread or a pool runnable running (Python threads and task runners
+    are checked for every test, in tests/conftest.py)."""
     running_before = {id(t) for t in list(_started_threads) if t.isRunning()}
     yield
     running = [t.objectName() or repr(t) for t in list(_started_threads)
                if t.isRunning() and id(t) not in running_before]
     assert not running, f"QThread(s) left running: {running}"
     assert QThreadPool.globalInstance().waitForDone(5000), "QThreadPool jobs still running"
-    leaked = [t.name for t in threading.enumerate()
-              if t not in before and t.is_alive() and not t.daemon]
-    assert not leaked, f"threads left running: {leaked}"
+
+
+@pytest.fixture
+def task_runner(qtbot):
+    """A GUI task runner for widgets tested on their own (the window owns one otherwise); joined after."""
+    from segstudio.ui.tasks import QtTaskRunner
+
+    runner = QtTaskRunner(name="test-ui-tasks")
+    yield runner
+    runner.join()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 import shiboken6
 
 from segstudio.core.io.datasets import open_dataset
+from segstudio.core.tasks import TaskKind
 from segstudio.core.io.datasets.base import Sample
 from segstudio.core.editing.session import ReviewSession
 from segstudio.ui import dataset_browser
@@ -17,11 +18,11 @@ from tests.ui.synthetic import TABLE
 
 N = 20
 CORRUPT = "img07"      # its mask file is not an image: counts as having no classes
-SCAN_THREAD = "segstudio-presence-scan"
 
 
-def scan_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == SCAN_THREAD and t.is_alive()]
+def scans(task_runner) -> list:
+    """Class scans still running (or cancelled but not yet stopped) on ``task_runner``."""
+    return task_runner.active(TaskKind.PRESENCE_SCAN)
 
 
 @pytest.fixture
@@ -50,8 +51,8 @@ def with_class(masks, class_id: int) -> list[str]:
 
 
 @pytest.fixture
-def browser(qtbot, tmp_path, masks):
-    widget = DatasetBrowser()
+def browser(qtbot, tmp_path, masks, task_runner):
+    widget = DatasetBrowser(task_runner)
     qtbot.addWidget(widget)
     widget.set_session(ReviewSession(open_dataset(tmp_path / "d")))
     return widget
@@ -79,7 +80,8 @@ class RecordingLoader:
         return self.original(sample)
 
 
-def test_choosing_a_class_returns_at_once_and_scans_off_the_gui_thread(qtbot, browser, masks, monkeypatch):
+def test_choosing_a_class_returns_at_once_and_scans_off_the_gui_thread(qtbot, browser, masks, monkeypatch,
+                                                                      task_runner):
     loader = RecordingLoader(monkeypatch, hold_at=1)
     with qtbot.waitSignal(browser.class_scan_ended, timeout=10000) as ended:
         browser.filter_class(2)
@@ -93,7 +95,7 @@ def test_choosing_a_class_returns_at_once_and_scans_off_the_gui_thread(qtbot, br
     assert sorted(browser.visible_names()) == with_class(masks, 2)
     assert browser.count_label.text() == f"{len(with_class(masks, 2))} of {N} images"
     assert not browser.scanning
-    assert not scan_threads()                           # joined before the signal
+    assert not scans(task_runner)                       # stopped before the signal
 
     browser.filter_class(1)                             # every image known now: no second scan
     assert not browser.scanning
@@ -102,7 +104,7 @@ def test_choosing_a_class_returns_at_once_and_scans_off_the_gui_thread(qtbot, br
 
 
 def test_the_filter_fills_in_chunk_by_chunk(qtbot, browser, masks, monkeypatch):
-    monkeypatch.setattr(dataset_browser._PresenceScan, "CHUNK", 5)
+    monkeypatch.setattr(dataset_browser._PresenceScanner, "CHUNK", 5)
     loader = RecordingLoader(monkeypatch, hold_at=11)
     browser.filter_class(1)
     qtbot.waitUntil(loader.held.is_set)
@@ -115,7 +117,7 @@ def test_the_filter_fills_in_chunk_by_chunk(qtbot, browser, masks, monkeypatch):
     assert sorted(browser.visible_names()) == with_class(masks, 1)
 
 
-def test_back_to_all_classes_cancels_the_scan(qtbot, browser, masks, monkeypatch):
+def test_back_to_all_classes_cancels_the_scan(qtbot, browser, masks, monkeypatch, task_runner):
     loader = RecordingLoader(monkeypatch, hold_at=4)
     browser.filter_class(2)
     qtbot.waitUntil(loader.held.is_set)
@@ -125,31 +127,31 @@ def test_back_to_all_classes_cancels_the_scan(qtbot, browser, masks, monkeypatch
     assert not browser.scanning
     assert browser.count_label.text() == f"{N} of {N} images"
     loader.gate.set()
-    qtbot.waitUntil(lambda: not scan_threads())
+    qtbot.waitUntil(lambda: not scans(task_runner))
     assert len(loader.threads) == 4                     # stopped after the mask it was decoding
     assert sorted(browser.visible_names()) == sorted(masks)
 
 
-def test_a_new_session_joins_the_scan(qtbot, browser, tmp_path, monkeypatch):
+def test_a_new_session_joins_the_scan(qtbot, browser, tmp_path, monkeypatch, task_runner):
     loader = RecordingLoader(monkeypatch, hold_at=1)
     browser.filter_class(2)
     qtbot.waitUntil(loader.held.is_set)
     loader.gate.set()
     browser.set_session(ReviewSession(open_dataset(tmp_path / "d")))
-    assert not scan_threads()
+    assert not scans(task_runner)
     assert not browser.scanning
     assert browser.count_label.text() == f"{N} of {N} images"
 
 
-def test_destroying_the_browser_joins_the_scan(qtbot, tmp_path, masks, monkeypatch):
-    widget = DatasetBrowser()              # not qtbot.addWidget: this test deletes it itself
+def test_destroying_the_browser_joins_the_scan(qtbot, tmp_path, masks, monkeypatch, task_runner):
+    widget = DatasetBrowser(task_runner)   # not qtbot.addWidget: this test deletes it itself
     widget.set_session(ReviewSession(open_dataset(tmp_path / "d")))
     loader = RecordingLoader(monkeypatch, hold_at=1)
     widget.filter_class(2)
     qtbot.waitUntil(loader.held.is_set)
     loader.gate.set()
     shiboken6.delete(widget)
-    assert not scan_threads()
+    assert not scans(task_runner)
 
 
 def test_documents_opened_meanwhile_win_over_the_scan(tmp_path, masks):

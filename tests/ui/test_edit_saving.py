@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -9,12 +10,15 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
+from segstudio.core.io.datasets.base import Sample
 from segstudio.core.io.masks import read_semantic_mask
+from segstudio.core.tasks import TaskKind
 from segstudio.resources import resource_path
 from segstudio.ui import edit_settings
 
 from tests.ui.editing_helpers import drag, editing_window, key, segment_capsule
-from tests.ui.synthetic import make_dataset
+from tests.ui.reference import reference_metrics
+from tests.ui.synthetic import make_dataset, truth_and_prediction
 
 Button = QMessageBox.StandardButton
 
@@ -178,3 +182,59 @@ def test_review_dock_and_tool_bar_layout_survive_a_restart(qtbot, tmp_path):
     again = editing_window(qtbot, root)
     assert again.editor.review_dock.isFloating()
     assert not again.editor.toolbar.isVisible()
+
+
+def before_metrics(window, name):
+    return (window.editor.persistence.store.metrics(name) or {}).get("before")
+
+
+def idle_window(qtbot, tmp_path):
+    """The synthetic dataset's window once its start-up tasks (decoding ahead) are over."""
+    window = editing_window(qtbot, make_dataset(tmp_path / "data"))
+    qtbot.waitUntil(lambda: not window.task_runner.active())
+    assert window.document.name == "a"
+    return window
+
+
+def test_before_metrics_are_decoded_off_the_gui_thread_when_a_prediction_arrives(qtbot, tmp_path, monkeypatch):
+    window = idle_window(qtbot, tmp_path)
+    threads = []
+    original = Sample.load_mask
+
+    def recording(sample):
+        threads.append(threading.current_thread())
+        return original(sample)
+
+    monkeypatch.setattr(Sample, "load_mask", recording)
+    with qtbot.waitSignal(window.controller.job_ended, timeout=5000):
+        window.run_on_image()
+    qtbot.waitUntil(lambda: before_metrics(window, "a") is not None)
+    gt, pred = truth_and_prediction()["a"]
+    before = before_metrics(window, "a")
+    assert before["mean_iou"] == pytest.approx(reference_metrics(gt, pred, 3)["mean_iou"])
+    assert before["error_pixels"] == int((gt != pred).sum())
+    assert threads and all(t is not threading.main_thread() for t in threads)
+
+
+def test_before_metrics_of_a_replaced_prediction_are_dropped(qtbot, tmp_path, monkeypatch):
+    window = idle_window(qtbot, tmp_path)
+    gate, entered = threading.Event(), threading.Event()
+    original = Sample.load_mask
+
+    def held(sample):
+        entered.set()
+        assert gate.wait(10), "test never opened the gate"
+        return original(sample)
+
+    monkeypatch.setattr(Sample, "load_mask", held)
+    with qtbot.waitSignal(window.controller.job_ended, timeout=5000):
+        window.run_on_image()
+    qtbot.waitUntil(entered.is_set)                  # decoding the labels for the model's prediction
+    gt, _ = truth_and_prediction()["a"]
+    replacement = np.full_like(gt, 2)
+    window.document.set_prediction(replacement)      # e.g. another model: its request supersedes
+    gate.set()
+    qtbot.waitUntil(lambda: not window.task_runner.active(TaskKind.BEFORE_METRICS))
+    qtbot.waitUntil(lambda: before_metrics(window, "a") is not None)
+    assert before_metrics(window, "a")["mean_iou"] == pytest.approx(
+        reference_metrics(gt, replacement, 3)["mean_iou"])

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from segstudio.core.editing.store import ProjectStore
 from segstudio.core.evaluation.prediction import Prediction
+from segstudio.core.tasks import TaskKind
 
 from tests.ui.editing_helpers import drag, editing_window, key
 from tests.ui.fakes import GatedRunner
@@ -205,5 +206,5 @@ def test_a_new_source_joins_the_worker(qtbot, window, monkeypatch):
     dock.refresh()
     qtbot.waitUntil(entered.is_set)
     dock.set_source(None, None)
-    assert not [t for t in threading.enumerate() if t.name == "segstudio-review-stats" and t.is_alive()]
+    assert not window.task_runner.active(TaskKind.REVIEW_STATS)
     assert not dock.computing and dock.rows() == []

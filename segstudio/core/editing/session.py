@@ -13,7 +13,6 @@ without a display. The session owns
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -23,6 +22,7 @@ import numpy as np
 from segstudio.core.errors import SegStudioError
 from segstudio.core.evaluation.metrics import ConfusionMatrix
 from segstudio.core.evaluation.prediction import Prediction
+from segstudio.core.tasks import Cancelled, Task, TaskKind, TaskRunner
 
 __all__ = ["ImageStats", "ReviewSession", "compute_stats", "decode_sample", "load_document", "describe_pixel", "instance_marks", "match_prediction_files",
            "load_prediction_file"]
@@ -89,6 +89,17 @@ def load_document(sample, class_table, error_class: int | None = None, decoded=N
                          error_class=error_class)
 
 
+def _decoded_ahead(task: Task | None):
+    """What a decode-ahead task produced, or None: there was none, it was cancelled, or it had not
+    started (waiting behind other tasks is no quicker than decoding now). Re-raises its decode error."""
+    if task is None or task.withdraw():
+        return None
+    try:
+        return task.result()
+    except Cancelled:
+        return None
+
+
 def describe_pixel(document, x: int, y: int) -> str:
     """Status-bar text for image pixel (x, y): coordinates, image value, gt and predicted class."""
     if document is None:
@@ -152,13 +163,17 @@ class ReviewSession:
     ----------
     dataset : core.io.datasets.Dataset
         The dataset (or single image) under review.
+    task_runner : core.tasks.TaskRunner, optional
+        Where :meth:`decode_ahead` decodes (the window's runner, or anything with its ``submit``);
+        without one the session starts a one-thread runner of its own when first needed.
     """
 
-    def __init__(self, dataset):
+    def __init__(self, dataset, task_runner=None):
         self.dataset = dataset
         self.index = 0
-        self._executor: ThreadPoolExecutor | None = None
-        self._ahead: dict[int, Future] = {}
+        self._task_runner = task_runner
+        self._own_runner: TaskRunner | None = None
+        self._ahead: dict[int, Task] = {}
         self.predictions: dict[str, Prediction] = {}
         self.stats: dict[str, ImageStats] = {}
         self._latest_job: dict[str, int] = {}
@@ -239,9 +254,9 @@ class ReviewSession:
         sample = self.dataset[index]
         document = self._documents.get(sample.name)
         if document is None:
-            ahead = self._ahead.pop(index, None)
+            decoded = _decoded_ahead(self._ahead.pop(index, None))
             to_load = self.sample_to_load(index)
-            document = make_document(to_load) if ahead is None else make_document(to_load, ahead.result())
+            document = make_document(to_load) if decoded is None else make_document(to_load, decoded)
             cached = self.predictions.get(sample.name)
             if cached is not None:
                 document.set_prediction(cached.mask, cached.confidence, cached.entropy, cached.instances)
@@ -256,22 +271,32 @@ class ReviewSession:
         return document
 
     def decode_ahead(self, index: int) -> None:
-        """Start decoding image ``index`` on a background thread, so opening it next is quick."""
+        """Start decoding image ``index`` on a background task, so opening it next is quick."""
         if not 0 <= index < len(self.dataset) or index in self._ahead \
                 or self.dataset[index].name in self._documents:
             return
         for stale in [i for i in self._ahead if i != index]:
             self._ahead.pop(stale).cancel()
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segstudio-decode")
-        self._ahead[index] = self._executor.submit(decode_sample, self.sample_to_load(index))
+        runner = self._task_runner
+        if runner is None:
+            if self._own_runner is None:
+                self._own_runner = TaskRunner(max_workers=1, name="segstudio-decode")
+            runner = self._own_runner
+        # A failure is not reported here: open() raises it if the user goes to that image.
+        self._ahead[index] = runner.submit(lambda _context, sample: decode_sample(sample),
+                                           self.sample_to_load(index), kind=TaskKind.DECODE_AHEAD,
+                                           on_errored=lambda _exc: None)
 
     def close(self) -> None:
-        """Stop the decode-ahead thread (waits for a decode in progress)."""
-        self._ahead.clear()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        """Stop decoding ahead (waits for a decode in progress)."""
+        ahead, self._ahead = list(self._ahead.values()), {}
+        for task in ahead:
+            task.cancel()
+        for task in ahead:
+            task.wait()
+        if self._own_runner is not None:
+            self._own_runner.shutdown(wait=True)
+            self._own_runner = None
 
     @property
     def document(self):
