@@ -74,13 +74,17 @@ def _install_probe(window, launched_at: float, wait_for_jobs: bool):
             QTimer.singleShot(0, window.close)
 
     def check_jobs() -> None:
-        if not window.controller.busy:
+        from segstudio.core.tasks import TaskKind
+
+        # A prediction is shown once its comparison, built on the task runner, is attached.
+        if not window.controller.busy and not window.task_runner.active(TaskKind.COMPARISON):
             record("jobs_ended")
 
     _when_first_exposed(window, lambda: record("window_shown"), defer=False)
     window.document_changed.connect(lambda _doc: record("first_image_shown"))
     # Deferred past the window's own job_ended handling, so a result has reached the canvas by then.
     window.controller.job_ended.connect(lambda _job: QTimer.singleShot(0, check_jobs))
+    window.task_runner.finished.connect(lambda _task: QTimer.singleShot(0, check_jobs))
     return lambda: QTimer.singleShot(0, check_jobs)   # start-up may have submitted nothing
 
 

@@ -85,6 +85,7 @@ class TaskKind(Enum):
     REVIEW_STATS = "review-stats"
     ERROR_REGIONS = "error-regions"
     BEFORE_METRICS = "before-metrics"
+    COMPARISON = "comparison"
     PREFETCH = "prefetch"
 
 

@@ -18,7 +18,9 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
                                QVBoxLayout, QWidget)
 
 from segstudio.core.evaluation import errormap
-from segstudio.core.editing.document import DocumentEvent, EventKind
+from segstudio.core.display.layers import prepare_layers
+from segstudio.core.editing.document import DocumentEvent, EventKind, ImageDocument
+from segstudio.core.evaluation.prediction import Prediction
 from segstudio.core.errors import SegStudioError
 from segstudio.core.editing.session import (ReviewSession, describe_pixel, instance_marks, load_document,
                                     match_prediction_files)
@@ -391,9 +393,19 @@ class MainWindow(QMainWindow):
         if self.session is None or self._job_sessions.get(job) is not self.session:
             return  # a result for a dataset that is no longer open
         if self.session.accept_prediction(job, name, prediction):
-            self.document.set_prediction(prediction.mask, prediction.confidence, prediction.entropy,
-                                         prediction.instances)
+            self._attach_prediction(self.document, prediction)
         self._schedule_panels()
+
+    def _attach_prediction(self, document: ImageDocument, prediction: Prediction) -> None:
+        """Compare ``document``'s labels with a new prediction without blocking the GUI: the
+        comparison and its display arrays are built on the task runner (O(image)) and attached on
+        return in O(1); if the user painted meanwhile, attaching rebuilds it against the labels now."""
+        build, version = document.comparison_builder(prediction.mask, prediction.confidence,
+                                                     prediction.entropy, prediction.instances)
+        gt = document.gt
+        self.task_runner.submit(lambda _context: prepare_layers(build(), gt), kind=TaskKind.COMPARISON,
+                                key=(TaskKind.COMPARISON, document.name),
+                                on_returned=lambda comparison: document.attach_comparison(comparison, version))
 
     def _on_gpu_report(self, report) -> None:
         self.gpu_report = report
@@ -529,15 +541,23 @@ class MainWindow(QMainWindow):
             self.task_runner.cancel(TaskKind.ERROR_REGIONS)   # a search for the previous state is not shown
             self.regions.clear("No prediction yet" if doc is None or doc.pred is None else "No ground truth")
             return
-        gt, pred = doc.gt.copy(), doc.pred
+        # The live labels are read without a copy (64 MB at 8192²); a result whose labels changed
+        # while it was computed is dropped and searched again once the stroke is committed.
+        gt, pred, version = doc.gt, doc.pred, doc.labels_version
         ignore, error_class = doc.class_table.ignore_index, doc.error_class
         self.task_runner.submit(lambda _context: errormap.error_regions(gt, pred, ignore, error_class),
                                 kind=TaskKind.ERROR_REGIONS, key=TaskKind.ERROR_REGIONS,
-                                on_returned=self._on_regions_found)
+                                on_returned=lambda regions: self._on_regions_found(doc, version, regions))
 
-    def _on_regions_found(self, regions) -> None:
-        if self.document is not None:
-            self.regions.set_regions(regions, self.document.class_table.names)
+    def _on_regions_found(self, document: ImageDocument, version: int, regions) -> None:
+        if document is not self.document:
+            return
+        if document.labels_version != version:
+            self._regions_stale = True
+            if not document.in_stroke:
+                self._schedule_panels(regions=True)
+            return
+        self.regions.set_regions(regions, document.class_table.names)
 
     def _on_layers_changed(self) -> None:
         self.layer_panel.set_layers(self.presenter.layer_rows())

@@ -239,6 +239,7 @@ def test_predictions_folder_fills_the_cache_and_reports_bad_files(qtbot, window,
     with qtbot.waitSignal(window.errors_shown, timeout=5000):
         window.open_predictions(str(folder))
     qtbot.waitUntil(lambda: not window.controller.busy)
+    qtbot.waitUntil(lambda: window.document.pred is not None)   # its comparison is built off the GUI thread
     np.testing.assert_array_equal(window.canvas.layer("pred").array, truth_and_prediction()["a"][1])
     assert "b" not in window.session.predictions
     assert window.session.stats["a"].error_pixels == int((truth_and_prediction()["a"][0] !=
