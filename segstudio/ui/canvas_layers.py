@@ -368,6 +368,10 @@ class LayerCompositor(QGraphicsItem):
         self._last_frame_zoom: float | None = None
         self._changed_since_frame = True
         self._steady = False  # this frame has the zoom and layer settings of the previous one
+        # Scene rects edited since the last frame. A stroke's dab edits several layers over the same
+        # rect (labels, error map, hatch); patching the composites once per frame, not once per layer,
+        # keeps a dab's canvas cost to one recomposite of its rect.
+        self._pending: list[tuple[int, int, int, int]] = []
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
 
     def add_layer(self, layer: TiledLayerItem) -> None:
@@ -383,6 +387,7 @@ class LayerCompositor(QGraphicsItem):
         """Drop every composite; the visible ones are redrawn on the first steady frame."""
         self.prepareGeometryChange()  # a layer's array (and so the bounding rect) may have changed
         self._cache.drop_owner(self._owner)
+        self._pending.clear()
         self._changed_since_frame = True
         self.update()
 
@@ -441,7 +446,9 @@ class LayerCompositor(QGraphicsItem):
         zoom, level = plan
         if zoom != self._zoom:
             self._cache.drop_owner(self._owner)
+            self._pending.clear()
             self._zoom = zoom
+        self._patch_pending()
         exposed = option.exposedRect.intersected(self.boundingRect())
         if exposed.isEmpty():
             return
@@ -471,14 +478,26 @@ class LayerCompositor(QGraphicsItem):
         painter.restore()
 
     def invalidate_region(self, x0: int, y0: int, x1: int, y1: int) -> None:
-        """Scene pixels ``[x0, x1) x [y0, y1)`` of a layer changed: redraw the composite pixels they reach.
+        """Scene pixels ``[x0, x1) x [y0, y1)`` of a layer changed: their composite pixels are redrawn
+        before the next frame is drawn (once, however many layers changed there)."""
+        if self._zoom is None or not self._layers:
+            return
+        rect = (x0, y0, x1, y1)
+        if not any(p[0] <= x0 and p[1] <= y0 and p[2] >= x1 and p[3] >= y1 for p in self._pending):
+            self._pending.append(rect)
+
+    def _patch_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for rect in pending:
+            self._patch(*rect)
+
+    def _patch(self, x0: int, y0: int, x1: int, y1: int) -> None:
+        """Redraw the composite pixels that scene pixels ``[x0, x1) x [y0, y1)`` reach.
 
         A changed level pixel can reach one level pixel further through image smoothing, so the
         redrawn rectangle is the changed level pixels grown by one level pixel (and one device pixel).
         """
         zoom = self._zoom
-        if zoom is None or not self._layers:
-            return
         height, width = self._layers[0].array.shape[:2]
         for key in self._cache.keys_of(self._owner):
             _, level, tx, ty = key

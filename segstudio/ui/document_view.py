@@ -219,7 +219,7 @@ class DocumentPresenter(QObject):
             rows, cols = slice(y, y + h), slice(x, x + w)
             if hatch.ndim == 2:
                 hatch[rows, cols] = pair_codes(doc.error_codes[rows, cols], doc.gt[rows, cols],
-                                               doc.pred[rows, cols], doc.num_classes, (x, y), doc.shape)
+                                               doc.pred[rows, cols], doc.num_classes, (x, y))
             else:
                 hatch[rows, cols] = errormap.pair_tint(doc.gt[rows, cols], doc.pred[rows, cols],
                                                        doc.class_table, origin=(x, y))

@@ -543,9 +543,9 @@ class MainWindow(QMainWindow):
             return
         # The live labels are read without a copy (64 MB at 8192²); a result whose labels changed
         # while it was computed is dropped and searched again once the stroke is committed.
-        gt, pred, version = doc.gt, doc.pred, doc.labels_version
+        gt, pred, codes, version = doc.gt, doc.pred, doc.error_codes, doc.labels_version
         ignore, error_class = doc.class_table.ignore_index, doc.error_class
-        self.task_runner.submit(lambda _context: errormap.error_regions(gt, pred, ignore, error_class),
+        self.task_runner.submit(lambda _context: errormap.error_regions(gt, pred, ignore, error_class, codes=codes),
                                 kind=TaskKind.ERROR_REGIONS, key=TaskKind.ERROR_REGIONS,
                                 on_returned=lambda regions: self._on_regions_found(doc, version, regions))
 

@@ -30,5 +30,19 @@ def test_sub_rectangle_matches_the_whole():
     whole = pair_codes(codes, gt, pred, 5)
     x, y, w, h = 7, 5, 20, 11
     part = pair_codes(codes[y:y + h, x:x + w], gt[y:y + h, x:x + w], pred[y:y + h, x:x + w], 5,
-                      origin=(x, y), full_shape=gt.shape)
+                      origin=(x, y))
+    np.testing.assert_array_equal(part, whole[y:y + h, x:x + w])
+
+
+def test_banded_computation_matches_one_pass(monkeypatch):
+    """Large images are coded in bands of rows (bounded temporaries); the bands must line up."""
+    from segstudio.core.display import overlays
+
+    gt, pred = _masks(2, shape=(41, 23))
+    codes = errormap.error_codes(gt, pred)
+    whole = pair_codes(codes, gt, pred, 5, origin=(3, 1))
+    monkeypatch.setattr(overlays, "_CHUNK_PIXELS", 50)   # bands of 2 rows
+    np.testing.assert_array_equal(pair_codes(codes, gt, pred, 5, origin=(3, 1)), whole)
+    x, y, w, h = 4, 6, 15, 30
+    part = pair_codes(codes[y:y + h, x:x + w], gt[y:y + h, x:x + w], pred[y:y + h, x:x + w], 5, origin=(x + 3, y + 1))
     np.testing.assert_array_equal(part, whole[y:y + h, x:x + w])

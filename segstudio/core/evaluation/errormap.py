@@ -200,15 +200,23 @@ class ErrorRegion:
     code: int = MISCLASSIFIED
 
 
+_MAJORITY_CHUNK = 1 << 22
+_WRONG = np.zeros(256, bool)   # error code -> counts as a wrong pixel (a lookup, not np.isin's sort)
+_WRONG[list(WRONG_CODES)] = True
+
+
 def _majority(labels: np.ndarray, values: np.ndarray, n_labels: int) -> np.ndarray:
     """Most frequent value per label (ties -> smallest value); labels in 1..n_labels-1."""
-    values = values.astype(np.int64)
     span = int(values.max()) + 1 if values.size else 1
     if n_labels * span <= (1 << 22):
-        hist = np.bincount(labels.astype(np.int64) * span + values, minlength=n_labels * span)
+        # in chunks: the int64 keys of every wrong pixel at once cost 8 bytes each (~100 MB at 4096²)
+        hist = np.zeros(n_labels * span, np.int64)
+        for start in range(0, labels.size, _MAJORITY_CHUNK):
+            part = slice(start, start + _MAJORITY_CHUNK)
+            hist += np.bincount(labels[part].astype(np.int64) * span + values[part], minlength=n_labels * span)
         return hist.reshape(n_labels, span).argmax(axis=1)
     # Many blobs and wide ids: count distinct (label, value) pairs instead of a dense table.
-    key = labels.astype(np.int64) * span + values
+    key = labels.astype(np.int64) * span + values.astype(np.int64)
     uniq, counts = np.unique(key, return_counts=True)
     lab, val = uniq // span, uniq % span
     order = np.lexsort((val, -counts, lab))
@@ -221,7 +229,8 @@ def _majority(labels: np.ndarray, values: np.ndarray, n_labels: int) -> np.ndarr
 
 def error_components(gt: np.ndarray, pred: np.ndarray, ignore_index: int = 255,
                      class_id: int | None = None, min_size: int = 1, connectivity: int = 8,
-                     background: int | None = 0) -> tuple[np.ndarray, list[ErrorRegion]]:
+                     background: int | None = 0, codes: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, list[ErrorRegion]]:
     """Label image of the wrong pixels and their regions; see :func:`error_regions`.
 
     Returns
@@ -234,8 +243,9 @@ def error_components(gt: np.ndarray, pred: np.ndarray, ignore_index: int = 255,
     gt, pred = _check_pair(gt, pred)
     if gt.ndim != 2:
         raise ValueError(f"error regions need 2-D masks, got shape {gt.shape}")
-    codes = error_codes(gt, pred, ignore_index, class_id, background)
-    wrong = np.isin(codes, WRONG_CODES)
+    if codes is None:
+        codes = error_codes(gt, pred, ignore_index, class_id, background)
+    wrong = _WRONG[codes]
     if not wrong.any():
         return np.zeros(gt.shape, np.int32), []
     n, labels, stats, _ = cv2.connectedComponentsWithStats(wrong.view(np.uint8), connectivity=connectivity,
@@ -257,7 +267,8 @@ def error_components(gt: np.ndarray, pred: np.ndarray, ignore_index: int = 255,
 
 
 def error_regions(gt: np.ndarray, pred: np.ndarray, ignore_index: int = 255, class_id: int | None = None,
-                  min_size: int = 1, connectivity: int = 8, background: int | None = 0) -> list[ErrorRegion]:
+                  min_size: int = 1, connectivity: int = 8, background: int | None = 0,
+                  codes: np.ndarray | None = None) -> list[ErrorRegion]:
     """Connected regions of wrong pixels, largest first.
 
     Parameters
@@ -274,12 +285,15 @@ def error_regions(gt: np.ndarray, pred: np.ndarray, ignore_index: int = 255, cla
         Pixel neighbourhood.
     background : int or None
         As in :func:`error_codes`.
+    codes : numpy.ndarray, optional
+        The error codes of ``gt`` against ``pred`` with these settings, when already known (a
+        comparison's): saves recomputing them.
 
     Returns
     -------
     list of ErrorRegion
     """
-    return error_components(gt, pred, ignore_index, class_id, min_size, connectivity, background)[1]
+    return error_components(gt, pred, ignore_index, class_id, min_size, connectivity, background, codes)[1]
 
 
 # ---------------------------------------------------------------------- instances
