@@ -255,7 +255,7 @@ def measure_segstudio(dataset: str, preds: str, path: dict, zoom: str) -> dict:
             times.append((time.perf_counter() - t0) * 1000)
     send(QEvent.Type.MouseButtonRelease, dabs[-1], left, none)
     gt = window.document.gt
-    out["painted"] = all(int(gt[y, x]) == window.selected_class for x, y in dabs)
+    out["painted"] = all(int(gt[y, x]) == window.selection.class_id for x, y in dabs)
     out["dab"] = {**stats(times), "dabs": len(times)}
     wait_ms(SETTLE_MS)
 
@@ -286,7 +286,7 @@ def measure_segstudio(dataset: str, preds: str, path: dict, zoom: str) -> dict:
     ideal = (len(stroke) - 1) * period
     out.update(stroke_s=done["t"] - begin, stroke_ideal_s=ideal, stroke_ratio=(done["t"] - begin) / ideal,
                block_ms=heartbeat.stop(), rss_after_mb=peak_rss_mb(),
-               stroke_painted=bool(window.document.gt[stroke[-1][1], stroke[-1][0]] == window.selected_class))
+               stroke_painted=bool(window.document.gt[stroke[-1][1], stroke[-1][0]] == window.selection.class_id))
     return out
 
 
