@@ -291,16 +291,17 @@ class EditingService:
             return None
         return sample, document.pred, document.confidence, document.num_classes, document.ignore_index
 
-    def record_before(self, document: ImageDocument) -> None:
+    def record_before(self, document: ImageDocument) -> Task | None:
         """Metrics of the original labels against the prediction, once per image, in the background.
 
         Decoding the original mask takes ~100 ms at 4096², too long for the GUI thread when a
         prediction arrives. The result is recorded only if, by then, the store is the same, the
         document is still tracked and still shows that prediction; a newer request supersedes it.
+        Returns the task (None when there is nothing to record).
         """
         inputs = self._before_inputs(document)
         if inputs is None:
-            return
+            return None
         store, pred = self.store, document.pred
 
         def recorded(summary: dict | None) -> None:
@@ -310,8 +311,8 @@ class EditingService:
             if (store.metrics(document.name) or {}).get("before") is None:
                 record_metrics(store, document.name, before=summary)
 
-        self.tasks.submit(original_metrics, *inputs, kind=TaskKind.BEFORE_METRICS,
-                          key=(TaskKind.BEFORE_METRICS, document.name), on_returned=recorded)
+        return self.tasks.submit(original_metrics, *inputs, kind=TaskKind.BEFORE_METRICS,
+                                 key=(TaskKind.BEFORE_METRICS, document.name), on_returned=recorded)
 
     def record_after(self, document: ImageDocument) -> None:
         """Metrics of the labels as they are now, from the live comparison (O(C²), no pixel read);
