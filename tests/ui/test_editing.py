@@ -269,7 +269,7 @@ def test_start_from_prediction_is_one_undoable_step(qtbot, window):
 def test_enter_in_the_image_list_still_opens_the_image(qtbot, window):
     key(qtbot, window, Qt.Key.Key_P)                   # the polygon tool binds Enter on the canvas only
     view = window.browser.view
-    window.findChild(type(window.editor.review_dock), "dock_dataset").raise_()
+    window.dock("dataset").raise_()
     view.setFocus()
     view.setCurrentIndex(window.browser.proxy.index(1, 1))
     qtbot.keyClick(view, Qt.Key.Key_Return)

@@ -249,7 +249,7 @@ def test_predictions_folder_fills_the_cache_and_reports_bad_files(qtbot, window,
 
 def test_clicking_a_row_in_the_dataset_browser_opens_that_image(qtbot, window):
     view = window.browser.view
-    window._docks["dataset"].raise_()
+    window.dock("dataset").raise_()
     qtbot.waitUntil(view.isVisible)
     row_b = window.browser.visible_names().index("b")
     rect = view.visualRect(window.browser.proxy.index(row_b, 1))
