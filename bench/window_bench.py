@@ -18,7 +18,7 @@ raster engine and never uses the display under ``offscreen``.
 
 For each size a dataset (``images/img.png`` RGB, ``masks/img.png`` 21-class index mask,
 ``classes.json``) and a predictions folder (``img.png``, a different mask) are written, then a fresh
-segstudio process builds the window as ``segstudio PATH`` does (``MainWindow`` + ``EditController``,
+segstudio process builds the window as ``segstudio PATH`` does (``build_main_window()``,
 shown, then ``finish_startup(PATH)`` once exposed, which also imports torch in the worker; no model
 is loaded), and a fresh napari process loads the same files. Per size:
 
@@ -160,13 +160,10 @@ def wait_ms(ms: int) -> None:
 
 
 def show_side_by_side(window) -> None:
-    """The review dock is tabbed with the dataset browser: put it beside it so both are on screen.
-    Found by object name (``dock_review`` / ``dock_dataset``): the window has no public dock API."""
+    """The review dock is tabbed with the dataset browser: put it beside it so both are on screen."""
     from PySide6.QtCore import Qt
-    from PySide6.QtWidgets import QDockWidget
 
-    review = window.findChild(QDockWidget, "dock_review")
-    dataset = window.findChild(QDockWidget, "dock_dataset")
+    review, dataset = window.dock("review"), window.dock("dataset")
     window.removeDockWidget(review)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, review)
     review.show()
@@ -187,13 +184,14 @@ def measure_segstudio(dataset: str, preds: str, path: dict, zoom: str) -> dict:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("segstudio")    # as segstudio.commands.gui.run does
     app.setOrganizationName("segstudio")
-    from segstudio.ui.edit_controller import EditController
-    from segstudio.ui.main_window import MainWindow
+    from segstudio.core.editing.service import UnsavedChoice
+    from segstudio.ui.compose import build_main_window
 
-    # gui.run has no builder to call: it builds these two, shows the window and calls finish_startup
-    # from the event loop once the window is exposed. Mirrored here step by step.
-    window = MainWindow()
-    window.editor = EditController(window)
+    # As gui.run: the same builder, shown, then finish_startup once exposed (gui.run defers that call
+    # to the event loop; here it follows the wait).
+    window = build_main_window()
+    # The bench's strokes are not worth keeping: closing discards them instead of asking in a dialog.
+    window.saving.answer_unsaved_with(UnsavedChoice.DISCARD)
     window.show()
     if not QTest.qWaitForWindowExposed(window, 10_000):
         raise SystemExit("the window was never exposed")
@@ -255,7 +253,7 @@ def measure_segstudio(dataset: str, preds: str, path: dict, zoom: str) -> dict:
             times.append((time.perf_counter() - t0) * 1000)
     send(QEvent.Type.MouseButtonRelease, dabs[-1], left, none)
     gt = window.document.gt
-    out["painted"] = all(int(gt[y, x]) == window.selected_class for x, y in dabs)
+    out["painted"] = all(int(gt[y, x]) == window.selection.class_id for x, y in dabs)
     out["dab"] = {**stats(times), "dabs": len(times)}
     wait_ms(SETTLE_MS)
 
@@ -286,16 +284,14 @@ def measure_segstudio(dataset: str, preds: str, path: dict, zoom: str) -> dict:
     ideal = (len(stroke) - 1) * period
     out.update(stroke_s=done["t"] - begin, stroke_ideal_s=ideal, stroke_ratio=(done["t"] - begin) / ideal,
                block_ms=heartbeat.stop(), rss_after_mb=peak_rss_mb(),
-               stroke_painted=bool(window.document.gt[stroke[-1][1], stroke[-1][0]] == window.selected_class))
-    return out
+               stroke_painted=bool(window.document.gt[stroke[-1][1], stroke[-1][0]] == window.selection.class_id))
+    return out, window
 
 
 def worker_main(args) -> None:
-    out = measure_segstudio(args.dataset, args.preds, json.loads(args.path), args.zoom)
+    out, window = measure_segstudio(args.dataset, args.preds, json.loads(args.path), args.zoom)
     print(json.dumps(out), flush=True)
-    # Closing the window would ask, in a modal dialog, whether to save the bench's strokes; the
-    # process is done and its numbers are out, so it ends here.
-    os._exit(0)
+    window.close()          # discards the strokes (see measure_segstudio), joins the worker and tasks
 
 
 # --- orchestration ------------------------------------------------------------------------------
@@ -424,6 +420,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.worker:
         worker_main(args)
+        return
     if args.quick:
         args.dabs = 20
     args.sizes = args.sizes or ([1024, 2048] if args.quick else [2048, 4096, 8192])

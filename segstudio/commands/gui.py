@@ -95,11 +95,9 @@ def run(args) -> int:
     app.setApplicationName("segstudio")
     app.setOrganizationName("segstudio")
 
-    from segstudio.ui.edit_controller import EditController
-    from segstudio.ui.main_window import MainWindow
+    from segstudio.ui.compose import build_main_window
 
-    window = MainWindow()
-    window.editor = EditController(window)   # tools, Edit menu, saving and the review dock
+    window = build_main_window()
     probe_start = os.environ.get(PROBE_ENV)
     started = _install_probe(window, float(probe_start), wait_for_jobs=bool(args.predictions or args.run)) \
         if probe_start else (lambda: None)

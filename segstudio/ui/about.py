@@ -8,11 +8,15 @@ from importlib import metadata
 import cv2
 import numpy as np
 import PySide6
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from segstudio import __version__
 from segstudio.ui.gpu_notice import details_text
 
-__all__ = ["about_text"]
+__all__ = ["about_text", "refresh_about_box", "show_about_box"]
+
+ABOUT_OBJECT_NAME = "about"
 
 
 def _torch_version() -> str:
@@ -46,3 +50,20 @@ def about_text(device: str, gpu_report: dict | None) -> str:
         lines.append("GPU check:")
         lines.extend(f"  {line}" for line in details_text(gpu_report).splitlines())
     return "\n".join(lines)
+
+
+def show_about_box(parent: QWidget, device: str, gpu_report: dict | None) -> QMessageBox:
+    """Help › About, non-modal; :func:`refresh_about_box` fills the GPU check in when it reports."""
+    box = QMessageBox(QMessageBox.Icon.Information, "About segstudio", about_text(device, gpu_report),
+                      QMessageBox.StandardButton.Ok, parent)
+    box.setObjectName(ABOUT_OBJECT_NAME)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.open()
+    return box
+
+
+def refresh_about_box(parent: QWidget, device: str, gpu_report: dict | None) -> None:
+    """Rewrite the About box open on ``parent``, if any (it deletes itself on close)."""
+    box = parent.findChild(QMessageBox, ABOUT_OBJECT_NAME)
+    if box is not None:
+        box.setText(about_text(device, gpu_report))

@@ -14,7 +14,7 @@ from segstudio.core.evaluation import errormap
 from segstudio.core.io.images import to_display_rgb
 from segstudio.core.display.layers import confidence_layer, entropy_layer, hatch_codes
 from segstudio.core.display.overlays import MAX_PAIR_CLASSES, pair_codes, pair_lut
-from segstudio.core.display.render import semantic_outlines, view_arrays
+from segstudio.core.display.render import ViewMode, semantic_outlines, view_arrays
 from segstudio.core.editing.document import DocumentEvent, EventKind, ImageDocument
 
 __all__ = ["DocumentPresenter", "LAYERS", "HIGHLIGHT_COLOR", "MARK_COLORS"]
@@ -52,7 +52,7 @@ class DocumentPresenter(QObject):
         super().__init__(parent)
         self.canvas = canvas
         self.document = None
-        self.view_mode = "semantic"        # 'semantic' | 'instance' | 'outlines'
+        self.view_mode = ViewMode.SEMANTIC
         self.hidden_classes: set[int] = set()
         self.instance_marks: list = []
         self.order: list[str] = list(LAYERS)     # bottom to top; the layer panel may reorder
@@ -86,7 +86,7 @@ class DocumentPresenter(QObject):
         self.layers_changed.emit()
 
     # --- view options -------------------------------------------------------------------------
-    def set_view_mode(self, mode: str) -> None:
+    def set_view_mode(self, mode: ViewMode) -> None:
         self.view_mode = mode
         if self.document is not None:
             self._refresh_masks()
@@ -199,9 +199,9 @@ class DocumentPresenter(QObject):
         names = self.canvas.layer_names()
         if "gt" not in names:
             self._refresh_masks()
-        elif self.view_mode == "semantic":
+        elif self.view_mode is ViewMode.SEMANTIC:
             self.canvas.update_layer_region("gt", x, y, w, h)
-        elif self.view_mode == "outlines" and doc.gt_instances is None:
+        elif self.view_mode is ViewMode.OUTLINES and doc.gt_instances is None:
             # class borders move at most one pixel beyond the stroke: redraw that ring, O(bbox)
             x0, y0 = max(0, x - 1), max(0, y - 1)
             x1, y1 = min(doc.shape[1], x + w + 1), min(doc.shape[0], y + h + 1)

@@ -1,12 +1,13 @@
-"""The editor: tool bar, Edit menu and review dock, bound to the main window through its public API.
+"""The editor: tool bar, Edit menu and review dock, bound to the window through :class:`EditorHost`.
 
-``EditController(window)`` installs itself: a tool bar with the editing tools, brush size and the
-"preserve other labels" / "paint only over" options, an Edit menu (undo, redo, save, start from
-prediction, error-region actions), and the review dock. It follows ``window.document_changed`` and
-keeps no pixel state: tools call the current :class:`~segstudio.core.editing.document.ImageDocument`, whose
-events already drive the canvas (``DocumentPresenter`` redraws only the dirty rectangle) and the metrics
-panel (the main window shows each event's ``metrics_delta``). Saving, autosave, the crash journal and
-the quit prompt live in :class:`~segstudio.ui.edit_saving.EditPersistence`.
+``EditController(host)`` builds a tool bar with the editing tools, brush size and the "preserve other
+labels" / "paint only over" options, an Edit menu (undo, redo, save, start from prediction,
+error-region actions) and the review dock, and hands them to the host (``add_tool_bar``,
+``add_edit_menu``, ``add_review_dock``). It follows ``host.document_changed`` and keeps no pixel state:
+tools call the current :class:`~segstudio.core.editing.document.ImageDocument`, whose events already
+drive the canvas (``DocumentPresenter`` redraws only the dirty rectangle) and the metrics panel.
+Saving, autosave, the crash journal and the quit prompt are the host's ``saving``
+(:class:`~segstudio.ui.edit_saving.EditPersistence`); the selected class is ``host.selection``.
 
 Keys: V navigate, B brush, X eraser (Shift: ignore), A accept-prediction brush, G flood fill,
 P polygon / lasso, K class picker (Alt+click picks in every tool), ``[`` / ``]`` and Ctrl+wheel brush
@@ -18,11 +19,12 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QComboBox, QDockWidget, QLabel, QMenu, QSpinBox, QToolBar
+from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QToolBar
 
+from segstudio.core.editing.document import DocumentEvent, EventKind, ImageDocument
 from segstudio.core.evaluation import errormap
-from segstudio.ui.edit_saving import EditPersistence
-from segstudio.ui.edit_settings import BRUSH_RADIUS, EditSettings, EditSettingsDialog
+from segstudio.ui.edit_settings import BRUSH_RADIUS, EditSettingsDialog
+from segstudio.ui.editor_host import EditorHost
 from segstudio.ui.edit_tools import (AcceptPredictionBrush, BrushTool, ClassPickerTool, EraserTool,
                                      FloodFillTool, PolygonTool)
 from segstudio.ui.review_dock import ReviewDock
@@ -49,18 +51,18 @@ class EditController(QObject):
     brush_radius_changed = Signal(int)
     document_bound = Signal(object)     # the document the editor now edits (after recovery)
 
-    def __init__(self, window):
-        super().__init__(window)
-        self.window = window
-        self.canvas = window.canvas
-        self.settings = EditSettings(window.settings)
-        self.persistence = EditPersistence(window, self.settings, window.task_runner, parent=self)
-        self.document = None
+    def __init__(self, host: EditorHost):
+        super().__init__(host)           # the host is the window: the editor lives as long as it
+        self.host = host
+        self.canvas = host.canvas
+        self.persistence = host.saving
+        self.settings = host.saving.settings
+        self._session = None
+        self.document: ImageDocument | None = None
         self.only_over: int | None = None
         self.preserve_labels = False
         self._radius = min(self.settings.brush_radius, MAX_BRUSH_RADIUS)
         self._unsubscribe = None
-        self._shown_modified: bool | None = None
         self._cursor = (-1, -1)
         self.tools = {tool.name: tool for tool in (BrushTool(self), EraserTool(self), AcceptPredictionBrush(self),
                                                   FloodFillTool(self), PolygonTool(self), ClassPickerTool(self))}
@@ -70,52 +72,47 @@ class EditController(QObject):
         self._build_review_dock()
         self._build_toolbar()
         self._build_menu()
-        self._restore_window_state()
         self._review_timer.timeout.connect(self.review.refresh)
-        window.document_changed.connect(self._on_document_changed)
-        window.class_selected.connect(self._on_class_selected)
+        host.document_changed.connect(self._on_document_changed)
+        host.prediction_received.connect(self._on_prediction_received)
         self.canvas.brush_resize_requested.connect(self.step_brush)
         self.canvas.cursor_moved.connect(self._on_cursor_moved)
         self.persistence.saved.connect(self._on_saved)
         self.persistence.store_closed.connect(self._on_store_closed)
         self.persistence.restored.connect(lambda name: self.report(f"Restored the unsaved edits of {name}"))
-        controller = getattr(window, "controller", None)
-        if controller is not None and hasattr(controller, "finished"):
-            controller.finished.connect(self._on_prediction_finished)
-        if window.document is not None:
-            self._on_document_changed(window.document)
+        if host.document is not None:
+            self._on_document_changed(host.document)
 
     # --- EditContext for the tools ----------------------------------------------------------------
     @property
     def selected_class(self) -> int:
-        return int(self.window.selected_class)
+        return self.host.selection.class_id
 
     @property
     def brush_radius(self) -> float:
         return float(self._radius)
 
     def pick_class(self, class_id: int) -> None:
-        self.window.select_class(int(class_id))
-        self._sync_only_over_combo()
+        self.host.select_class(int(class_id))
 
     def report(self, message: str) -> None:
-        self.window.statusBar().showMessage(message, 5000)
+        self.host.report(message)
 
     # --- construction ---------------------------------------------------------------------------
     def _action(self, text: str, slot, shortcuts=(), menu=None, checkable=False) -> QAction:
-        action = QAction(text, self.window)
+        action = QAction(text, self)
         if shortcuts:
             action.setShortcuts([QKeySequence(s) for s in shortcuts])
         action.setCheckable(checkable)
         action.triggered.connect(slot)
-        self.window.addAction(action)      # shortcuts work while a dock has focus, too
+        self.host.addAction(action)        # shortcuts work while a dock has focus, too
         if menu is not None:
             menu.addAction(action)
         return action
 
     def _build_toolbar(self) -> None:
-        bar = QToolBar("Edit tools", self.window)
-        bar.setObjectName("toolbar_edit")
+        bar = QToolBar("Edit tools")
+        bar.setObjectName("toolbar_edit")    # saveState / restoreState key
         self.toolbar = bar
         self.tool_group = QActionGroup(self)
         self.tool_actions: dict[str, QAction] = {}
@@ -136,7 +133,7 @@ class EditController(QObject):
         self.radius_spin.setValue(self._radius)
         self.radius_spin.valueChanged.connect(self.set_brush_radius)
         bar.addWidget(self.radius_spin)
-        self.preserve_action = QAction("Preserve other labels", self.window)
+        self.preserve_action = QAction("Preserve other labels", self)
         self.preserve_action.setCheckable(True)
         self.preserve_action.setToolTip("Change only background, unlabelled and selected-class pixels")
         self.preserve_action.toggled.connect(self.set_preserve_labels)
@@ -146,7 +143,7 @@ class EditController(QObject):
         self.only_over_combo.currentIndexChanged.connect(
             lambda _i: self.set_only_over(self.only_over_combo.currentData()))
         bar.addWidget(self.only_over_combo)
-        self.window.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        self.host.add_tool_bar(bar)
         self.smaller_action = self._action("Smaller brush", lambda: self.step_brush(-1), ["["])
         self.larger_action = self._action("Larger brush", lambda: self.step_brush(1), ["]"])
         # Enter closes a polygon only while the canvas has focus, so lists keep Enter for themselves.
@@ -158,22 +155,12 @@ class EditController(QObject):
         self._fill_only_over_combo()
 
     def _build_menu(self) -> None:
-        bar = self.window.menuBar()
-        menu = next((a.menu() for a in bar.actions() if a.menu() is not None and a.text().replace("&", "") == "Edit"),
-                    None)
-        if menu is None:
-            menu = QMenu("&Edit", self.window)
-            before = next((a for a in bar.actions() if a.text().replace("&", "") in ("Model", "Help")), None)
-            if before is not None:
-                bar.insertMenu(before, menu)
-            else:
-                bar.addMenu(menu)
-        self.menu = menu
+        menu = self.menu = self.host.add_edit_menu("&Edit")
         self.undo_action = self._action("Undo", self.undo, ["Ctrl+Z"], menu)
         self.redo_action = self._action("Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], menu)
         menu.addSeparator()
         self.save_action = self._action("Save labels", self.save, ["Ctrl+S"], menu)
-        self.save_all_action = self._action("Save all edited images", self.persistence.save_all, [], menu)
+        self.save_all_action = self._action("Save all edited images", self.persistence.service.save_all, [], menu)
         menu.addSeparator()
         self.start_action = self._action("Start from prediction", self.start_from_prediction, [], menu)
         self.accept_region_action = self._action("Accept prediction in region",
@@ -186,28 +173,10 @@ class EditController(QObject):
         self.settings_action = self._action("Editing settings…", self.show_settings, [], menu)
 
     def _build_review_dock(self) -> None:
-        self.review = ReviewDock(self.window.task_runner)
-        self.review.before_export = self._record_live_metrics
-        self.review.image_requested.connect(self.window.go_to)
-        dock = QDockWidget("Review", self.window)
-        dock.setObjectName("dock_review")
-        dock.setWidget(self.review)
-        self.window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-        neighbour = self.window.findChild(QDockWidget, "dock_dataset")
-        if neighbour is not None:
-            self.window.tabifyDockWidget(neighbour, dock)
-        shown = self.window.findChild(QDockWidget, "dock_regions")
-        if shown is not None:
-            shown.raise_()         # tabifying raised the review tab; keep the window's choice
-        self.review_dock = dock
-
-    def _restore_window_state(self) -> None:
-        """The window restored its layout before this tool bar and dock existed: restore it again."""
-        from segstudio.ui import settings as keys
-
-        state = self.window.settings.value(keys.STATE)
-        if state is not None:
-            self.window.restoreState(state)
+        self.review = ReviewDock(self.host.task_runner)
+        self.review.before_export = self.persistence.service.record_live_metrics
+        self.review.image_requested.connect(self.host.go_to)
+        self.review_dock = self.host.add_review_dock(self.review)
 
     # --- tools ----------------------------------------------------------------------------------
     @property
@@ -269,7 +238,7 @@ class EditController(QObject):
         combo.blockSignals(True)
         combo.clear()
         combo.addItem("any class", None)
-        session = self.window.session
+        session = self.host.session
         if session is not None:
             for info in session.class_table.classes:
                 combo.addItem(f"{info.id}: {info.name}", info.id)
@@ -284,84 +253,52 @@ class EditController(QObject):
             self.only_over_combo.blockSignals(False)
 
     # --- document binding -----------------------------------------------------------------------
-    def _on_document_changed(self, document) -> None:
-        previous = self.document
+    def _on_document_changed(self, document: ImageDocument | None) -> None:
         if self.tool is not None:
             self.tool.deactivate()       # a gesture belongs to the image it started on
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        session = self.window.session
-        if session is not self.persistence.session:
-            self.persistence.attach(session)
-            if session is not None:
-                session.close()          # drop a decode-ahead started before saved labels were known
-            self.review.set_source(session, self.persistence.store)
+        session = self.host.session
+        if session is not self._session:
+            self._session = session
+            self.review.set_source(session, self.persistence.service.store)
             self._fill_only_over_combo()
-        elif previous is not None and previous is not document:
-            self.persistence.release(previous)
         self.document = document
-        self._shown_modified = None
         if document is not None:
             self._unsubscribe = document.subscribe(self._on_document_event)
-            if 0 <= self.selected_class < document.num_classes:
-                document.metrics_class = self.selected_class
-            self.persistence.track(document)
             self.review.invalidate(document.name)
             self.review.set_current(document.name)
             self._review_timer.start()
-        self._update_state()
+        self._update_actions()
         self.document_bound.emit(document)
 
-    def _on_document_event(self, event) -> None:
-        document = self.document
-        if event.kind == "pred":
-            self.persistence.record_before(document)
-        if event.kind in ("gt", "all", "pred"):
-            self.review.invalidate(document.name)
+    def _on_document_event(self, event: DocumentEvent) -> None:
+        if event.kind in (EventKind.LABELS, EventKind.RELOADED, EventKind.PREDICTION):
+            self.review.invalidate(self.document.name)
             self._review_timer.start()
-        self._update_state()
+        self._update_actions()
 
-    def _on_class_selected(self, class_id: int) -> None:
-        if self.document is not None and 0 <= class_id < self.document.num_classes:
-            self.document.metrics_class = class_id
-
-    def _on_prediction_finished(self, _job, name, _prediction) -> None:
+    def _on_prediction_received(self, name: str) -> None:
         self.review.invalidate(name)
         self._review_timer.start()
 
     def _on_cursor_moved(self, x: int, y: int) -> None:
         self._cursor = (x, y)
 
-    def _update_state(self) -> None:
-        """Undo/redo availability and the modified markers in the title and the image list."""
+    def _update_actions(self) -> None:
         document = self.document
         self.undo_action.setEnabled(document is not None and document.can_undo)
         self.redo_action.setEnabled(document is not None and document.can_redo)
         self.start_action.setEnabled(document is not None and document.pred is not None)
-        modified = bool(document is not None and document.modified)
-        if modified == self._shown_modified:
-            return
-        self._shown_modified = modified
-        title = self.window.windowTitle()
-        base = title[2:] if title.startswith("* ") else title
-        self.window.setWindowTitle(("* " if modified else "") + base)
-        if document is not None:
-            self.window.browser.refresh(document.name)
 
-    def _on_saved(self, name: str, path: str) -> None:
-        self.window.browser.refresh(name)
-        self.report(f"Saved {name} to {path}")
+    def _on_saved(self, name: str, _path: str) -> None:
         self.review.invalidate(name)
-        self._update_state()
 
     def _on_store_closed(self) -> None:
         self._review_timer.stop()
+        self._session = None
         self.review.set_source(None, None)
-
-    def _record_live_metrics(self) -> None:
-        for document in self.persistence.documents():
-            self.persistence.record_after(document)
 
     # --- commands -------------------------------------------------------------------------------
     def undo(self) -> None:
@@ -373,7 +310,7 @@ class EditController(QObject):
             self.report("Nothing to redo")
 
     def save(self) -> bool:
-        return self.persistence.save(self.document)
+        return self.persistence.service.save(self.document)
 
     def start_from_prediction(self) -> None:
         document = self.document
@@ -410,15 +347,12 @@ class EditController(QObject):
         return atom is not None
 
     def _selected_region_label(self, regions) -> int:
-        panel = self.window.regions
-        row = panel.table.currentRow()
-        listed = panel.regions
-        if not 0 <= row < len(listed):
+        chosen = self.host.regions.selected_region()
+        if chosen is None:
             return 0
-        chosen = listed[row]
         match = next((r for r in regions if r.bbox == chosen.bbox and r.size == chosen.size), None)
         return match.label if match is not None else 0
 
     def show_settings(self) -> None:
-        if EditSettingsDialog(self.settings, self.window).exec():
+        if EditSettingsDialog(self.settings, self.canvas.window()).exec():
             self.persistence.apply_settings()

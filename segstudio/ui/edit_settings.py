@@ -8,6 +8,8 @@ from __future__ import annotations
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
                                QLineEdit, QPushButton, QSpinBox, QWidget)
 
+from segstudio.core.editing.service import SaveSettings
+
 __all__ = ["OUTPUT_DIR", "OVERWRITE", "AUTOSAVE_SECONDS", "AUTOSAVE_ON_SWITCH", "BRUSH_RADIUS",
            "EditSettings", "EditSettingsDialog"]
 
@@ -62,6 +64,10 @@ class EditSettings:
     @property
     def brush_radius(self) -> int:
         return max(0, _int(self.settings.value(BRUSH_RADIUS), DEFAULT_BRUSH_RADIUS))
+
+    def save_settings(self) -> SaveSettings:
+        """The values the editing service works with (read once: the service may read them on a worker)."""
+        return SaveSettings(self.output_dir, self.overwrite, self.autosave_seconds, self.autosave_on_switch)
 
     def set(self, key: str, value) -> None:
         self.settings.setValue(key, value)

@@ -29,6 +29,8 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsPathItem
 
+from segstudio.core.editing.document import ImageDocument
+
 __all__ = ["EditContext", "EditTool", "BrushTool", "EraserTool", "AcceptPredictionBrush", "FloodFillTool",
            "PolygonTool", "ClassPickerTool", "protected_classes"]
 
@@ -44,7 +46,7 @@ class EditContext(Protocol):
     """What tools read from the editor (``EditController`` implements it)."""
 
     @property
-    def document(self): ...                 # the ImageDocument being edited, or None
+    def document(self) -> ImageDocument | None: ...   # the document being edited
     canvas: object                          # the CanvasView (zoom, scene for previews)
     selected_class: int
     brush_radius: float
@@ -55,7 +57,7 @@ class EditContext(Protocol):
     def report(self, message: str) -> None: ...
 
 
-def protected_classes(document, selected: int, preserve: bool) -> set[int] | None:
+def protected_classes(document: ImageDocument, selected: int, preserve: bool) -> set[int] | None:
     """Class ids an edit must leave alone under "preserve other labels" (None when off)."""
     if not preserve:
         return None
@@ -109,9 +111,9 @@ class EditTool:
         self.cancel()
 
     # -- hooks -----------------------------------------------------------------------------------
-    def on_press(self, document, x: float, y: float, modifiers) -> None: ...
-    def on_drag(self, document, x: float, y: float, modifiers) -> None: ...
-    def on_release(self, document, x: float, y: float, modifiers) -> None: ...
+    def on_press(self, document: ImageDocument, x: float, y: float, modifiers) -> None: ...
+    def on_drag(self, document: ImageDocument, x: float, y: float, modifiers) -> None: ...
+    def on_release(self, document: ImageDocument, x: float, y: float, modifiers) -> None: ...
     def on_hover(self, x: float, y: float) -> None: ...
 
     def finish(self) -> None:
@@ -121,11 +123,11 @@ class EditTool:
         """Drop a gesture in progress without editing."""
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _protect(self, document):
+    def _protect(self, document: ImageDocument):
         return protected_classes(document, self.context.selected_class, self.context.preserve_labels)
 
 
-def pick_class_at(context: EditContext, document, x: float, y: float) -> None:
+def pick_class_at(context: EditContext, document: ImageDocument, x: float, y: float) -> None:
     class_id = document.class_at(x, y, "gt")
     if class_id is None or class_id == document.ignore_index or not 0 <= class_id < document.num_classes:
         context.report("No labelled class under the cursor")
@@ -139,21 +141,21 @@ class BrushTool(EditTool):
     name = "brush"
     shows_brush = True
 
-    def stroke_kwargs(self, document, modifiers) -> dict:
+    def stroke_kwargs(self, document: ImageDocument, modifiers) -> dict:
         return {"value": self.context.selected_class}
 
-    def on_press(self, document, x, y, modifiers) -> None:
+    def on_press(self, document: ImageDocument, x, y, modifiers) -> None:
         if document.in_stroke:
             document.commit_stroke()
         document.begin_stroke(protect=self._protect(document), only_over=self.context.only_over,
                               **self.stroke_kwargs(document, modifiers))
         document.paint_dab(x, y, self.context.brush_radius)
 
-    def on_drag(self, document, x, y, modifiers) -> None:
+    def on_drag(self, document: ImageDocument, x, y, modifiers) -> None:
         if document.in_stroke:
             document.paint_to(x, y, self.context.brush_radius)
 
-    def on_release(self, document, x, y, modifiers) -> None:
+    def on_release(self, document: ImageDocument, x, y, modifiers) -> None:
         if document.in_stroke:
             document.paint_to(x, y, self.context.brush_radius)
             document.commit_stroke()
@@ -169,7 +171,7 @@ class EraserTool(BrushTool):
 
     name = "eraser"
 
-    def stroke_kwargs(self, document, modifiers) -> dict:
+    def stroke_kwargs(self, document: ImageDocument, modifiers) -> dict:
         return {"value": document.ignore_index if modifiers & SHIFT else 0}
 
 
@@ -178,7 +180,7 @@ class AcceptPredictionBrush(BrushTool):
 
     name = "prediction"
 
-    def stroke_kwargs(self, document, modifiers) -> dict:
+    def stroke_kwargs(self, document: ImageDocument, modifiers) -> dict:
         if document.pred is None:
             raise ValueError("No prediction on this image to accept")
         return {"source": "prediction"}
@@ -189,7 +191,7 @@ class FloodFillTool(EditTool):
 
     name = "fill"
 
-    def on_press(self, document, x, y, modifiers) -> None:
+    def on_press(self, document: ImageDocument, x, y, modifiers) -> None:
         self._document = None
         only = self.context.only_over
         if only is not None and document.class_at(x, y, "gt") not in (only, None):
@@ -204,7 +206,7 @@ class ClassPickerTool(EditTool):
 
     name = "picker"
 
-    def on_press(self, document, x, y, modifiers) -> None:
+    def on_press(self, document: ImageDocument, x, y, modifiers) -> None:
         self._document = None
         pick_class_at(self.context, document, x, y)
 
@@ -224,7 +226,7 @@ class PolygonTool(EditTool):
         self._preview: QGraphicsPathItem | None = None
 
     # -- gestures --------------------------------------------------------------------------------
-    def on_press(self, document, x, y, modifiers) -> None:
+    def on_press(self, document: ImageDocument, x, y, modifiers) -> None:
         if self._target is not None and self._target is not document:
             self.cancel()
         self._target = document
@@ -238,7 +240,7 @@ class PolygonTool(EditTool):
             self.points.append((x, y))
         self._update_preview()
 
-    def on_drag(self, document, x, y, modifiers) -> None:
+    def on_drag(self, document: ImageDocument, x, y, modifiers) -> None:
         if self._press_at is None:
             return
         if not self._lasso and self._screen_distance(self._press_at, (x, y)) > LASSO_PX:
@@ -247,7 +249,7 @@ class PolygonTool(EditTool):
             self.points.append((x, y))
             self._update_preview()
 
-    def on_release(self, document, x, y, modifiers) -> None:
+    def on_release(self, document: ImageDocument, x, y, modifiers) -> None:
         self._press_at = None
         if self._lasso:
             self._lasso = False

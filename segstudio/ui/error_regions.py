@@ -36,6 +36,11 @@ class ErrorRegionsPanel(QWidget):
     def regions(self) -> list:
         return list(self._regions)
 
+    def selected_region(self):
+        """The region of the list's current row, or None."""
+        row = self.table.currentRow()
+        return self._regions[row] if 0 <= row < len(self._regions) else None
+
     def set_regions(self, regions, class_names: list[str] | None = None, note: str = "") -> None:
         """Show ``regions`` (already sorted by size, largest first); at most ``max_rows`` rows."""
         self._regions = list(regions)[: self._max_rows]

@@ -5,6 +5,9 @@ in :class:`segstudio.core.editing.session.ReviewSession`; the image being review
 :class:`~segstudio.core.editing.document.ImageDocument`; what the canvas shows is decided by
 :class:`~segstudio.ui.document_view.DocumentPresenter`. This class wires their signals together.
 
+The editor is composed in (``editor_factory``; :mod:`segstudio.ui.compose`) against the window's
+:class:`~segstudio.ui.editor_host.EditorHost` face. Saving and recovery (``self.saving``) are the window's.
+
 Start-up is split in two so the window is on screen fast: ``__init__`` builds the light widgets, and
 ``finish_startup`` (called from the event loop once the window is shown) builds the pyqtgraph
 panels, lists the registry (no torch) and opens the dataset. torch is imported in the worker only
@@ -12,53 +15,61 @@ when a model is about to run or the GPU check is asked for (About, the device li
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from typing import Callable
+
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox,
+from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QMenu, QToolBar,
                                QVBoxLayout, QWidget)
 
-from segstudio.core.evaluation import errormap
-from segstudio.core.display.layers import prepare_layers
+from segstudio.core.display.layers import attach_prediction
+from segstudio.core.display.render import ViewMode
 from segstudio.core.editing.document import DocumentEvent, EventKind, ImageDocument
-from segstudio.core.evaluation.prediction import Prediction
+from segstudio.core.editing.selection import ErrorMode, Selection
 from segstudio.core.errors import SegStudioError
 from segstudio.core.editing.session import (ReviewSession, describe_pixel, instance_marks, load_document,
                                     match_prediction_files)
 from segstudio.core.io.workspace import save_class_colours, with_saved_colours
 from segstudio.inference.catalog import list_available
-from segstudio.core.tasks import TaskKind
 from segstudio.ui import settings as keys
 from segstudio.ui.canvas import CanvasView
 from segstudio.ui.class_panel import ClassPanel
 from segstudio.ui.dataset_browser import DatasetBrowser
 from segstudio.ui.document_view import DocumentPresenter
+from segstudio.ui.edit_saving import EditPersistence
+from segstudio.ui.edit_settings import EditSettings
+from segstudio.ui.editor_host import EditorHost
 from segstudio.ui.error_regions import ErrorRegionsPanel
+from segstudio.ui.file_menu import FileMenu
 from segstudio.ui.gpu_notice import install_gpu_notice
 from segstudio.ui.layer_panel import LayerPanel
 from segstudio.ui.model_dock import ModelDock
+from segstudio.ui.panel_refresh import PanelRefresher
 from segstudio.ui.tasks import QtTaskRunner
 from segstudio.ui.worker import InferenceController
 
 __all__ = ["MainWindow", "DEMO_MODEL"]
 
 DEMO_MODEL = "demo"
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp);;All files (*)"
 
 
 class MainWindow(QMainWindow):
     """segstudio's main window. See the module docstring for how start-up is split."""
 
     document_changed = Signal(object)      # the ImageDocument now shown (editing tools follow it)
-    class_selected = Signal(int)           # digit keys / class panel
+    prediction_received = Signal(str)      # image name: a prediction was stored for it
     errors_shown = Signal(str)             # title, after show_error (tests and logs)
 
-    def __init__(self, settings=None, controller: InferenceController | None = None):
+    def __init__(self, settings=None, controller: InferenceController | None = None,
+                 editor_factory: Callable[[EditorHost], QObject] | None = None):
         super().__init__()
         self.setWindowTitle("segstudio")
         self.settings = settings if settings is not None else keys.app_settings()
         self.session: ReviewSession | None = None
-        self.selected_class = 1
-        self.error_mode = "all"            # 'all' classes or 'one' (the selected class)
+        self.selection = Selection()       # the selected class and error-map mode; documents read it
+        self.selection.subscribe(self._on_selection)
+        self._shown: ImageDocument | None = None
+        self._shown_modified: bool | None = None
         self.instance_view = False
         self.outlines = False
         self.gpu_report: dict | None = None
@@ -66,7 +77,6 @@ class MainWindow(QMainWindow):
         self.metrics_panel = None          # built in finish_startup (pyqtgraph is slow to import)
         self._job_sessions: dict[int, ReviewSession] = {}   # job id -> the session it serves
         self._unsubscribe_document = None
-        self._regions_stale = False        # a stroke in progress changed labels the regions predate
 
         self.canvas = CanvasView()
         self.setCentralWidget(self.canvas)
@@ -76,6 +86,9 @@ class MainWindow(QMainWindow):
         self.controller = controller or InferenceController(self)
         # Background work other than inference: handed to whoever needs it, joined on close.
         self.task_runner = QtTaskRunner(parent=self)
+        self.saving = EditPersistence(EditSettings(self.settings), self.task_runner, self, self.show_error,
+                                      parent=self)
+        self.panels = PanelRefresher(self)
 
         self.model_dock = ModelDock()
         self.browser = DatasetBrowser(self.task_runner)
@@ -96,14 +109,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.status_pixel, 1)
         self.statusBar().addPermanentWidget(self.status_mode)
 
-        # Metrics, error regions and the browser redraw at most every 100 ms while strokes come
-        # in (at once after a new prediction), so a burst of dabs costs one refresh, not one each.
-        self._panels_timer = QTimer(self, singleShot=True, interval=0)
-        self._panels_timer.timeout.connect(self._refresh_panels)
-        self._regions_timer = QTimer(self, singleShot=True, interval=250)
-        self._regions_timer.timeout.connect(self._refresh_regions)
-
         self._build_menus()
+        self.editor = editor_factory(self) if editor_factory is not None else None
         self._connect()
         self._restore_layout()
         self._update_mode_text()
@@ -111,10 +118,30 @@ class MainWindow(QMainWindow):
     # --- construction -------------------------------------------------------------------------
     def _add_dock(self, key: str, title: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock_{key}")
+        dock.setObjectName(f"dock_{key}")   # saveState / restoreState key
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         self._docks[key] = dock
+        return dock
+
+    def dock(self, key: str) -> QDockWidget:
+        """The dock ``key``: layers, model, metrics, regions, dataset and, with the editor, review."""
+        return self._docks[key]
+
+    def add_tool_bar(self, bar: QToolBar) -> None:
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+
+    def add_edit_menu(self, title: str) -> QMenu:
+        """An empty menu for the editor, between View and Model."""
+        menu = QMenu(title, self)
+        self.menuBar().insertMenu(self._model_menu.menuAction(), menu)
+        return menu
+
+    def add_review_dock(self, widget: QWidget) -> QDockWidget:
+        """The editor's review queue: a tab beside the dataset browser, the error regions kept in front."""
+        dock = self._add_dock("review", "Review", widget, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self._docks["dataset"], dock)
+        self._docks["regions"].raise_()
         return dock
 
     def _build_layers_widget(self) -> QWidget:
@@ -139,20 +166,15 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        self._action(file_menu, "Open dataset…", self.choose_dataset, QKeySequence.StandardKey.Open)
-        self._action(file_menu, "Open image…", self.choose_image)
-        self._action(file_menu, "Open predictions folder…", self.choose_predictions)
-        self.recent_menu = file_menu.addMenu("Recent")
-        file_menu.addSeparator()
-        self._action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
-        self._rebuild_recent_menu()
+        self.file_menu = FileMenu(bar.addMenu("&File"), self, self.settings, self._action, self.open_path,
+                                  self.open_predictions, self.close)
 
         view = bar.addMenu("&View")
         self.instance_action = self._action(view, "Instance view", self.set_instance_view, "I", True)
         self.outlines_action = self._action(view, "Outlines", self.set_outlines, "O", True)
-        self.error_mode_action = self._action(view, "Error map for the selected class only",
-                                              lambda on: self.set_error_mode("one" if on else "all"), "E", True)
+        self.error_mode_action = self._action(
+            view, "Error map for the selected class only",
+            lambda on: self.set_error_mode(ErrorMode.ONE if on else ErrorMode.ALL), "E", True)
         self._action(view, "Fit to window", self.canvas.fit_to_window, "F")
         view.addSeparator()
         self._action(view, "Next image", lambda: self.step_image(1), Qt.Key.Key_PageDown)
@@ -166,7 +188,7 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _=False, n=digit: self.select_class(n))
             self.addAction(action)
 
-        model = bar.addMenu("&Model")
+        model = self._model_menu = bar.addMenu("&Model")
         self._action(model, "Load model file…", self.model_dock.choose_model_file)
         self._action(model, "Run on this image", self.run_on_image, "Ctrl+R")
         self._action(model, "Run on whole dataset", self.run_on_dataset, "Ctrl+Shift+R")
@@ -198,6 +220,7 @@ class MainWindow(QMainWindow):
         c.job_ended.connect(self._on_job_ended)
         c.model_loaded.connect(lambda job, info: self.model_dock.show_model_info(info))
         c.gpu_checked.connect(self._on_gpu_report)
+        self.saving.saved.connect(self._on_saved)
 
     def finish_startup(self, path: str | None = None, model: str | None = None, device: str | None = None,
                        predictions: str | None = None, run: bool = False) -> None:
@@ -249,20 +272,27 @@ class MainWindow(QMainWindow):
         """Open a dataset folder, annotation file or single image; keep the current one on failure."""
         from segstudio.core.io.datasets import open_dataset
 
+        service = self.saving.service
+        store = None
         try:
             dataset = open_dataset(path)
             dataset.class_table = with_saved_colours(dataset.root, dataset.class_table)
-            session = ReviewSession(dataset, self.task_runner)
+            # Built with where the corrections are saved, so the first image is decoded once, from them.
+            session = ReviewSession(dataset, self.task_runner, saved_labels=service.labels_source(dataset))
             if not len(session):
                 raise SegStudioError(path, "no images found")
-            document = session.open(0, self._document_factory(session))
+            store = service.open_store(session.root)
+            document = session.open(0, self._document_factory(session, store))
         except (SegStudioError, OSError) as exc:
+            if store is not None:
+                store.close()
             self.show_error("Cannot open", str(exc))
             return False
         self.controller.cancel()  # results for the old dataset have nowhere to go
         if self.session is not None:
             self.session.close()
-        self.session = session
+        service.attach(session, store)   # saves the old dataset's edits, offers recovery of the new one's
+        self.session, self._shown = session, None
         session.subscribe_class_table(self._on_class_table)
         self.browser.set_session(session)
         self.class_panel.set_class_table(session.class_table)
@@ -270,20 +300,23 @@ class MainWindow(QMainWindow):
             self.metrics_panel.set_class_table(session.class_table)
         self.settings.setValue(keys.LAST_DATASET, str(path))
         keys.add_recent(self.settings, str(path))
-        self._rebuild_recent_menu()
+        self.file_menu.rebuild_recent()
         self._show_document(document)
         return True
 
-    def _document_factory(self, session: ReviewSession):
-        error_class = self.selected_class if self.error_mode == "one" else None
-        return lambda sample, decoded=None: load_document(sample, session.class_table, error_class, decoded)
+    def _document_factory(self, session: ReviewSession, journal):
+        """How ``session`` builds a document: on the current error mode, recording into ``journal``
+        (the dataset's project store), reporting metrics for the selected class."""
+        selection = self.selection
+        return lambda sample, decoded=None: load_document(sample, session.class_table, selection.error_class,
+                                                          decoded, journal=journal, selection=selection)
 
     def go_to(self, index: int) -> bool:
         """Show image ``index`` of the dataset; on a bad file say why and stay where we are."""
         if self.session is None or index == self.session.index or not 0 <= index < len(self.session):
             return False
         try:
-            document = self.session.open(index, self._document_factory(self.session))
+            document = self.session.open(index, self._document_factory(self.session, self.saving.service.store))
         except (SegStudioError, OSError) as exc:
             self.show_error("Cannot open image", str(exc))
             return False
@@ -293,37 +326,49 @@ class MainWindow(QMainWindow):
     def step_image(self, delta: int) -> bool:
         return self.session is not None and self.go_to(self.session.step(delta))
 
-    def _show_document(self, document) -> None:
+    def _show_document(self, document: ImageDocument) -> None:
+        previous, self._shown = self._shown, document
+        if previous is not None and previous is not document:
+            self.saving.service.release(previous)         # autosaves it when that is on
         self.presenter.show(document)
         if self._unsubscribe_document is not None:
             self._unsubscribe_document()
         self._unsubscribe_document = document.subscribe(self._on_document_event)
+        self.saving.service.track(document)               # restores its unsaved strokes if pending
         self.browser.select_image(self.session.index)
-        title = f"{document.name} — {self.session.root.name} ({self.session.index + 1}/{len(self.session)})"
-        self.setWindowTitle(f"{title} — segstudio")
+        self._shown_modified = None
+        self._update_title()
         self._update_instance_marks()
-        self._schedule_panels(regions_now=True)
+        self.panels.schedule(regions_now=True)
         self.session.decode_ahead(self.session.step(1))   # PageDown is the common next step
         self.document_changed.emit(document)
 
+    def _update_title(self) -> None:
+        """The one writer of the title: image, dataset, position, and "* " while the image has unsaved
+        edits (also marked in the browser's row)."""
+        document, session = self.document, self.session
+        if document is None:
+            return
+        modified = document.modified
+        if modified == self._shown_modified:
+            return
+        if self._shown_modified is not None:
+            self.browser.refresh(document.name)
+        self._shown_modified = modified
+        place = f"{document.name} — {session.root.name} ({session.index + 1}/{len(session)})"
+        self.setWindowTitle(f"{'* ' if modified else ''}{place} — segstudio")
+
+    def _on_saved(self, name: str, path: str) -> None:
+        self.browser.refresh(name)
+        self.report(f"Saved {name} to {path}")
+
+    def report(self, message: str) -> None:
+        """A passing message in the status bar."""
+        self.statusBar().showMessage(message, 5000)
+
     @property
-    def document(self):
+    def document(self) -> ImageDocument | None:
         return self.session.document if self.session is not None else None
-
-    def choose_dataset(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open dataset")
-        if folder:
-            self.open_path(folder)
-
-    def choose_image(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", IMAGE_FILTER)
-        if path:
-            self.open_path(path)
-
-    def choose_predictions(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open predictions folder")
-        if folder:
-            self.open_predictions(folder)
 
     def open_predictions(self, folder: str) -> int | None:
         """Read a folder of prediction masks named like the images, in the worker."""
@@ -341,17 +386,10 @@ class MainWindow(QMainWindow):
         self._track_job(job, [self.session.dataset[i].name for i in files])
         return job
 
-    def _rebuild_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        for path in keys.recent_items(self.settings):
-            action = self.recent_menu.addAction(path)
-            action.triggered.connect(lambda _=False, p=path: self.open_path(p))
-        self.recent_menu.setEnabled(bool(self.recent_menu.actions()))
-
     # --- inference ----------------------------------------------------------------------------
     def _labels(self, indices) -> dict:
         """Index -> the sample whose mask the worker scores a prediction against: the saved
-        correction when there is one. Resolved here, on the GUI thread, where the editor's settings live."""
+        correction when there is one (the session's label source decides)."""
         return {i: self.session.sample_to_load(i) for i in indices}
 
     def check_gpu(self) -> None:
@@ -393,27 +431,17 @@ class MainWindow(QMainWindow):
         if self.session is None or self._job_sessions.get(job) is not self.session:
             return  # a result for a dataset that is no longer open
         if self.session.accept_prediction(job, name, prediction):
-            self._attach_prediction(self.document, prediction)
-        self._schedule_panels()
-
-    def _attach_prediction(self, document: ImageDocument, prediction: Prediction) -> None:
-        """Compare ``document``'s labels with a new prediction without blocking the GUI: the
-        comparison and its display arrays are built on the task runner (O(image)) and attached on
-        return in O(1); if the user painted meanwhile, attaching rebuilds it against the labels now."""
-        build, version = document.comparison_builder(prediction.mask, prediction.confidence,
-                                                     prediction.entropy, prediction.instances)
-        gt = document.gt
-        self.task_runner.submit(lambda _context: prepare_layers(build(), gt), kind=TaskKind.COMPARISON,
-                                key=(TaskKind.COMPARISON, document.name),
-                                on_returned=lambda comparison: document.attach_comparison(comparison, version))
+            attach_prediction(self.task_runner, self.document, prediction)
+        self.prediction_received.emit(name)
+        self.panels.schedule()
 
     def _on_gpu_report(self, report) -> None:
         self.gpu_report = report
         self.model_dock.set_gpu_report(report)
         install_gpu_notice(self, report)
-        about = self.findChild(QMessageBox, "about")
-        if about is not None:
-            about.setText(self._about_text())
+        from segstudio.ui.about import refresh_about_box   # lazily: About is rare, its imports are not
+
+        refresh_about_box(self, self._device(), report)
 
     def _save_model_choice(self) -> None:
         request = self.model_dock.selected_request()
@@ -433,40 +461,41 @@ class MainWindow(QMainWindow):
         self.outlines_action.setChecked(self.outlines)
         self._apply_view_mode()
 
+    @property
+    def view_mode(self) -> ViewMode:
+        return ViewMode.OUTLINES if self.outlines else ViewMode.INSTANCE if self.instance_view else ViewMode.SEMANTIC
+
     def _apply_view_mode(self) -> None:
-        mode = "outlines" if self.outlines else "instance" if self.instance_view else "semantic"
-        self.presenter.set_view_mode(mode)
+        self.presenter.set_view_mode(self.view_mode)
         self._update_mode_text()
 
-    def set_error_mode(self, mode: str) -> None:
-        """'all' classes, or 'one': true/false positives and negatives of the selected class."""
-        self.error_mode = mode
-        self.error_mode_action.setChecked(mode == "one")
-        if self.document is not None:
-            self.document.error_class = self.selected_class if mode == "one" else None
-        self._update_mode_text()
-        self._schedule_panels(regions_now=True)
+    def set_error_mode(self, mode: ErrorMode) -> None:
+        """All classes, or one: true/false positives and negatives of the selected class."""
+        self.selection.set_error_mode(mode)
 
     def select_class(self, class_id: int) -> None:
         if self.session is None or not 0 <= class_id < self.session.class_table.num_classes:
             return
-        if class_id == self.selected_class and self.class_panel.current_class() == class_id:
+        if class_id == self.selection.class_id and self.class_panel.current_class() == class_id:
             return
-        self.selected_class = class_id
-        self.class_panel.select_class(class_id)
-        if self.document is not None:
-            self.document.metrics_class = class_id
-        if self.error_mode == "one":
-            self.set_error_mode("one")
+        self.selection.select_class(class_id)
+        self.class_panel.select_class(class_id)     # also when only the panel was behind
+
+    def _on_selection(self, selection: Selection) -> None:
+        """The selection's listener: the error map follows the error mode and, in one-class mode, the class."""
+        self.error_mode_action.setChecked(selection.error_mode is ErrorMode.ONE)
+        document = self.document
+        if document is not None and document.error_class != selection.error_class:
+            document.error_class = selection.error_class
+            self.panels.schedule(regions_now=True)
         self._update_mode_text()
-        self.class_selected.emit(class_id)
 
     def _update_mode_text(self) -> None:
-        view = "outlines" if self.outlines else "instances" if self.instance_view else "semantic"
-        errors = "all classes"
-        if self.error_mode == "one":
+        view = {ViewMode.OUTLINES: "outlines", ViewMode.INSTANCE: "instances"}.get(self.view_mode, "semantic")
+        errors, class_id = "all classes", self.selection.class_id
+        if self.selection.error_mode is ErrorMode.ONE:
             names = self.session.class_table.names if self.session is not None else []
-            errors = names[self.selected_class] if self.selected_class < len(names) else str(self.selected_class)
+            errors = names[class_id] if class_id < len(names) else str(class_id)
         self.status_mode.setText(f"view: {view}   errors: {errors}")
 
     def _update_instance_marks(self) -> None:
@@ -482,82 +511,31 @@ class MainWindow(QMainWindow):
         self.presenter.set_highlight(mask)
         count = int(mask.sum())
         names = doc.class_table.names
-        self.statusBar().showMessage(f"{count} pixels: gt {names[gt_class]} predicted {names[pred_class]}", 5000)
+        self.report(f"{count} pixels: gt {names[gt_class]} predicted {names[pred_class]}")
         return count
 
     # --- panels -------------------------------------------------------------------------------
     def _on_document_event(self, event: DocumentEvent) -> None:
         """Everything here is O(C²) or O(edit); O(image) work (error regions) goes to a worker, once
         a stroke is committed rather than per dab."""
+        self._update_title()
         if event.kind is EventKind.HISTORY:
-            if self.document is not None and not self.document.in_stroke and self._regions_stale:
-                self._schedule_panels(regions=True)
+            if self.document is not None and not self.document.in_stroke and self.panels.regions_stale:
+                self.panels.schedule(regions=True)
             return
         if self.session is not None:
             self.session.refresh_stats()
+        if event.kind is EventKind.PREDICTION:
+            self.saving.service.record_before(self.document)   # on the task runner
         if event.metrics_delta is not None and self.metrics_panel is not None:
             self.metrics_panel.show_metrics_delta(event.metrics_delta)
         if event.kind is EventKind.LABELS:
             in_stroke = self.document is not None and self.document.in_stroke
-            self._regions_stale = in_stroke
-            self._schedule_panels(regions=not in_stroke)
+            self.panels.regions_stale = in_stroke
+            self.panels.schedule(regions=not in_stroke)
         else:
             self._update_instance_marks()
-            self._schedule_panels(regions_now=True)
-
-    def _schedule_panels(self, regions_now: bool = False, regions: bool = True) -> None:
-        if not self._panels_timer.isActive():
-            self._panels_timer.setInterval(0 if regions_now else 100)
-            self._panels_timer.start()
-        if regions or regions_now:
-            self._regions_stale = False
-            self._regions_timer.setInterval(0 if regions_now else 250)
-            self._regions_timer.start()
-
-    def _refresh_panels(self) -> None:
-        session = self.session
-        if session is None:
-            return
-        self.browser.refresh()
-        doc = self.document
-        self._update_class_counts(doc)
-        if self.metrics_panel is not None:
-            image_cm = doc.confusion if doc is not None and doc.pred is not None and doc.gt is not None else None
-            self.metrics_panel.show_metrics(image_cm, session.dataset_confusion(), len(session.stats))
-
-    def _update_class_counts(self, doc) -> None:
-        if doc is None or doc.gt is None:
-            self.class_panel.set_pixel_counts(None, None)
-        elif doc.pred is not None:
-            self.class_panel.set_pixel_counts(doc.confusion.gt_pixels(), doc.confusion.pred_pixels())
-        else:
-            self.class_panel.set_pixel_counts(doc.gt_counts, None)
-
-    def _refresh_regions(self) -> None:
-        """Find the error regions on the task runner (connected components cost tens of ms on big
-        images); one search at a time, keyed, so a result computed for an older state is dropped."""
-        doc = self.document
-        if doc is None or doc.gt is None or doc.pred is None:
-            self.task_runner.cancel(TaskKind.ERROR_REGIONS)   # a search for the previous state is not shown
-            self.regions.clear("No prediction yet" if doc is None or doc.pred is None else "No ground truth")
-            return
-        # The live labels are read without a copy (64 MB at 8192²); a result whose labels changed
-        # while it was computed is dropped and searched again once the stroke is committed.
-        gt, pred, codes, version = doc.gt, doc.pred, doc.error_codes, doc.labels_version
-        ignore, error_class = doc.class_table.ignore_index, doc.error_class
-        self.task_runner.submit(lambda _context: errormap.error_regions(gt, pred, ignore, error_class, codes=codes),
-                                kind=TaskKind.ERROR_REGIONS, key=TaskKind.ERROR_REGIONS,
-                                on_returned=lambda regions: self._on_regions_found(doc, version, regions))
-
-    def _on_regions_found(self, document: ImageDocument, version: int, regions) -> None:
-        if document is not self.document:
-            return
-        if document.labels_version != version:
-            self._regions_stale = True
-            if not document.in_stroke:
-                self._schedule_panels(regions=True)
-            return
-        self.regions.set_regions(regions, document.class_table.names)
+            self.panels.schedule(regions_now=True)
 
     def _on_layers_changed(self) -> None:
         self.layer_panel.set_layers(self.presenter.layer_rows())
@@ -572,7 +550,7 @@ class MainWindow(QMainWindow):
         try:
             save_class_colours(self.session.root, table)
         except OSError as exc:  # a read-only place: the colour still applies for this session
-            self.statusBar().showMessage(f"Class colours not saved: {exc}", 8000)
+            self.report(f"Class colours not saved: {exc}")
         self.session.set_class_table(table)   # every open document, then _on_class_table
 
     def _on_class_table(self, table) -> None:
@@ -585,28 +563,25 @@ class MainWindow(QMainWindow):
         self.status_pixel.setText(describe_pixel(self.document, x, y))
 
     # --- about and closing --------------------------------------------------------------------
-    def _about_text(self) -> str:
-        from segstudio.ui.about import about_text
-
+    def _device(self) -> str:
         request = self.model_dock.selected_request()
-        return about_text(request.device if request else "auto", self.gpu_report)
+        return request.device if request else "auto"
 
     def show_about(self) -> QMessageBox:
         """Help › About; the GPU check runs now if no model has yet, and fills the box in."""
+        from segstudio.ui.about import show_about_box
+
         self.check_gpu()
-        box = QMessageBox(QMessageBox.Icon.Information, "About segstudio", self._about_text(),
-                          QMessageBox.StandardButton.Ok, self)
-        box.setObjectName("about")
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
-        return box
+        return show_about_box(self, self._device(), self.gpu_report)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if not self.saving.confirm_close():    # Cancel, or a save that failed: stay open
+            event.ignore()
+            return
         self.settings.setValue(keys.GEOMETRY, self.saveGeometry())
         self.settings.setValue(keys.STATE, self.saveState())
         self.settings.sync()
-        self._panels_timer.stop()              # nothing may start background work after the join
-        self._regions_timer.stop()
+        self.panels.stop()                     # nothing may start background work after the join
         self.controller.shutdown()
         if self.session is not None:
             self.session.close()

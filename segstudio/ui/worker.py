@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from contextlib import closing
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
@@ -23,7 +24,7 @@ from segstudio.core.errors import SegStudioError
 from segstudio.core.editing.session import compute_stats, load_prediction_file
 from segstudio.inference.cancel import CancelToken
 
-__all__ = ["ModelRequest", "InferenceController", "InferenceWorker", "ModelInfo"]
+__all__ = ["ModelRequest", "InferenceController", "InferenceWorker", "JobKind", "ModelInfo"]
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,20 @@ class ModelInfo:
     device_name: str
 
 
+class JobKind(Enum):
+    """What a worker job does (the worker's ``_runs`` maps each to its method)."""
+
+    GPU_CHECK = "gpu"
+    LOAD_MODEL = "load"
+    IMAGE = "image"
+    DATASET = "dataset"
+    FILES = "files"
+
+
 @dataclass
 class _Job:
     job_id: int
-    kind: str                      # 'gpu' | 'load' | 'image' | 'dataset' | 'files'
+    kind: JobKind
     cancel: CancelToken | None = None
     model: ModelRequest | None = None
     image_name: str = ""
@@ -98,6 +109,8 @@ class InferenceWorker(QObject):
         self._gpu_reported = False
         self._runners: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_size = cache_size
+        self._runs = {JobKind.GPU_CHECK: self._run_gpu, JobKind.LOAD_MODEL: self._run_load,
+                      JobKind.IMAGE: self._run_image, JobKind.DATASET: self._run_dataset, JobKind.FILES: self._run_files}
 
     @Slot(object)
     def run_job(self, job: _Job) -> None:
@@ -107,7 +120,7 @@ class InferenceWorker(QObject):
             return
         self.started.emit(job.job_id, job.image_name)
         try:
-            getattr(self, f"_run_{job.kind}")(job)
+            self._runs[job.kind](job)
         except Exception as exc:  # noqa: BLE001 - every failure must reach the user, not kill the thread
             # Whatever a cancelled job raised on its way out (the runner's Cancelled, ours) is a cancel.
             if job.cancel is not None and job.cancel.cancelled:
@@ -255,19 +268,19 @@ class InferenceController(QObject):
         self._submitted.emit(job)
         return job.job_id
 
-    def _new_job(self, kind: str, **fields) -> _Job:
+    def _new_job(self, kind: JobKind, **fields) -> _Job:
         return _Job(next(self._ids), kind, cancel=CancelToken(), **fields)
 
     def check_gpu(self) -> int:
         """Run the GPU check in the worker (imports torch); ``gpu_checked`` reports back. The first
         job that loads a model runs it too, before loading."""
-        return self._submit(self._new_job("gpu"))
+        return self._submit(self._new_job(JobKind.GPU_CHECK))
 
     def load_model(self, model: ModelRequest) -> int:
-        return self._submit(self._new_job("load", model=model))
+        return self._submit(self._new_job(JobKind.LOAD_MODEL, model=model))
 
     def predict_image(self, model: ModelRequest, image_name: str, image) -> int:
-        return self._submit(self._new_job("image", model=model, image_name=image_name, image=image))
+        return self._submit(self._new_job(JobKind.IMAGE, model=model, image_name=image_name, image=image))
 
     def predict_dataset(self, model: ModelRequest, dataset, indices: list[int], labels: dict | None = None) -> int:
         """Run ``model`` on images ``indices``; one ``finished`` per image, its ``stats`` filled.
@@ -276,13 +289,14 @@ class InferenceController(QObject):
         session's ``sample_to_load``: saved corrections win over the original file); default the
         dataset's own samples.
         """
-        return self._submit(self._new_job("dataset", model=model, dataset=dataset, indices=list(indices),
+        return self._submit(self._new_job(JobKind.DATASET, model=model, dataset=dataset, indices=list(indices),
                                           labels=dict(labels or {})))
 
     def load_prediction_files(self, dataset, files: dict, labels: dict | None = None) -> int:
         """Read prediction masks (dataset index -> file) in the worker; one ``finished`` per file,
         scored against ``labels`` like :meth:`predict_dataset`."""
-        return self._submit(self._new_job("files", dataset=dataset, files=dict(files), labels=dict(labels or {})))
+        return self._submit(self._new_job(JobKind.FILES, dataset=dataset, files=dict(files),
+                                          labels=dict(labels or {})))
 
     # --- state and control --------------------------------------------------------------------
     @property

@@ -12,6 +12,7 @@ from segstudio.core.io.classes import ClassTable
 from segstudio.core.editing.document import DEFAULT_SOURCE, DocumentEvent, EventKind, ImageDocument, StrokeError
 from segstudio.core.errors import MaskSizeMismatch
 from segstudio.core.editing.history import HistoryBudget
+from segstudio.core.editing.selection import Selection
 from segstudio.core.evaluation.metrics import ConfusionMatrix
 from tests.core.test_tools import ref_capsule, ref_disk
 
@@ -103,7 +104,8 @@ def test_protect_only_over_and_prediction_source(table):
 
 
 def test_dab_events_carry_bbox_and_metrics_delta(table):
-    doc, gt0, pred = make_doc(table, seed=2)
+    selection = Selection(class_id=2)
+    doc, gt0, pred = make_doc(table, seed=2, selection=selection)
     events: list[DocumentEvent] = []
     doc.subscribe(events.append)
     before = iou_f1(gt0, pred, 2)
@@ -122,7 +124,7 @@ def test_dab_events_carry_bbox_and_metrics_delta(table):
     doc.commit_stroke()
     assert events[-1] == DocumentEvent("history")
     events.clear()
-    doc.metrics_class = 4                # the UI's selected class overrides the painted one
+    selection.select_class(4)            # the UI's selected class overrides the painted one
     doc.undo()
     assert events[-1].metrics_delta.class_id == 4
     assert events[-1].metrics_delta.iou_after == pytest.approx(iou_f1(gt0, pred, 4)[0])

@@ -1,4 +1,4 @@
-"""ReviewSession opens documents on the labels as last saved when the editor registers where they are."""
+"""ReviewSession opens documents on the labels as last saved when it is built with where they are."""
 from __future__ import annotations
 
 import numpy as np
@@ -27,10 +27,10 @@ def test_documents_open_on_saved_corrections(tmp_path):
     corrected = original.copy()
     corrected[2:5, 10:14] = 2
     save_ground_truth(dataset, dataset[0], corrected)
-    session = ReviewSession(dataset)
     factory = lambda sample: load_document(sample, dataset.class_table)  # noqa: E731
-    np.testing.assert_array_equal(session.open(0, factory).gt, original)   # no lookup registered
-    session.saved_labels = lambda sample: destination_for(dataset, sample)
+    np.testing.assert_array_equal(ReviewSession(dataset).open(0, factory).gt, original)   # no label source
+    session = ReviewSession(dataset, saved_labels=lambda sample: destination_for(dataset, sample))
+    np.testing.assert_array_equal(session.open(0, factory).gt, corrected)   # the first image too
     session.open(1, factory)
     np.testing.assert_array_equal(session.open(0, factory).gt, corrected)
     np.testing.assert_array_equal(session.open(1, factory).gt, original)   # nothing saved for b
@@ -45,7 +45,6 @@ def test_a_lone_image_reopens_on_its_saved_labels(tmp_path):
     labels = np.zeros((12, 16), np.uint8)
     labels[3:6, 4:9] = 1
     save_ground_truth(dataset, dataset[0], labels)
-    session = ReviewSession(dataset)
-    session.saved_labels = lambda sample: destination_for(dataset, sample)
+    session = ReviewSession(dataset, saved_labels=lambda sample: destination_for(dataset, sample))
     doc = session.open(0, lambda sample: load_document(sample, dataset.class_table))
     np.testing.assert_array_equal(doc.gt, labels)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent, QWheelEvent
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
-from segstudio.ui.edit_controller import EditController
-from segstudio.ui.main_window import MainWindow
+from segstudio.core.editing.service import UnsavedChoice
+from segstudio.ui.compose import build_main_window
+from segstudio.ui.settings import app_settings
 
 from tests.ui.fakes import GatedRunner, fake_controller
 
@@ -107,25 +108,25 @@ def rendered_rgb(canvas, x, y) -> tuple[int, int, int]:
 
 
 def _discard(names):
-    return QMessageBox.StandardButton.Discard
+    return UnsavedChoice.DISCARD
 
 
 def editing_window(qtbot, path, runner_factory=lambda request: GatedRunner(), *, size=(1000, 700),
                    settings_values=None, ask_restore=None, ask_unsaved=_discard):
-    """A shown, focused MainWindow with an EditController on ``path``, model "fake" on the CPU.
+    """A shown, focused window as ``build_main_window`` makes it, on ``path``, model "fake" on the CPU.
 
-    ``settings_values`` are written before the editor reads them; ``ask_restore`` / ``ask_unsaved``
-    replace the editor's prompts (None keeps the real dialog), and default to discarding unsaved edits.
+    ``settings_values`` are written before the window reads them; ``ask_restore`` / ``ask_unsaved``
+    replace the saving prompts (None keeps the real dialog), and default to discarding unsaved edits.
     """
-    win = MainWindow(controller=fake_controller(runner_factory))
-    qtbot.addWidget(win)
+    settings = app_settings()
     for name, value in (settings_values or {}).items():
-        win.settings.setValue(name, value)
-    win.editor = EditController(win)
+        settings.setValue(name, value)
+    win = build_main_window(settings, fake_controller(runner_factory))
+    qtbot.addWidget(win)
     if ask_restore is not None:
-        win.editor.persistence.ask_restore = ask_restore
+        win.saving.ask_restore = ask_restore
     if ask_unsaved is not None:
-        win.editor.persistence.ask_unsaved = ask_unsaved
+        win.saving.ask_unsaved = ask_unsaved
     win.resize(*size)
     win.show()
     qtbot.waitExposed(win)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
 
+from segstudio.core.editing.service import UnsavedChoice
 from segstudio.core.io.datasets.base import Sample
 from segstudio.core.io.masks import read_semantic_mask
 from segstudio.core.tasks import TaskKind
@@ -19,8 +19,6 @@ from segstudio.ui import edit_settings
 from tests.ui.editing_helpers import drag, editing_window, key, segment_capsule
 from tests.ui.reference import reference_metrics
 from tests.ui.synthetic import make_dataset, truth_and_prediction
-
-Button = QMessageBox.StandardButton
 
 
 def demo_copy(root, names=("cells_00", "cells_01")):
@@ -58,7 +56,7 @@ def test_ctrl_s_writes_a_palette_png_with_the_source_palette(qtbot, demo_window,
     expected[segment_capsule(original.shape, (100, 100), (200, 130), 6)] = 2
     np.testing.assert_array_equal(doc.gt, expected)
     assert window.windowTitle().startswith("* ") and window.browser.model.index(0, 1).data() == "cells_00 *"
-    with qtbot.waitSignal(window.editor.persistence.saved) as blocker:
+    with qtbot.waitSignal(window.saving.saved) as blocker:
         key(qtbot, window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     written = root / "corrected" / "masks" / "cells_00.png"
     assert blocker.args == ["cells_00", str(written)]
@@ -79,7 +77,7 @@ def test_autosave_on_switch_and_coming_back_keeps_edits_and_undo(qtbot, tmp_path
     original = window.document.gt.copy()
     paint(qtbot, window, [(10, 20), (50, 30)], radius=3)
     edited = window.document.gt.copy()
-    with qtbot.waitSignal(window.editor.persistence.saved):
+    with qtbot.waitSignal(window.saving.saved):
         key(qtbot, window, Qt.Key.Key_PageDown)
     assert window.document.name == "b"
     written = tmp_path / "data" / "corrected" / "masks" / "a.png"
@@ -109,9 +107,9 @@ def test_reopening_the_dataset_shows_the_saved_corrections(qtbot, tmp_path):
 def test_autosave_timer_saves_modified_images(qtbot, tmp_path):
     window = editing_window(qtbot, make_dataset(tmp_path / "data"),
                             settings_values={edit_settings.AUTOSAVE_SECONDS: 1})
-    assert window.editor.persistence.autosave_timer.interval() == 1000
+    assert window.saving.autosave_timer.interval() == 1000
     paint(qtbot, window, [(10, 20), (30, 20)], radius=2)
-    with qtbot.waitSignal(window.editor.persistence.saved, timeout=5000):
+    with qtbot.waitSignal(window.saving.saved, timeout=5000):
         pass
     assert not window.document.modified
     written = tmp_path / "data" / "corrected" / "masks" / "a.png"
@@ -126,6 +124,7 @@ def test_output_folder_and_overwrite_settings(qtbot, tmp_path):
     assert window.editor.save()
     np.testing.assert_array_equal(np.array(Image.open(out / "masks" / "a.png")), window.document.gt)
     window.settings.setValue(edit_settings.OVERWRITE, True)
+    window.saving.apply_settings()                  # what the settings dialog does on OK
     original = np.array(Image.open(tmp_path / "data" / "masks" / "a.png"))
     paint(qtbot, window, [(10, 40), (30, 40)], radius=2)
     assert window.editor.save()
@@ -137,10 +136,10 @@ def test_quitting_with_unsaved_edits_asks(qtbot, tmp_path):
     window = editing_window(qtbot, make_dataset(tmp_path / "data"))
     paint(qtbot, window, [(10, 20), (30, 20)], radius=2)
     asked = []
-    window.editor.persistence.ask_unsaved = lambda names: asked.append(names) or Button.Cancel
+    window.saving.ask_unsaved = lambda names: asked.append(names) or UnsavedChoice.CANCEL
     assert not window.close()
     assert window.isVisible() and asked == [["a"]]
-    window.editor.persistence.ask_unsaved = lambda names: asked.append(names) or Button.Save
+    window.saving.ask_unsaved = lambda names: asked.append(names) or UnsavedChoice.SAVE
     assert window.close()
     written = tmp_path / "data" / "corrected" / "masks" / "a.png"
     np.testing.assert_array_equal(np.array(Image.open(written)), window.document.gt)
@@ -149,28 +148,28 @@ def test_quitting_with_unsaved_edits_asks(qtbot, tmp_path):
 
 def test_quitting_without_edits_does_not_ask(qtbot, tmp_path):
     window = editing_window(qtbot, make_dataset(tmp_path / "data"))
-    window.editor.persistence.ask_unsaved = lambda names: pytest.fail("asked without unsaved edits")
+    window.saving.ask_unsaved = lambda names: pytest.fail("asked without unsaved edits")
     assert window.close()
 
 
 def test_settings_dialog_writes_the_editing_keys(qtbot, tmp_path):
     window = editing_window(qtbot, make_dataset(tmp_path / "data"))
-    dialog = edit_settings.EditSettingsDialog(window.editor.settings, window)
+    dialog = edit_settings.EditSettingsDialog(window.saving.settings, window)
     assert dialog.autosave_spin.value() == 60 and dialog.switch_box.isChecked()
     assert not dialog.overwrite_box.isChecked() and dialog.output_edit.text() == ""
     dialog.output_edit.setText(str(tmp_path / "out"))
     dialog.autosave_spin.setValue(5)
     dialog.switch_box.setChecked(False)
     dialog.accept()
-    window.editor.persistence.apply_settings()
-    settings = window.editor.settings
+    window.saving.apply_settings()
+    settings = window.saving.settings
     assert settings.output_dir == str(tmp_path / "out") and settings.autosave_seconds == 5
     assert not settings.autosave_on_switch and not settings.overwrite
-    assert window.editor.persistence.autosave_timer.interval() == 5000
+    assert window.saving.autosave_timer.interval() == 5000
     paint(qtbot, window, [(10, 20), (30, 20)], radius=2)
     key(qtbot, window, Qt.Key.Key_PageDown)                 # autosave on switch is off now
     assert not (tmp_path / "out").exists()
-    assert window.editor.persistence.modified_documents()[0].name == "a"
+    assert window.saving.service.modified_documents()[0].name == "a"
 
 
 def test_review_dock_and_tool_bar_layout_survive_a_restart(qtbot, tmp_path):
@@ -185,7 +184,7 @@ def test_review_dock_and_tool_bar_layout_survive_a_restart(qtbot, tmp_path):
 
 
 def before_metrics(window, name):
-    return (window.editor.persistence.store.metrics(name) or {}).get("before")
+    return (window.saving.service.store.metrics(name) or {}).get("before")
 
 
 def idle_window(qtbot, tmp_path):

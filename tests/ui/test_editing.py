@@ -38,7 +38,7 @@ def test_fast_brush_drag_paints_the_exact_capsule_and_redraws_it(qtbot, window):
     key(qtbot, window, Qt.Key.Key_B)
     key(qtbot, window, Qt.Key.Key_2)
     window.editor.set_brush_radius(3)
-    assert window.editor.tool_name == "brush" and window.selected_class == 2
+    assert window.editor.tool_name == "brush" and window.selection.class_id == 2
     drag(qtbot, canvas, [(10, 20), (50, 30)])          # one move event 40 px away: no gaps allowed
     expected = original.copy()
     expected[segment_capsule(original.shape, (10, 20), (50, 30), 3)] = 2
@@ -174,11 +174,11 @@ def test_alt_click_picks_the_class_in_any_tool_and_picker_tool(qtbot, window):
     key(qtbot, window, Qt.Key.Key_2)
     original = window.document.gt.copy()
     click(qtbot, window.canvas, (10, 10), Qt.KeyboardModifier.AltModifier)
-    assert window.selected_class == 1
+    assert window.selection.class_id == 1
     np.testing.assert_array_equal(window.document.gt, original)    # picking does not paint
     key(qtbot, window, Qt.Key.Key_K)
     click(qtbot, window.canvas, (50, 10))
-    assert window.selected_class == 0
+    assert window.selection.class_id == 0
 
 
 def test_brush_size_keys_ctrl_wheel_and_true_size_cursor(qtbot, window):
@@ -269,7 +269,7 @@ def test_start_from_prediction_is_one_undoable_step(qtbot, window):
 def test_enter_in_the_image_list_still_opens_the_image(qtbot, window):
     key(qtbot, window, Qt.Key.Key_P)                   # the polygon tool binds Enter on the canvas only
     view = window.browser.view
-    window.findChild(type(window.editor.review_dock), "dock_dataset").raise_()
+    window.dock("dataset").raise_()
     view.setFocus()
     view.setCurrentIndex(window.browser.proxy.index(1, 1))
     qtbot.keyClick(view, Qt.Key.Key_Return)

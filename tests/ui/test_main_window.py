@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
+from segstudio.core.editing.selection import ErrorMode
 from segstudio.core.evaluation import errormap
 from segstudio.core.display.render import instance_lut
 
@@ -126,7 +127,7 @@ def test_error_map_colours_all_classes_then_one_class(qtbot, window):
         tuple(int(v) for v in c) for c in hatch} or len(hatch) == 2
     window.select_class(1)
     window.error_mode_action.trigger()            # 'E': one class
-    assert window.error_mode == "one"
+    assert window.selection.error_mode is ErrorMode.ONE
     assert "misclassified" not in canvas.layer_names()
     show_only(canvas, "errors")
     assert_close(rendered_rgb(canvas, 8, 40), over_background(errormap.ERROR_COLORS[errormap.FALSE_NEGATIVE]))
@@ -248,7 +249,7 @@ def test_predictions_folder_fills_the_cache_and_reports_bad_files(qtbot, window,
 
 def test_clicking_a_row_in_the_dataset_browser_opens_that_image(qtbot, window):
     view = window.browser.view
-    window._docks["dataset"].raise_()
+    window.dock("dataset").raise_()
     qtbot.waitUntil(view.isVisible)
     row_b = window.browser.visible_names().index("b")
     rect = view.visualRect(window.browser.proxy.index(row_b, 1))

@@ -25,15 +25,15 @@ import os, signal, sys
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
 from segstudio.ui import edit_settings
-from segstudio.ui.edit_controller import EditController
-from segstudio.ui.main_window import MainWindow
+from segstudio.ui.compose import build_main_window
+from segstudio.ui.settings import app_settings
 from tests.ui.fakes import GatedRunner, fake_controller
 from tests.ui.test_recovery import edits_a, edits_b
 
-window = MainWindow(controller=fake_controller(lambda request: GatedRunner()))
-window.settings.setValue(edit_settings.AUTOSAVE_ON_SWITCH, False)
-window.settings.setValue(edit_settings.AUTOSAVE_SECONDS, 0)
-EditController(window)
+settings = app_settings()
+settings.setValue(edit_settings.AUTOSAVE_ON_SWITCH, False)
+settings.setValue(edit_settings.AUTOSAVE_SECONDS, 0)
+window = build_main_window(settings, fake_controller(lambda request: GatedRunner()))
 window.show()
 window.finish_startup(sys.argv[1], model="fake", device="cpu")
 edits_a(window.document)

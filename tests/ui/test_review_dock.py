@@ -87,7 +87,7 @@ def test_queue_orders_match_numpy_and_the_threshold_matters(qtbot, window):
 def test_status_buttons_note_and_next_to_review(qtbot, window):
     dock = window.editor.review
     dock.order_combo.setCurrentIndex(dock.order_combo.findData("mean_iou"))    # b (worst) first
-    store = window.editor.persistence.store
+    store = window.saving.service.store
     qtbot.mouseClick(dock.status_buttons["accepted"], Qt.MouseButton.LeftButton)
     assert store.status("a") == "accepted"
     assert dict((r[0], r[1]) for r in dock.rows())["a"] == "Accepted"

@@ -5,6 +5,7 @@ import PySide6
 import pytest
 from PySide6.QtCore import Qt
 
+from segstudio.core.editing.selection import ErrorMode
 from segstudio.ui import settings as keys
 from segstudio.ui.worker import InferenceController
 
@@ -45,7 +46,7 @@ def test_settings_survive_a_restart(qtbot, make_window, dataset):
     assert again.model_dock.selected_request().device == "cpu"
     assert again.model_dock.selected_spec() == "fake"
     assert again.canvas.layer("gt").opacity == pytest.approx(0.25)
-    assert [a.text() for a in again.recent_menu.actions()] == [str(dataset)]
+    assert [a.text() for a in again.file_menu.recent_menu.actions()] == [str(dataset)]
 
 
 def test_about_lists_versions_device_and_gpu_check(qtbot, make_window, dataset):
@@ -70,9 +71,9 @@ def test_keys_toggle_views_pick_classes_and_page_through_images(qtbot, make_wind
     qtbot.keyClick(window.canvas, Qt.Key.Key_O)
     assert window.outlines
     qtbot.keyClick(window.canvas, Qt.Key.Key_2)
-    assert window.selected_class == 2 and window.class_panel.current_class() == 2
+    assert window.selection.class_id == 2 and window.class_panel.current_class() == 2
     qtbot.keyClick(window.canvas, Qt.Key.Key_E)
-    assert window.error_mode == "one" and window.document.error_class == 2
+    assert window.selection.error_mode is ErrorMode.ONE and window.document.error_class == 2
     qtbot.keyClick(window.canvas, Qt.Key.Key_PageDown)
     assert window.document.name == "b"
     assert window.document.error_class == 2      # the mode carries over to the next image

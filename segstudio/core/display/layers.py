@@ -11,8 +11,9 @@ import numpy as np
 from segstudio.core.display.overlays import MAX_PAIR_CLASSES, pair_codes
 from segstudio.core.display.render import heat_lut, quantize
 from segstudio.core.evaluation.comparison import Comparison
+from segstudio.core.tasks import TaskKind
 
-__all__ = ["confidence_layer", "entropy_layer", "hatch_codes", "prepare_layers"]
+__all__ = ["attach_prediction", "confidence_layer", "entropy_layer", "hatch_codes", "prepare_layers"]
 
 
 def confidence_layer(confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,3 +45,18 @@ def prepare_layers(comparison: Comparison, gt: np.ndarray | None) -> Comparison:
     if codes is not None:
         comparison.layers["misclassified"] = (codes, None)
     return comparison
+
+
+def attach_prediction(tasks, document, prediction):
+    """Compare ``document``'s labels with a new prediction without blocking the caller's thread.
+
+    The comparison and its display arrays are built on ``tasks`` (a ``core.tasks.TaskRunner``;
+    O(image)) and attached on return in O(1); if the labels were painted meanwhile, attaching rebuilds
+    it against the labels now. A newer prediction for the same image supersedes this one. Returns the task.
+    """
+    build, version = document.comparison_builder(prediction.mask, prediction.confidence,
+                                                 prediction.entropy, prediction.instances)
+    gt = document.gt
+    return tasks.submit(lambda _context: prepare_layers(build(), gt), kind=TaskKind.COMPARISON,
+                        key=(TaskKind.COMPARISON, document.name),
+                        on_returned=lambda comparison: document.attach_comparison(comparison, version))

@@ -12,6 +12,7 @@ edited rectangle is O(rectangle).
 from __future__ import annotations
 
 import math
+from enum import Enum
 from typing import TYPE_CHECKING, Iterable
 
 import cv2
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = [
     "GOLDEN_RATIO_CONJUGATE",
     "VIEW_MODES",
+    "ViewMode",
     "class_lut",
     "instance_lut",
     "fold_instance_ids",
@@ -40,7 +42,15 @@ __all__ = [
 ]
 
 GOLDEN_RATIO_CONJUGATE = 0.618033988749895
-VIEW_MODES = ("semantic", "instance", "outlines")
+class ViewMode(Enum):
+    """How a label layer is drawn (see :func:`view_arrays`)."""
+
+    SEMANTIC = "semantic"
+    INSTANCE = "instance"
+    OUTLINES = "outlines"
+
+
+VIEW_MODES = tuple(ViewMode)
 
 
 def class_lut(class_table: "ClassTable", hidden: Iterable[int] = (), ignore_color=(0, 0, 0, 0),
@@ -278,14 +288,14 @@ def _transparent_code(class_table: "ClassTable") -> int | None:
     return None
 
 
-def view_arrays(mode: str, semantic: np.ndarray | None, class_table: "ClassTable",
+def view_arrays(mode: ViewMode | str, semantic: np.ndarray | None, class_table: "ClassTable",
                 instances: "InstanceMask | None" = None, hidden: Iterable[int] = (),
                 ignore_color=(0, 0, 0, 0)) -> tuple[np.ndarray | None, np.ndarray | None]:
     """What to hand the canvas for one label layer in a view mode.
 
     Parameters
     ----------
-    mode : {'semantic', 'instance', 'outlines'}
+    mode : ViewMode, or its value ('semantic', 'instance', 'outlines')
         ``semantic``: fill every pixel with its class colour. ``instance``: one distinct colour per
         instance (from ``instances``, else connected components of ``semantic`` per class).
         ``outlines``: only the borders of regions (of instances when given, else of classes), in the
@@ -302,23 +312,25 @@ def view_arrays(mode: str, semantic: np.ndarray | None, class_table: "ClassTable
     (array, lut)
         ``array`` is the mask itself in semantic mode (no copy), a new array otherwise.
     """
-    if mode not in VIEW_MODES:
-        raise ValueError(f"unknown view mode {mode!r}; expected one of {VIEW_MODES}")
+    try:
+        mode = ViewMode(mode)
+    except ValueError:
+        raise ValueError(f"unknown view mode {mode!r}; expected one of {[m.value for m in ViewMode]}") from None
     if semantic is None and instances is None:
         return None, None
     hidden = set(hidden)
     lut = class_lut(class_table, hidden, ignore_color=ignore_color,
                     size=256 if semantic is None or semantic.dtype == np.uint8 else 65536)
-    if mode == "semantic":
+    if mode is ViewMode.SEMANTIC:
         return semantic, lut
     derived = instances is None   # from the semantic mask: outlines need no component labelling
-    if derived and mode == "instance":
+    if derived and mode is ViewMode.INSTANCE:
         from segstudio.core.io.masks import semantic_to_instances
         instances = semantic_to_instances(semantic, ignore_index=class_table.ignore_index)
     if semantic is None:
         from segstudio.core.io.masks import instances_to_semantic
         semantic = instances_to_semantic(instances)
-    if mode == "instance":
+    if mode is ViewMode.INSTANCE:
         ids = fold_instance_ids(instances.ids)
         colours = instance_lut(256 if ids.dtype == np.uint8 else 65536)
         if hidden:

@@ -43,6 +43,7 @@ from segstudio.core.editing.history import (
     default_budget,
     labels_fingerprint,
 )
+from segstudio.core.editing.selection import Selection
 from segstudio.core.editing.strokes import Stroke
 from segstudio.core.errors import MaskSizeMismatch
 from segstudio.core.evaluation.comparison import Comparison, SourceKey, SourceKind
@@ -94,6 +95,9 @@ class ImageDocument(LabelEdits):
         Crash journal that records every committed stroke, undo and redo.
     error_class : int, optional
         Show the error map for this one class instead of all classes.
+    selection : Selection, optional
+        The user's selected class (``core.editing.selection``), read when an edit reports how a class's
+        scores moved (``MetricsDelta``); without one, or out of range, the painted class is reported.
 
     Raises
     ------
@@ -106,7 +110,8 @@ class ImageDocument(LabelEdits):
                  confidence: np.ndarray | None = None, entropy: np.ndarray | None = None,
                  gt_instances: Any = None, pred_instances: Any = None,
                  history: EditHistory | None = None, budget: HistoryBudget | None = None,
-                 journal: Journal | None = None, error_class: int | None = None):
+                 journal: Journal | None = None, error_class: int | None = None,
+                 selection: Selection | None = None):
         self.name = name
         self.image = image
         self.class_table = class_table
@@ -132,7 +137,7 @@ class ImageDocument(LabelEdits):
         self._counts_size = max(self.num_classes, self.ignore_index + 1)
         self._counts: np.ndarray | None = None
         self._error_class = error_class
-        self.metrics_class: int | None = None
+        self.selection = selection
         self.modified = False
         self._listeners: list[Callable[[DocumentEvent], None]] = []
         self._stroke: Stroke | None = None
@@ -380,7 +385,8 @@ class ImageDocument(LabelEdits):
         return comparison.class_scores(class_id)
 
     def _scores(self, candidate: int | None) -> tuple[int, float | None, float | None] | None:
-        k = self.metrics_class if self.metrics_class is not None else candidate
+        k = self.selection.class_id if self.selection is not None else None
+        k = k if k is not None and 0 <= k < self.num_classes else candidate
         if k is None or not 0 <= k < self.num_classes or self.pred is None:
             return None
         return (k, *self.class_scores(k))

@@ -80,13 +80,15 @@ def decode_sample(sample) -> tuple[np.ndarray, np.ndarray | None, Any]:
     return image, gt, instances
 
 
-def load_document(sample, class_table, error_class: int | None = None, decoded=None):
-    """A new ``ImageDocument`` for ``sample`` (from ``decoded`` when it was decoded ahead)."""
+def load_document(sample, class_table, error_class: int | None = None, decoded=None, *, journal=None,
+                  selection=None):
+    """A new ``ImageDocument`` for ``sample`` (from ``decoded`` when it was decoded ahead), recording
+    into ``journal`` and scoring the class of ``selection`` (see ``ImageDocument``)."""
     from segstudio.core.editing.document import ImageDocument
 
     image, gt, instances = decoded if decoded is not None else decode_sample(sample)
     return ImageDocument(sample.name, image, class_table, gt, gt_instances=instances,
-                         error_class=error_class)
+                         error_class=error_class, journal=journal, selection=selection)
 
 
 def _decoded_ahead(task: Task | None):
@@ -166,9 +168,13 @@ class ReviewSession:
     task_runner : core.tasks.TaskRunner, optional
         Where :meth:`decode_ahead` decodes (the window's runner, or anything with its ``submit``);
         without one the session starts a one-thread runner of its own when first needed.
+    saved_labels : callable, optional
+        ``sample -> path`` of its saved corrections (``EditingService.labels_source``); documents,
+        decoding ahead, the browser's class scan and a dataset run then all read the labels as last
+        saved, which is also what the crash journal replays over. Without it, the dataset's own masks.
     """
 
-    def __init__(self, dataset, task_runner=None):
+    def __init__(self, dataset, task_runner=None, saved_labels: Callable[[Any], Path | None] | None = None):
         self.dataset = dataset
         self.index = 0
         self._task_runner = task_runner
@@ -183,9 +189,7 @@ class ReviewSession:
         # browser's background scan; the lock makes the scan's check-and-store one step.
         self._presence: dict[str, frozenset[int]] = {}
         self._presence_lock = threading.Lock()
-        # Set by the editor: sample -> its saved corrected labels file (or None). Documents then open
-        # on the labels as last saved, which is also what the crash journal replays over.
-        self.saved_labels: Callable[[Any], Path | None] | None = None
+        self._saved_labels = saved_labels
 
     # --- images -------------------------------------------------------------------------------
     @property
@@ -232,7 +236,7 @@ class ReviewSession:
     def sample_to_load(self, index: int):
         """Sample ``index`` as documents load it: its mask is the saved correction when one exists."""
         sample = self.dataset[index]
-        saved = self.saved_labels(sample) if self.saved_labels is not None else None
+        saved = self._saved_labels(sample) if self._saved_labels is not None else None
         if saved is not None and Path(saved).is_file():
             decoder = sample.decoder
             if decoder is None:   # a lone image has no mask rules; its saved labels use the class table
