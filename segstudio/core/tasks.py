@@ -227,6 +227,7 @@ class TaskRunner:
         self._wake = threading.Condition(self._lock)
         self._queue: deque[Task] = deque()
         self._live: dict[int, Task] = {}
+        self._undelivered: dict[int, Task] = {}   # submitted, end (on_finished) not delivered yet
         self._keyed: dict[Hashable, Task] = {}
         self._threads: list[threading.Thread] = []
         self._idle = 0
@@ -253,6 +254,7 @@ class TaskRunner:
             task = Task(next(self._ids), kind, key, fn, args, callbacks, self)
             if not self._closed:
                 self._live[task.id] = task
+                self._undelivered[task.id] = task
                 if key is not None:
                     self._keyed[key] = task
                 self._queue.append(task)
@@ -275,9 +277,13 @@ class TaskRunner:
             task.cancel()
 
     def active(self, kind: TaskKind | None = None) -> list[Task]:
-        """Tasks submitted and not yet done (of ``kind`` when given), oldest first."""
+        """Tasks submitted whose end is not delivered yet (of ``kind`` when given), oldest first.
+
+        A task done on its worker still counts until its results reach the dispatch thread, so a
+        caller waiting for a kind of work to be over sees its results when it sees it over.
+        """
         with self._lock:
-            return [t for t in self._live.values() if kind is None or t.kind is kind]
+            return [t for t in self._undelivered.values() if kind is None or t.kind is kind]
 
     def shutdown(self, wait: bool = True) -> None:
         """Cancel every task and stop the threads; with ``wait``, join them (a running step finishes).
@@ -288,6 +294,7 @@ class TaskRunner:
         with self._lock:
             self._closed = True
             live = list(self._live.values())
+            self._undelivered.clear()        # what is still queued for delivery is dropped with them
             self._wake.notify_all()
         for task in live:
             task.cancel()
@@ -403,6 +410,7 @@ class TaskRunner:
         Until then it may hold a result not yet delivered, which a supersede must still drop.
         """
         with self._lock:
+            self._undelivered.pop(task.id, None)
             if task.key is not None and self._keyed.get(task.key) is task:
                 del self._keyed[task.key]
         task._callbacks = {}                 # their closures may hold large arrays

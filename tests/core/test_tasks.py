@@ -219,8 +219,8 @@ def test_cancel_by_key_drops_a_result_not_yet_delivered():
     try:
         task = runner.submit(lambda ctx: "stale", kind=KIND, key="k", **recorder.callbacks("t"))
         task.wait(WAIT)
-        assert runner.active() == []              # done on the worker ...
-        runner.cancel("k")                        # ... but still cancellable until its end is delivered
+        assert runner.active() == [task]          # done on the worker, its end not delivered ...
+        runner.cancel("k")                        # ... so still cancellable until it is
         runner.cancel("no such key")
     finally:
         runner.shutdown()

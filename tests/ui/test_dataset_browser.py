@@ -21,8 +21,9 @@ CORRUPT = "img07"      # its mask file is not an image: counts as having no clas
 
 
 def scans(task_runner) -> list:
-    """Class scans still running (or cancelled but not yet stopped) on ``task_runner``."""
-    return task_runner.active(TaskKind.PRESENCE_SCAN)
+    """Class scans still running (or cancelled but not yet stopped) on ``task_runner``; a stopped one
+    stays active until its end is delivered on the GUI thread, which these checks do not wait for."""
+    return [task for task in task_runner.active(TaskKind.PRESENCE_SCAN) if not task.done]
 
 
 @pytest.fixture
