@@ -12,6 +12,7 @@ from segstudio.core.errors import ImageReadError
 from segstudio.core.io.datasets import open_dataset
 from segstudio.core.io.datasets.base import Sample
 from segstudio.core.tasks import TaskKind, TaskRunner, runner_threads
+from tests.threads import threads_calling
 
 WAIT = 5
 
@@ -49,15 +50,7 @@ class Factory:
 
 
 def recording_image_loads(monkeypatch) -> list[threading.Thread]:
-    threads = []
-    original = Sample.load_image
-
-    def recording(sample):
-        threads.append(threading.current_thread())
-        return original(sample)
-
-    monkeypatch.setattr(Sample, "load_image", recording)
-    return threads
+    return threads_calling(monkeypatch, Sample, "load_image")
 
 
 def test_open_uses_the_image_decoded_ahead_on_the_runner(dataset, runner, monkeypatch):

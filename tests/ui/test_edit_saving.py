@@ -16,6 +16,7 @@ from segstudio.core.tasks import TaskKind
 from segstudio.resources import resource_path
 from segstudio.ui import edit_settings
 
+from tests.threads import threads_calling
 from tests.ui.editing_helpers import drag, editing_window, key, segment_capsule
 from tests.ui.reference import reference_metrics
 from tests.ui.synthetic import make_dataset, truth_and_prediction
@@ -197,14 +198,7 @@ def idle_window(qtbot, tmp_path):
 
 def test_before_metrics_are_decoded_off_the_gui_thread_when_a_prediction_arrives(qtbot, tmp_path, monkeypatch):
     window = idle_window(qtbot, tmp_path)
-    threads = []
-    original = Sample.load_mask
-
-    def recording(sample):
-        threads.append(threading.current_thread())
-        return original(sample)
-
-    monkeypatch.setattr(Sample, "load_mask", recording)
+    threads = threads_calling(monkeypatch, Sample, "load_mask")
     with qtbot.waitSignal(window.controller.job_ended, timeout=5000):
         window.run_on_image()
     qtbot.waitUntil(lambda: before_metrics(window, "a") is not None)

@@ -14,6 +14,7 @@ from segstudio.core.editing.store import ProjectStore
 from segstudio.core.evaluation.prediction import Prediction
 from segstudio.core.tasks import TaskKind
 
+from tests.threads import threads_calling
 from tests.ui.editing_helpers import drag, editing_window, key
 from tests.ui.fakes import GatedRunner
 from tests.ui.reference import reference_metrics
@@ -147,14 +148,7 @@ def test_export_csv_and_json_with_before_and_after_metrics(qtbot, window, tmp_pa
 def test_images_not_open_are_ranked_off_the_gui_thread(qtbot, window, monkeypatch):
     from segstudio.core.io.datasets.base import Sample
 
-    threads = []
-    original = Sample.load_mask
-
-    def recording(sample):
-        threads.append(threading.current_thread())
-        return original(sample)
-
-    monkeypatch.setattr(Sample, "load_mask", recording)
+    threads = threads_calling(monkeypatch, Sample, "load_mask")
     dock = window.editor.review
     dock.invalidate()
     assert dock.queue() == ["a"] + ["b"]                # b is unranked until the worker reports
