@@ -9,6 +9,19 @@ EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
 
 
+TRUST_MODEL_HELP = ("run a TorchScript model file (which is code) and remember its hash as trusted; "
+                    "without it such a file runs only if trusted before, else exit 2")
+
+
+def trust_if_asked(args) -> None:
+    """``--trust-model``: record the ``--model`` file as trusted when it is code (no torch needed)."""
+    from segstudio.inference.model_trust import needs_trust, trust_file  # noqa: PLC0415
+
+    path = needs_trust(args.model) if args.trust_model and args.model else None
+    if path is not None:
+        trust_file(path)
+
+
 def print_error(prog: str, message: str) -> int:
     """Print ``<prog>: error: <message>`` on stderr; return ``EXIT_BAD_INPUT`` (to return in turn)."""
     print(f"{prog}: error: {message}", file=sys.stderr)

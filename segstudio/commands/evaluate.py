@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segstudio.commands._common import EXIT_CANCELLED, ProgressBar, print_error
+from segstudio.commands._common import EXIT_CANCELLED, TRUST_MODEL_HELP, ProgressBar, print_error, trust_if_asked
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio evaluate"
@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of prediction masks named like the images (index or palette PNG)")
     source.add_argument("--model", metavar="SPEC",
                         help="model to run: 'demo', 'torchvision:NAME', a model file or SMP folder")
+    parser.add_argument("--trust-model", action="store_true", help=TRUST_MODEL_HELP)
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"],
                         help="inference device for --model (default: auto)")
     parser.add_argument("--batch-size", type=int, default=1, metavar="N",
@@ -102,6 +103,7 @@ def _model_predictions(args: argparse.Namespace, dataset):
     from segstudio.inference.registry import resolve_model
     from segstudio.inference.runner import CancelToken, Runner
 
+    trust_if_asked(args)
     entry = resolve_model(args.model)
     if entry.class_table.num_classes != dataset.class_table.num_classes:
         print(f"{PROG}: warning: the model has {entry.class_table.num_classes} classes, the dataset "

@@ -15,7 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-from segstudio.commands._common import EXIT_BAD_INPUT, EXIT_CANCELLED, ProgressBar, print_error
+from segstudio.commands._common import (EXIT_BAD_INPUT, EXIT_CANCELLED, TRUST_MODEL_HELP, ProgressBar, print_error,
+                                        trust_if_asked)
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio predict"
@@ -29,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", required=True, metavar="PATH",
                         help="an image, a folder of images or a dataset folder")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the masks")
+    parser.add_argument("--trust-model", action="store_true", help=TRUST_MODEL_HELP)
     parser.add_argument("--weights", metavar="FILE", default=None,
                         help="checkpoint for a 'smp:ARCH' or 'torchvision:NAME' spec")
     parser.add_argument("--encoder", metavar="NAME", default=None,
@@ -92,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         from segstudio.inference.registry import resolve_model  # noqa: PLC0415 - imports torch
         from segstudio.inference.runner import CancelToken, Cancelled, Runner  # noqa: PLC0415
 
+        trust_if_asked(args)
         entry = resolve_model(args.model, **_overrides(args))
         runner = Runner(entry, device=args.device, tile_size=args.tile, overlap=args.overlap,
                         batch_size=args.batch_size, score_threshold=args.score_threshold,

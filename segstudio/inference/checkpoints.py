@@ -2,15 +2,15 @@
 
 Every pickle goes through ``torch.load(weights_only=True)``: a file whose unpickling would need
 arbitrary code (a whole pickled ``nn.Module``, a crafted ``__reduce__``) is refused with a
-``CheckpointError`` before anything in it runs. TorchScript archives are recognised by their
-``constants.pkl`` / ``code/`` members and loaded with ``torch.jit.load`` (which does not execute
-Python pickles).
+``CheckpointError`` before anything in it runs. TorchScript archives, recognised by their
+``constants.pkl`` / ``code/`` members whatever the file is called, are programs: their source and
+graph are inspected (``script_guard``) and they run only once the user trusts the file
+(``model_trust``, ADR 0016).
 """
 from __future__ import annotations
 
 import pickle
 import re
-import warnings
 import zipfile
 from collections.abc import Mapping
 from os import PathLike
@@ -19,19 +19,14 @@ from pathlib import Path
 import torch
 
 from segstudio.core.errors import CheckpointError
+from segstudio.inference import script_guard
+from segstudio.inference.model_trust import TrustStore, UntrustedModelError, is_torchscript, sha256_of
+
+__all__ = ["is_torchscript", "safe_load", "load_state_dict_file", "extract_state_dict", "strip_prefixes",
+           "load_into", "state_dict_mismatch", "load_torchscript"]
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "weights", "params")
 PREFIXES = ("module.", "_orig_mod.")
-
-
-def is_torchscript(path: str | PathLike) -> bool:
-    """True when ``path`` is a TorchScript archive (a zip holding ``constants.pkl`` or ``code/``)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return False
-    return any(n.endswith("/constants.pkl") or "/code/" in n or n.startswith("code/") for n in names)
 
 
 def safe_load(path: str | PathLike, map_location="cpu") -> object:
@@ -138,16 +133,29 @@ def state_dict_mismatch(expected: Mapping[str, torch.Tensor], actual: Mapping[st
     return "; ".join(parts)
 
 
-def load_torchscript(path: str | PathLike, device="cpu") -> torch.jit.ScriptModule:
-    """``torch.jit.load`` with failures turned into ``CheckpointError``."""
+def load_torchscript(path: str | PathLike, device="cpu", store: TrustStore | None = None
+                     ) -> torch.jit.ScriptModule:
+    """Load a TorchScript file that passes inspection and that the user trusts.
+
+    Inspection comes first, so a file that reaches for files or the process is refused by name
+    whether or not it was trusted; the hash checked is that of the very bytes loaded.
+
+    Raises
+    ------
+    CheckpointError
+        Unreadable or not TorchScript, or refused by ``script_guard``.
+    UntrustedModelError
+        The file passed inspection but the user has not agreed to run it.
+    """
+    path = Path(path)
     try:
-        with warnings.catch_warnings():
-            # TorchScript is deprecated upstream but remains how many models are shipped.
-            warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit")
-            module = torch.jit.load(str(path), map_location=device)
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise CheckpointError(path, f"cannot load TorchScript file: {_first_line(str(exc))}") from None
-    return module.eval()
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot read the model file: {exc.strerror or exc}") from None
+    module = script_guard.load_inspected(data, path, device)
+    if not (store or TrustStore()).is_trusted(sha256_of(data)):
+        raise UntrustedModelError(path)
+    return module
 
 
 def _is_tensor_mapping(obj: Mapping) -> bool:

@@ -112,7 +112,9 @@ def parse_card(data: Mapping[str, Any], path: str | PathLike | None = None) -> M
     """Validate a card dict (also used for keyword overrides; unknown keys are ignored).
 
     ``classes`` may be a ``ClassTable``, a list of names or ``{"name", "color"}`` objects, a
-    ``{"classes": [...]}`` object, or (for overrides) a path to a class-table JSON or names.txt.
+    ``{"classes": [...]}`` object, or a path to a class-table JSON or names.txt: for a card
+    (``path`` given) relative to the card's folder and confined to it, for overrides relative to
+    the working directory.
 
     Raises
     ------
@@ -134,7 +136,7 @@ def parse_card(data: Mapping[str, Any], path: str | PathLike | None = None) -> M
             raise bad("arch_kwargs", "expected an object")
         out["arch_kwargs"] = dict(data["arch_kwargs"])
     if data.get("classes") is not None:
-        out["classes"] = _parse_classes(data["classes"], where)
+        out["classes"] = _parse_classes(data["classes"], where, Path(path) if path is not None else None)
     for key in ("mean", "std"):
         if data.get(key) is not None:
             out[key] = _parse_triplet(data[key], key, where, positive=(key == "std"))
@@ -165,11 +167,13 @@ def parse_card(data: Mapping[str, Any], path: str | PathLike | None = None) -> M
     return ModelCard(**out)
 
 
-def _parse_classes(value: Any, where: str) -> ClassTable:
+def _parse_classes(value: Any, where: str, card_path: Path | None) -> ClassTable:
     if isinstance(value, ClassTable):
         return value
     try:
         if isinstance(value, (str, PathLike)):
+            if card_path is not None:
+                value = _beside_card(value, card_path)
             if str(value).lower().endswith(".txt"):
                 return ClassTable.from_names_txt(value)
             return ClassTable.load(value)
@@ -180,6 +184,25 @@ def _parse_classes(value: Any, where: str) -> ClassTable:
     except ClassTableError as exc:
         raise CheckpointError(exc.path or where, f"classes: {exc.reason}") from exc
     raise CheckpointError(where, f"'classes': expected a list of classes, got {type(value).__name__}")
+
+
+def _beside_card(value: str | PathLike, card_path: Path) -> Path:
+    """The card's class file, which must lie in the card's folder (or below it).
+
+    A card travels with a downloaded model, so its paths are the sender's: read relative to the
+    working directory, or absolute, or through ``..`` or a symlink, they would open any file the
+    user can read (``"classes": "/etc/passwd"``) and echo parts of it in error messages.
+    """
+    relative = Path(value)
+    if relative.is_absolute() or relative.drive:
+        raise CheckpointError(card_path, f"'classes': {str(value)!r} is an absolute path; a model card "
+                              "may only name a file in its own folder")
+    folder = card_path.parent.resolve()
+    target = (folder / relative).resolve()
+    if not target.is_relative_to(folder):
+        raise CheckpointError(card_path, f"'classes': {str(value)!r} leads outside the card's folder "
+                              f"({folder}); a model card may only name a file in its own folder")
+    return target
 
 
 def _parse_triplet(value: Any, key: str, where: str, positive: bool) -> tuple[float, float, float]:

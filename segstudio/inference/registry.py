@@ -375,11 +375,14 @@ def _from_torchscript(path: Path, card: ModelCard, name: str) -> ModelEntry:
     from segstudio.inference import checkpoints  # noqa: PLC0415
 
     kind = card.kind or "semantic"
+    # Loaded now, with a card or without, so that an unsafe or untrusted file fails when picked.
+    module = checkpoints.load_torchscript(path, "cpu")
     table = card.classes
     if table is None:
         if kind == "instance":
             raise CheckpointError(path, "a TorchScript instance model needs its classes in a model card")
-        table = ClassTable.generic(_probe_num_classes(path, card))
+        table = ClassTable.generic(_probe_num_classes(module, path, card))
+    del module  # the loader loads (and checks) it again on the device it runs on
 
     def loader(device: str = "cpu", progress=None):
         return checkpoints.load_torchscript(path, device)
@@ -388,14 +391,12 @@ def _from_torchscript(path: Path, card: ModelCard, name: str) -> ModelEntry:
                   description=f"TorchScript model ({table.num_classes} classes) from {path.name}")
 
 
-def _probe_num_classes(path: Path, card: ModelCard) -> int:
-    """Run the TorchScript module once on a small zero image to read its class count."""
+def _probe_num_classes(module, path: Path, card: ModelCard) -> int:
+    """Run the (inspected, trusted) TorchScript module once on a small zero image for its class count."""
     import torch  # noqa: PLC0415
 
-    from segstudio.inference import checkpoints  # noqa: PLC0415
     from segstudio.inference.runner import model_logits  # noqa: PLC0415
 
-    module = checkpoints.load_torchscript(path, "cpu")
     width, height = card.input_size or (64, 64)
     try:
         with torch.inference_mode():

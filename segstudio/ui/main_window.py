@@ -399,16 +399,20 @@ class MainWindow(QMainWindow):
             self._gpu_check_job = self.controller.check_gpu()
 
     def run_on_image(self) -> int | None:
-        request = self.model_dock.selected_request()
-        if request is None or self.document is None:
+        if self.document is None:
+            return None
+        request = self.model_dock.request_to_run()   # asks first if the file is code
+        if request is None:
             return None
         job = self.controller.predict_image(request, self.document.name, self.document.image)
         self._track_job(job, [self.document.name])
         return job
 
     def run_on_dataset(self) -> int | None:
-        request = self.model_dock.selected_request()
-        if request is None or self.session is None:
+        if self.session is None:
+            return None
+        request = self.model_dock.request_to_run()
+        if request is None:
             return None
         indices = list(range(len(self.session)))
         job = self.controller.predict_dataset(request, self.session.dataset, indices, self._labels(indices))

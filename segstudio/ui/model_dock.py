@@ -3,7 +3,8 @@
 The dock never touches torch: the registry listing comes from ``inference.catalog`` (names, kinds
 and descriptions only, ``set_models``), the GPU report from the worker's GPU check (``set_gpu_report``),
 which runs before the first model does or when the device list is opened (``device_info_requested``).
-What the user picks leaves as a :class:`segstudio.ui.worker.ModelRequest`, resolved only when it runs.
+What the user picks leaves as a :class:`segstudio.ui.worker.ModelRequest`, resolved only when it runs;
+a model file that is code (TorchScript) leaves only once the user trusts it (``request_to_run``, ADR 0016).
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
-                               QProgressBar, QPushButton, QVBoxLayout, QWidget)
+                               QMessageBox, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
+from segstudio.inference.model_trust import TrustAsker, needs_trust, trust_file
 from segstudio.ui.worker import ModelRequest
 
 __all__ = ["ModelDock", "ModelFormDialog", "format_duration"]
@@ -48,6 +50,18 @@ def has_model_card(path: str) -> bool:
     if target.is_dir():
         return (target / SMP_CARD_NAME).is_file()
     return card_path_for(target).is_file()
+
+
+def ask_to_trust(parent: QWidget | None, path: Path) -> bool:
+    """The once-per-file question before a TorchScript model first runs."""
+    answer = QMessageBox.warning(
+        parent, "Run code from this model file?",
+        f"{path.name} contains code (TorchScript), not just weights. Running it runs that code with "
+        "your permissions. It has been checked for operations that touch files, the network or the "
+        "process, but the check is no sandbox.\n\nRun it only if you trust where it came from. "
+        "Your answer is remembered for this exact file.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
 
 
 class ModelFormDialog(QDialog):
@@ -98,6 +112,7 @@ class ModelDock(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self.trust_asker: TrustAsker = lambda path: ask_to_trust(self, path)
         self.models = QListWidget()
         self.models.currentItemChanged.connect(lambda *_: self.selection_changed.emit())
         self.load_file_button = QPushButton("Load model file…")
@@ -179,6 +194,19 @@ class ModelDock(QWidget):
         if item is None:
             return None
         return ModelRequest(item.data(SPEC_ROLE), self.device.currentData(), item.data(OVERRIDES_ROLE) or ())
+
+    def request_to_run(self) -> ModelRequest | None:
+        """The selected request if it may run: asks (once per file content) before running code."""
+        request = self.selected_request()
+        if request is None:
+            return None
+        untrusted = needs_trust(request.spec)
+        if untrusted is not None:
+            if not self.trust_asker(untrusted):
+                self.info.setText(f"Not run: {untrusted.name} contains code you did not agree to run")
+                return None
+            trust_file(untrusted)
+        return request
 
     def _item_for(self, spec: str) -> QListWidgetItem | None:
         for row in range(self.models.count()):

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from segstudio.inference.architectures import register_architecture
+from segstudio.inference.model_trust import trust_file
 
 TINY = "tests.TinyNet"
 
@@ -40,11 +41,14 @@ register_architecture(TINY, lambda num_classes, **kw: TinyNet(num_classes, **kw)
                       description="test network")
 
 
-def save_torchscript(net: nn.Module, path: Path) -> None:
-    """Script ``net`` and save it (silencing torch's deprecation notice for TorchScript)."""
+def save_torchscript(net: nn.Module, path: Path, trusted: bool = True) -> None:
+    """Script ``net`` and save it (silencing torch's deprecation notice for TorchScript); by
+    default also record it as trusted, as a user who made the file would."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         torch.jit.script(net).save(str(path))
+    if trusted:
+        trust_file(path)
 
 
 def write_card(model_path: Path, **fields) -> Path:
