@@ -57,8 +57,8 @@ def ask_to_trust(parent: QWidget | None, path: Path) -> bool:
     answer = QMessageBox.warning(
         parent, "Run code from this model file?",
         f"{path.name} contains code (TorchScript), not just weights. Running it runs that code with "
-        "your permissions. It has been checked for operations that touch files, the network or the "
-        "process, but the check is no sandbox.\n\nRun it only if you trust where it came from. "
+        "your permissions. Before it runs it is checked for operations that touch files, the network or "
+        "the process (such a file is refused), but the check is no sandbox.\n\nRun it only if you trust where it came from. "
         "Your answer is remembered for this exact file.",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
     return answer == QMessageBox.StandardButton.Yes
