@@ -8,6 +8,7 @@ from importlib import metadata
 import cv2
 import numpy as np
 import PySide6
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
@@ -62,8 +63,8 @@ def show_about_box(parent: QWidget, device: str, gpu_report: dict | None) -> QMe
     return box
 
 
-def refresh_about_box(parent: QWidget, device: str, gpu_report: dict | None) -> None:
-    """Rewrite the About box open on ``parent``, if any (it deletes itself on close)."""
-    box = parent.findChild(QMessageBox, ABOUT_OBJECT_NAME)
-    if box is not None:
+def refresh_about_box(box: QMessageBox | None, device: str, gpu_report: dict | None) -> None:
+    """Rewrite ``box`` (the one :func:`show_about_box` returned) if it is still open: it deletes
+    itself on close."""
+    if box is not None and shiboken6.isValid(box):
         box.setText(about_text(device, gpu_report))

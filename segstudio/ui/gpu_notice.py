@@ -9,6 +9,7 @@ nothing blocks, nothing is asked. Importing this module does not import torch.
 """
 from __future__ import annotations
 
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QStyle, QToolButton
 
@@ -41,13 +42,13 @@ def details_text(report: dict) -> str:
     return "\n".join(lines)
 
 
-def install_gpu_notice(window: QMainWindow, report: dict) -> QToolButton:
-    """Show ``report`` in ``window``'s status bar (replacing an earlier notice); returns the button."""
+def install_gpu_notice(window: QMainWindow, report: dict, previous: QToolButton | None = None) -> QToolButton:
+    """Show ``report`` in ``window``'s status bar, replacing the ``previous`` notice (the button this
+    returned last time, which the caller keeps); returns the new button."""
     bar = window.statusBar()
-    old = bar.findChild(QToolButton, NOTICE_OBJECT_NAME)
-    if old is not None:
-        bar.removeWidget(old)
-        old.deleteLater()
+    if previous is not None and shiboken6.isValid(previous):
+        bar.removeWidget(previous)
+        previous.deleteLater()
     warning, label, message = notice_text(report)
     button = QToolButton(bar)
     button.setObjectName(NOTICE_OBJECT_NAME)

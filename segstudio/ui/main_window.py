@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
         self.instance_view = False
         self.outlines = False
         self.gpu_report: dict | None = None
+        self._gpu_notice = self._about_box = None   # the widgets a new GPU report replaces / rewrites
         self._gpu_check_job: int | None = None
         self.metrics_panel = None          # built in finish_startup (pyqtgraph is slow to import)
         self._job_sessions: dict[int, ReviewSession] = {}   # job id -> the session it serves
@@ -442,10 +443,10 @@ class MainWindow(QMainWindow):
     def _on_gpu_report(self, report) -> None:
         self.gpu_report = report
         self.model_dock.set_gpu_report(report)
-        install_gpu_notice(self, report)
+        self._gpu_notice = install_gpu_notice(self, report, self._gpu_notice)
         from segstudio.ui.about import refresh_about_box   # lazily: About is rare, its imports are not
 
-        refresh_about_box(self, self._device(), report)
+        refresh_about_box(self._about_box, self._device(), report)
 
     def _save_model_choice(self) -> None:
         request = self.model_dock.selected_request()
@@ -576,7 +577,8 @@ class MainWindow(QMainWindow):
         from segstudio.ui.about import show_about_box
 
         self.check_gpu()
-        return show_about_box(self, self._device(), self.gpu_report)
+        self._about_box = show_about_box(self, self._device(), self.gpu_report)
+        return self._about_box
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         if not self.saving.confirm_close():    # Cancel, or a save that failed: stay open

@@ -61,8 +61,8 @@ def test_unusable_cuda_shows_a_warning_and_non_modal_details(window, qtbot, tmp_
 
 
 def test_working_gpu_and_replacing_the_notice(window, qtbot):
-    install_gpu_notice(window, NO_DEVICE)
-    button = install_gpu_notice(window, OK)
+    first = install_gpu_notice(window, NO_DEVICE)
+    button = install_gpu_notice(window, OK, first)     # the caller keeps the notice it replaces
     qtbot.waitUntil(button.isVisible)
     buttons = window.statusBar().findChildren(QToolButton, NOTICE_OBJECT_NAME)
     live = [b for b in buttons if b.isVisibleTo(window)]
