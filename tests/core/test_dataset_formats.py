@@ -1,6 +1,7 @@
 """Dataset formats as strategy objects: detection, ``dataset.kind``, where corrections go, and no code
 left that switches on a format's name."""
 import ast
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -142,16 +143,18 @@ def test_cityscapes_corrections_are_label_ids_except_colour_masks(tmp_path):
     assert where(ds, "aachen_000000_000019") == (fresh, fresh, "labelIds")
 
 
-def test_coco_corrections_go_to_a_copy_of_the_json_and_are_not_reloaded_per_sample(tmp_path):
+def test_coco_corrections_go_to_a_copy_of_the_json_that_is_their_label_source(tmp_path):
     json_path, *_ = make_coco(tmp_path)
     ds = open_dataset(tmp_path)
     dest = tmp_path / "corrected" / "annotations" / "instances_val.json"
-    assert where(ds, "first") == (dest, None, "coco")
-    assert where(ds, "first", overwrite=True) == (json_path, None, "coco")
+    assert where(ds, "first") == (dest, dest, "coco")
+    assert where(ds, "first", overwrite=True) == (json_path, json_path, "coco")
     sample = ds[ds.index_of("first")]
     result = save_ground_truth(ds, sample, np.zeros((40, 50), np.uint8))
     assert result.path == dest and dest.is_file()
-    assert ds.kind.saved_labels(ds, sample) is None     # even once saved: one JSON holds every image
+    # the saved JSON is read back for this sample (issue 10): one JSON, decoded per image
+    reloaded = replace(sample, mask_path=ds.kind.saved_labels(ds, sample))
+    assert not reloaded.load_mask().any() and sample.load_mask().any()
 
 
 def test_coco_without_annotations_writes_beside_the_json(tmp_path):
@@ -161,7 +164,7 @@ def test_coco_without_annotations_writes_beside_the_json(tmp_path):
                     '"categories": [{"id": 1, "name": "cat"}]}')
     ds = open_dataset(path)
     assert ds.kind is COCO and ds[0].mask_path is None
-    assert where(ds, "a") == (tmp_path / "corrected" / "unlabelled.json", None, "coco")
+    assert where(ds, "a") == (tmp_path / "corrected" / "unlabelled.json",) * 2 + ("coco",)
 
 
 def test_lone_image_corrections_go_to_corrected_beside_it(tmp_path):

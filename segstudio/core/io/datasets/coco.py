@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,8 @@ __all__ = ["COCO", "CocoDecoder", "CocoFormat", "find_coco_annotations", "open_c
 
 class CocoFormat(DatasetFormat):
     """COCO: one annotation JSON holds every image; a correction rewrites that image's annotations
-    in a copy of the JSON (``corrected/`` mirrors it) or, with ``overwrite``, in the JSON itself."""
+    in a copy of the JSON (``corrected/`` mirrors it) or, with ``overwrite``, in the JSON itself,
+    keeping every other image's annotations as that file holds them (earlier corrections included)."""
 
     name = "coco"
 
@@ -60,8 +62,9 @@ class CocoFormat(DatasetFormat):
 
     def saved_labels(self, dataset: Dataset, sample: Sample, output_dir: str | PathLike | None = None,
                      *, overwrite: bool = False) -> Path | None:
-        """``None``: the saved JSON holds every image, so it is not reopened as one sample's mask."""
-        return None
+        """The corrected JSON (``destination``): once saved it is the label source of the images it
+        holds; ``CocoDecoder`` decodes a sample from the JSON its ``mask_path`` names."""
+        return super().saved_labels(dataset, sample, output_dir, overwrite=overwrite)
 
     def output_kind(self, dataset: Dataset, sample: Sample) -> str:
         return "coco"
@@ -167,6 +170,42 @@ class CocoDecoder(MaskDecoder):
         self.json_path = json_path
         self.category_to_class = category_to_class
         self.records: dict[str, tuple[dict, list[dict]]] = {}
+        self._opened = _file_signature(json_path)
+        self._saved: dict[Path, tuple[tuple[int, int] | None, dict[str, tuple[dict, list[dict]]]]] = {}
+        self._lock = threading.Lock()
+
+    def records_for(self, sample: Sample) -> tuple[dict, list[dict]]:
+        """``sample``'s (image, annotations) from the JSON its ``mask_path`` names: the file opened,
+        or a saved correction (read again when it changes); the opened file's record for an image
+        the other JSON does not hold.
+
+        Raises
+        ------
+        DatasetError
+            That JSON is unreadable, invalid, or names a category the opened file lacks.
+        """
+        path = Path(sample.mask_path) if sample.mask_path is not None else self.json_path
+        signature = _file_signature(path)
+        if path == self.json_path and signature == self._opened:
+            return self.records[sample.name]
+        with self._lock:
+            cached = self._saved.get(path)
+            if cached is None or cached[0] != signature:
+                cached = (signature, self._read_records(path))
+                self._saved[path] = cached
+        return cached[1].get(sample.name) or self.records[sample.name]
+
+    def _read_records(self, path: Path) -> dict[str, tuple[dict, list[dict]]]:
+        data = _load_json(path)
+        _, images, annotations = _validate(path, data)
+        unknown = {a["category_id"] for a in annotations} - set(self.category_to_class)
+        if unknown:
+            raise DatasetError(path, f"category ids {sorted(unknown)} are not in {self.json_path.name}")
+        by_image: dict[Any, list[dict]] = {img["id"]: [] for img in images}
+        for ann in annotations:
+            by_image[ann["image_id"]].append(ann)
+        return {os.path.splitext(os.path.basename(img["file_name"]))[0]: (img, by_image[img["id"]])
+                for img in images}
 
     def load_mask(self, sample: Sample) -> np.ndarray | None:
         """Semantic mask painted from the instances; crowd-only pixels are the ignore index."""
@@ -193,7 +232,7 @@ class CocoDecoder(MaskDecoder):
     def _decode(self, sample: Sample) -> tuple[InstanceMask, np.ndarray]:
         from pycocotools import mask as mask_utils
 
-        img, anns = self.records[sample.name]
+        img, anns = self.records_for(sample)
         height, width = int(img["height"]), int(img["width"])
         actual = sample.image_shape()
         if actual != (height, width):
@@ -364,5 +403,28 @@ def _find_image_dir(json_path: Path, images: list[dict]) -> Path:
     for folder in candidates:
         if (folder / first).is_file():
             return folder
+    original = _original_of_corrected(json_path)
+    if original is not None:   # a saved correction: the images are where the original JSON is
+        try:
+            return _find_image_dir(original, images)
+        except DatasetError:
+            pass
     raise DatasetError(json_path, f"cannot find the image '{first}' next to the annotations "
                        f"(looked in {', '.join(str(c) for c in candidates[:7])})")
+
+
+def _original_of_corrected(json_path: Path) -> Path | None:
+    """Where the JSON that ``json_path`` corrects lies, when it is under a ``corrected/`` folder
+    (``saving.corrected_dir`` mirrors the original's path inside the dataset there)."""
+    for folder in json_path.parents:
+        if folder.name == "corrected":
+            return folder.parent / json_path.relative_to(folder)
+    return None
+
+
+def _file_signature(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
