@@ -3,8 +3,10 @@
 The business of saving, recovery and the before/after metrics is
 :class:`segstudio.core.editing.service.EditingService`; :class:`EditPersistence` gives it what only Qt
 has: the editing settings from ``QSettings`` (as a ``SaveSettings`` value), ``QMessageBox`` questions for
-its asks, a ``QTimer`` for the timed autosave, and Qt signals for what it reports. The window owns one
-and asks :meth:`EditPersistence.confirm_close` from its close event.
+its asks, a ``QTimer`` for the timed autosave, Qt signals for what it reports, and
+``journal_warning``, a status-bar label shown for as long as edits cannot be journalled. The window
+owns one, puts the label in its status bar and asks :meth:`EditPersistence.confirm_close` from its
+close event.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
 
 from segstudio.core.editing.service import EditingService, TaskSubmitter, UnsavedChoice
 from segstudio.ui.edit_settings import EditSettings
@@ -36,6 +38,7 @@ class EditPersistence(QObject):
     saved = Signal(str, str)              # image name, file written
     restored = Signal(str)                # image name whose journal was replayed
     store_closed = Signal()               # the project store was closed (window closing, other dataset)
+    journal_status_changed = Signal(str)  # why edits are not journalled; "" when they are again
 
     def __init__(self, settings: EditSettings, tasks: TaskSubmitter, dialog_parent: QWidget,
                  show_error: Callable[[str, str], object], parent: QObject | None = None):
@@ -48,9 +51,23 @@ class EditPersistence(QObject):
         self.service.restored.connect(self.restored.emit)
         self.service.store_closed.connect(self.store_closed.emit)
         self.service.error.connect(show_error)
+        self.journal_warning = QLabel()
+        self.journal_warning.setStyleSheet("color: #b00020; font-weight: bold")
+        self.journal_warning.hide()
+        self.service.journal_status.connect(self._on_journal_status)
         self.autosave_timer = QTimer(self)
         self.autosave_timer.timeout.connect(self.service.autosave)
         self.apply_settings()
+
+    def _on_journal_status(self, problem: str | None) -> None:
+        """Keep the warning up while journal writes fail (editing goes on; the store retries)."""
+        if problem:
+            self.journal_warning.setText(f"edits are not being journalled: {problem}")
+            self.journal_warning.setToolTip("A crash now would lose the edits made since. segstudio keeps "
+                                            "them in memory and writes them as soon as it can; saving "
+                                            "writes the labels themselves.")
+        self.journal_warning.setVisible(bool(problem))
+        self.journal_status_changed.emit(problem or "")
 
     # --- the service's asks (tests replace these) -----------------------------------------------
     def ask_restore(self, pending: dict[str, int]) -> bool:

@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         self.status_mode = QLabel("")
         self.statusBar().addWidget(self.status_pixel, 1)
         self.statusBar().addPermanentWidget(self.status_mode)
+        self.statusBar().addPermanentWidget(self.saving.journal_warning)
 
         self._build_menus()
         self.editor = editor_factory(self) if editor_factory is not None else None

@@ -3,7 +3,9 @@
 One :class:`EditingService` follows the window's review session:
 
 * :meth:`EditingService.open_store` opens the dataset's :class:`~segstudio.core.editing.store.ProjectStore`;
-  documents are built with it as their journal, so each committed stroke is on disk before the next;
+  documents are built with it as their journal, so each committed stroke is on disk before the next
+  (when the journal cannot be written, the store keeps the entries in memory and retries, and the
+  service reports ``journal_status(reason)``, then ``journal_status(None)`` once they are written);
 * :meth:`EditingService.attach` makes a session current: the previous one's edits are saved (when
   autosave on switch is on), its store closed, and unsaved strokes found in the new journal are offered
   back through :meth:`EditingAsker.ask_restore`; they are replayed over the labels as last saved when
@@ -12,13 +14,13 @@ One :class:`EditingService` follows the window's review session:
   ``<dataset>/corrected/``), marks the document and its journal saved and records the metrics
   before/after in the store;
 * :meth:`EditingService.labels_source` is the saved-labels policy: where a sample's corrections are,
-  so a session opens every image on them (the dataset's format decides; COCO keeps one JSON, so none);
+  so a session opens every image on them (the dataset's format decides; COCO: the corrected JSON);
 * :meth:`EditingService.confirm_close` asks :meth:`EditingAsker.ask_unsaved` before quitting with
   unsaved edits.
 
 The Qt layer (``segstudio.ui.edit_saving``) supplies the dialogs, the autosave timer and the settings;
-it hears back through the :class:`Notifier` attributes ``saved``, ``restored``, ``store_closed`` and
-``error``.
+it hears back through the :class:`Notifier` attributes ``saved``, ``restored``, ``store_closed``,
+``journal_status`` and ``error``.
 """
 from __future__ import annotations
 
@@ -166,6 +168,8 @@ class EditingService:
         self.restored = Notifier()       # (image name) whose journal was replayed
         self.store_closed = Notifier()   # () the store was closed (quitting, another dataset)
         self.error = Notifier()          # (title, message) for the user
+        self.journal_status = Notifier()  # (reason | None): journal writes failing / working again
+        self._unsubscribe_journal: Callable[[], None] | None = None
 
     def update_settings(self, settings: SaveSettings) -> None:
         self.settings = settings
@@ -205,6 +209,9 @@ class EditingService:
         self._to_restore = set()
         if session is None or store is None:
             return
+        self._unsubscribe_journal = store.subscribe_journal_status(self.journal_status.emit)
+        if store.journal_problem is not None:
+            self.journal_status.emit(store.journal_problem)
         names = set(session.names)
         pending = {k: v for k, v in store.pending_recovery().items() if k in names}
         if pending:
@@ -231,9 +238,13 @@ class EditingService:
 
     def _restore(self, document: ImageDocument) -> None:
         base = document.gt if document.gt is not None else blank_labels(document)
-        restored = self.store.replay(document.name, base)
+        damaged: list[int] = []
+        restored = self.store.replay(document.name, base, damaged=damaged)
         atom = net_atom(base, restored)
         self.store.clear(document.name)
+        if damaged:
+            self.error.emit("Damaged journal", f"'{document.name}': {len(damaged)} journalled edit(s) "
+                            "could not be read and were left out; the other edits were restored.")
         if atom is not None:
             document.apply(atom)        # journalled again as one stroke: undo returns to the saved labels
         self.restored.emit(document.name)
@@ -271,7 +282,10 @@ class EditingService:
         return all([self.save(d) for d in self.modified_documents()])
 
     def autosave(self) -> None:
-        """A timed autosave: save every modified document not in the middle of a stroke."""
+        """A timed autosave: save every modified document not in the middle of a stroke, and retry
+        journal entries that could not be written."""
+        if self.store is not None:
+            self.store.flush_journal()
         for document in self.modified_documents():
             if not document.in_stroke:
                 self.save(document)
@@ -356,6 +370,12 @@ class EditingService:
         # none is edited again, so none needs another journal.
         if self.store is None:
             return
+        if self._unsubscribe_journal is not None:
+            self._unsubscribe_journal()
+            self._unsubscribe_journal = None
+        problem = self.store.journal_problem
         self.store.close()
         self.store = None
+        if problem is not None:
+            self.journal_status.emit(None)   # that journal is gone; the next one reports for itself
         self.store_closed.emit()

@@ -12,6 +12,13 @@ holds
 The database runs in WAL mode with ``synchronous=NORMAL``: each journal entry is its own transaction,
 which survives the process being killed (a power cut may lose the last few, never corrupt the file).
 The store is used from one thread (the GUI's); open another :class:`ProjectStore` for another thread.
+
+Journal writes never raise and never wait long: another process holding the write lock is waited for
+``JOURNAL_BUSY_TIMEOUT_MS`` only, and a failed write (locked, disk full, read-only) stays queued in
+memory, in order, and is written with the next journal write (or :meth:`ProjectStore.flush_journal`).
+Subscribers of :meth:`ProjectStore.subscribe_journal_status` hear the reason when writing starts
+failing and ``None`` when the queue is on disk again. Editing goes on either way: the document holds
+the labels, the journal is only their crash copy.
 """
 from __future__ import annotations
 
@@ -21,7 +28,7 @@ import time
 import zlib
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -33,6 +40,10 @@ __all__ = ["ProjectStore", "STATUSES", "store_path_for"]
 STATUSES = ("unreviewed", "accepted", "fixed", "needs_attention")
 STORE_FILE = "project.sqlite"
 SCHEMA_VERSION = 1
+# How long a journal write waits for another connection's write lock before it is queued instead
+# (sqlite3's default is 5 s, which froze the GUI at every stroke).
+JOURNAL_BUSY_TIMEOUT_MS = 100
+JournalStatusCallback = Callable[[str | None], object]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -125,9 +136,13 @@ class ProjectStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self._db.execute(f"PRAGMA busy_timeout = {JOURNAL_BUSY_TIMEOUT_MS}")
         except BaseException:
             self._db.close()
             raise
+        self._queue: list[tuple[str, tuple]] = []     # journal writes not on disk yet, in order
+        self.journal_problem: str | None = None       # why the last journal write failed
+        self._status_callbacks: list[JournalStatusCallback] = []
 
     @classmethod
     def for_dataset(cls, dataset_root: str | PathLike, *, fallback_dir: str | PathLike | None = None
@@ -149,7 +164,9 @@ class ProjectStore:
         return cls(user_project_dir(root, fallback_dir) / STORE_FILE)
 
     def close(self) -> None:
-        """Close the database (the WAL is checkpointed into the main file)."""
+        """Close the database (the WAL is checkpointed into the main file), writing queued journal
+        entries first if the database takes them now."""
+        self.flush_journal()
         self._db.close()
 
     def __enter__(self) -> ProjectStore:
@@ -159,23 +176,70 @@ class ProjectStore:
         self.close()
 
     # ------------------------------------------------------------------ journal
-    def journal_commit(self, image_name: str, atom: EditAtom) -> int:
-        """Record a committed stroke of ``image_name``; returns its sequence number."""
-        cur = self._db.execute(
+    def subscribe_journal_status(self, callback: JournalStatusCallback) -> Callable[[], None]:
+        """Call ``callback(reason)`` when journal writes start failing, ``callback(None)`` when the
+        queued entries reached the database again; returns the function that unsubscribes."""
+        self._status_callbacks.append(callback)
+        return lambda: self._status_callbacks.remove(callback) if callback in self._status_callbacks else None
+
+    def _set_problem(self, problem: str | None) -> None:
+        if problem == self.journal_problem:
+            return
+        self.journal_problem = problem
+        for callback in list(self._status_callbacks):
+            callback(problem)
+
+    def _journal_write(self, sql: str, params: tuple) -> int | None:
+        self._queue.append((sql, params))
+        return self.flush_journal()
+
+    def flush_journal(self) -> int | None:
+        """Write the queued journal entries in one transaction.
+
+        Returns the row id of the last one written, ``None`` when they stay queued (the reason is
+        ``journal_problem`` and was reported to the subscribers) or nothing was queued.
+        """
+        if not self._queue:
+            return None
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in self._queue:
+                    cur = self._db.execute(sql, params)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            self._set_problem(str(exc) or type(exc).__name__)
+            return None
+        self._queue.clear()
+        self._set_problem(None)
+        return int(cur.lastrowid)
+
+    def _rollback(self) -> None:
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass    # the transaction is gone with the failed statement
+
+    def journal_commit(self, image_name: str, atom: EditAtom) -> int | None:
+        """Record a committed stroke of ``image_name``; returns its sequence number (``None`` while
+        it waits in memory, see the module docstring)."""
+        return self._journal_write(
             "INSERT INTO journal (image, op, x, y, w, h, layer, dtype, mask, old, new, created) "
             "VALUES (?, 'do', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (_db_name(image_name), *_pack(atom), time.time()))
-        return int(cur.lastrowid)
 
-    def _marker(self, image_name: str, op: str) -> int:
-        cur = self._db.execute("INSERT INTO journal (image, op, created) VALUES (?, ?, ?)",
-                               (_db_name(image_name), op, time.time()))
-        return int(cur.lastrowid)
+    def _marker(self, image_name: str, op: str) -> int | None:
+        return self._journal_write("INSERT INTO journal (image, op, created) VALUES (?, ?, ?)",
+                                   (_db_name(image_name), op, time.time()))
 
-    def journal_undo(self, image_name: str) -> int:
+    def journal_undo(self, image_name: str) -> int | None:
         """Record that the newest stroke of ``image_name`` was undone."""
         return self._marker(image_name, "undo")
 
-    def journal_redo(self, image_name: str) -> int:
+    def journal_redo(self, image_name: str) -> int | None:
         """Record that the last undone stroke of ``image_name`` was redone."""
         return self._marker(image_name, "redo")
 
@@ -183,16 +247,20 @@ class ProjectStore:
         """The labels of ``image_name`` were written to disk: its journal so far is no longer pending.
 
         The entries are kept (marked saved) so that an undo after saving can still be replayed.
+        Queued like any journal write, so entries still in memory are marked too.
         """
-        self._db.execute("UPDATE journal SET saved = 1 WHERE image = ? AND saved = 0", (_db_name(image_name),))
+        self._journal_write("UPDATE journal SET saved = 1 WHERE image = ? AND saved = 0", (_db_name(image_name),))
 
     def pending_recovery(self) -> dict[str, int]:
-        """Images with journal entries (strokes, undos, redos) not yet saved to disk, and how many."""
+        """Images with journal entries (strokes, undos, redos) not yet saved to disk, and how many
+        (entries still queued in memory are not counted)."""
+        self.flush_journal()
         rows = self._db.execute(
             "SELECT image, COUNT(*) FROM journal WHERE saved = 0 GROUP BY image ORDER BY image")
         return {_py_name(name): int(n) for name, n in rows}
 
-    def replay(self, image_name: str, gt: np.ndarray, history: EditHistory | None = None) -> np.ndarray:
+    def replay(self, image_name: str, gt: np.ndarray, history: EditHistory | None = None, *,
+               damaged: list[int] | None = None) -> np.ndarray:
         """Restore the labels of ``image_name`` as they were after its last journal entry.
 
         Parameters
@@ -204,52 +272,65 @@ class ProjectStore:
         history : EditHistory, optional
             Filled with the undo and redo stacks the session had, so undo works after a recovery; a
             document then opened on the returned labels with this history keeps the stacks.
+        damaged : list, optional
+            Receives the sequence numbers of strokes whose stored data cannot be decoded; they are
+            skipped (their undo/redo markers too) and every other entry is applied.
 
         Returns
         -------
         np.ndarray
             A new array with the unsaved entries applied.
         """
+        self.flush_journal()
         out = np.array(gt, copy=True)
-        undo: list[EditAtom] = []
-        redo: list[EditAtom] = []
+        undo: list[EditAtom | None] = []     # None: a damaged stroke, kept so the markers pair up
+        redo: list[EditAtom | None] = []
         rows = self._db.execute(
-            "SELECT op, saved, x, y, w, h, layer, dtype, mask, old, new FROM journal "
+            "SELECT seq, op, saved, x, y, w, h, layer, dtype, mask, old, new FROM journal "
             "WHERE image = ? ORDER BY seq", (_db_name(image_name),))
-        for op, saved, *data in rows:
+        for seq, op, saved, *data in rows:
             if op == "do":
-                atom = _unpack(tuple(data))
+                try:
+                    atom = _unpack(tuple(data))
+                except (zlib.error, ValueError, TypeError):
+                    atom = None
+                    if damaged is not None:
+                        damaged.append(int(seq))
                 redo.clear()
                 undo.append(atom)
-                values = atom.new_values
+                undoing = False
             elif op == "undo" and undo:
                 atom = undo.pop()
                 redo.append(atom)
-                values = atom.old_values
+                undoing = True
             elif op == "redo" and redo:
                 atom = redo.pop()
                 undo.append(atom)
-                values = atom.new_values
+                undoing = False
             else:
                 continue
-            if not saved:
+            if atom is not None and not saved:
                 x, y, w, h = atom.bbox
+                values = atom.old_values if undoing else atom.new_values
                 out[y:y + h, x:x + w][atom.changed] = values
         if history is not None:
             history.clear()
             for atom in undo + redo[::-1]:
-                history.push(atom)
-            for _ in redo:
-                history.undo()
+                if atom is not None:
+                    history.push(atom)
+            for atom in redo:
+                if atom is not None:
+                    history.undo()
             history.fingerprint = labels_fingerprint(out)
         return out
 
     def clear(self, image_name: str) -> None:
         """Forget the journal of ``image_name`` (its edits were discarded or reloaded)."""
-        self._db.execute("DELETE FROM journal WHERE image = ?", (_db_name(image_name),))
+        self._journal_write("DELETE FROM journal WHERE image = ?", (_db_name(image_name),))
 
     def journal_length(self, image_name: str) -> int:
-        """Number of journal entries of ``image_name``, saved or not."""
+        """Number of journal entries of ``image_name`` in the database, saved or not."""
+        self.flush_journal()
         (n,) = self._db.execute("SELECT COUNT(*) FROM journal WHERE image = ?",
                                 (_db_name(image_name),)).fetchone()
         return int(n)
