@@ -79,10 +79,15 @@ def expected_after(name, edit) -> np.ndarray:
 
 
 def crash_child(root: Path, tmp_path: Path) -> None:
+    crash_child_running(CHILD, root, tmp_path)
+
+
+def crash_child_running(script: str, root: Path, tmp_path: Path) -> None:
+    """Run ``script`` on ``root`` in a child process that must end killed by SIGKILL after "edited"."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(REPO),
                SEGSTUDIO_SETTINGS_DIR=str(tmp_path / "child_settings"))
     (tmp_path / "child_settings").mkdir()
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(root)], cwd=REPO, env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", script, str(root)], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr      # killed by SIGKILL, after the edits
     assert "edited" in proc.stdout
