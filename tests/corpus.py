@@ -19,6 +19,9 @@ Decisions recorded here:
 * A 1x1 image is valid: it loads as a 1x1x3 array.
 * File names that are not valid UTF-8 (Linux bytes names, seen by Python as lone surrogates) and
   non-ASCII names must work, for images and for the stems that pair images with masks.
+* COCO cases whose segmentation once crashed pycocotools (polygons with NaN, infinity or huge
+  coordinates: a segfault, or tens of GB allocated) are marked ``isolate``: the tests open them in a
+  child process, so a regression fails one test instead of killing pytest.
 * A file without read permission cannot be made under root (root reads anything): that case is
   skipped there, and a folder named like an image (``folder.png``) stands in as the always-runnable
   unreadable file.
@@ -79,6 +82,7 @@ class BadCase:
     root: Path | None = None
     shape: tuple[int, ...] | None = None
     skip: str | None = None
+    isolate: bool = False
 
 
 def open_case(case: BadCase):
@@ -142,6 +146,17 @@ def _mask_dataset(base: Path, name: str, mask_file: str, mask_bytes: bytes,
     root = base / name
     _write(root / "images" / "a.png", _png_bytes(_photo(*image_shape)))
     return root, _write(root / "masks" / mask_file, mask_bytes)
+
+
+def coco_one_annotation(folder: Path, name: str, segmentation) -> Path:
+    """A COCO JSON with one 2x2 image ``a.png`` and one annotation (id 7) of ``segmentation``."""
+    _write(folder / "a.png", _png_bytes(np.zeros((2, 2, 3), np.uint8)))
+    # json.dumps writes NaN and Infinity as bare words, which Python's (and pycocotools') reader accept.
+    return _write(folder / name, json.dumps(
+        {"images": [{"id": 1, "file_name": "a.png", "width": 2, "height": 2}],
+         "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "iscrowd": 0,
+                          "segmentation": segmentation}],
+         "categories": [{"id": 1, "name": "cat"}]}).encode())
 
 
 # --------------------------------------------------------------------------- the corpus
@@ -244,4 +259,27 @@ def make_bad_inputs(tmp_path: Path) -> list[BadCase]:
                          DatasetError))
     _write(sets / "not_a_dataset.txt", b"hello")
     cases.append(BadCase("plain_text_file", sets / "not_a_dataset.txt", "dataset", DatasetError))
+    coco = sets / "coco_segmentations"
+    rle = {"size": [2, 2]}
+    # Counts that do not add up to height x width: too few left pixels uninitialised (a different mask
+    # on every load), too many wrote past the buffer. "12" is the compressed form of [1, 2].
+    # Too many wrote past the buffer (a negative count is a huge unsigned one): those are isolated.
+    for case, counts, isolate in [("short_rle", [1], False), ("short_string_rle", "12", False),
+                                  ("long_rle", [1, 5], True), ("garbled_string_rle", "1~~", True),
+                                  ("negative_rle", [3, -1, 2], True)]:
+        cases.append(BadCase(f"coco_{case}", coco_one_annotation(coco, f"{case}.json",
+                                                                  {**rle, "counts": counts}),
+                             "dataset", DatasetError, isolate=isolate))
+    cases.append(BadCase("coco_full_string_rle_is_fine", coco_one_annotation(
+        coco, "full_string_rle.json", {**rle, "counts": "13"}), "dataset", None, shape=(2, 2, 3)))
+    for case, polygon in [("nan", [0, 0, 1, float("nan"), 1, 1]),
+                          ("infinite", [0, 0, 1, float("inf"), 1, 1]),
+                          ("huge", [0, 0, 1e8, 0, 1e8, 1e8]),
+                          ("two_points", [0, 0, 1, 1]), ("odd_length", [0, 0, 1, 0, 1, 1, 0]),
+                          ("not_numbers", [0, 0, "1", 0, 1, 1]), ("booleans", [0, 0, True, 0, 1, 1])]:
+        cases.append(BadCase(f"coco_polygon_{case}", coco_one_annotation(
+            coco, f"polygon_{case}.json", [polygon]), "dataset", DatasetError, isolate=True))
+    cases.append(BadCase("coco_polygon_slightly_outside_is_fine", coco_one_annotation(
+        coco, "polygon_outside.json", [[-1, -1, 3, -1, 3, 3, -1, 3]]), "dataset", None,
+        shape=(2, 2, 3)))
     return cases

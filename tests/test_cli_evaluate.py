@@ -134,3 +134,24 @@ def test_python_dash_m_segstudio_evaluate(dataset):
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip() == (f"segstudio evaluate: error: {ds / 'missing'}: "
                                   f"no such file or folder")
+
+
+@pytest.mark.parametrize("segmentation, reason", [
+    ({"size": [2, 2], "counts": [1]}, "the RLE counts cover 1 pixels, the image has 4"),
+    ({"size": [2, 2], "counts": "12"}, "the RLE counts cover 3 pixels, the image has 4"),
+    ([[0, 0, 1, float("nan"), 1, 1]], "polygon 0 holds the coordinate nan"),
+    ([[0, 0, 1e8, 0, 1e8, 1e8]], "polygon 0 holds the coordinate 100000000.0"),
+])
+def test_coco_segmentation_pycocotools_cannot_take_exits_2(tmp_path, segmentation, reason):
+    # A child process: before the check these segfaulted (exit -11, nothing on stderr) or decoded
+    # uninitialised memory as ground truth.
+    from tests.corpus import coco_one_annotation
+
+    bad = coco_one_annotation(tmp_path / "coco", "bad.json", segmentation)
+    write_png(tmp_path / "pred" / "a.png", np.zeros((2, 2), np.uint8))
+    done = subprocess.run([sys.executable, "-m", "segstudio", "evaluate", "--dataset", str(bad),
+                           "--predictions", str(tmp_path / "pred")], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=REPO, timeout=120)
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    line = one_error_line(done.stderr)
+    assert f"{bad}: annotation 7 (image 1): {reason}" in line
