@@ -13,6 +13,8 @@ Kinds:
   the VOC class table), loaded with ``Sample.load_mask``.
 * ``'dataset'``: ``path`` is a folder or a COCO JSON opened with ``open_dataset``; every sample's
   image and mask is then loaded.
+* ``'classes'``: ``path`` is a class table (``.json``) or a ``class_names.txt``, read with
+  ``load_class_table``.
 
 Decisions recorded here:
 
@@ -22,6 +24,7 @@ Decisions recorded here:
 * COCO cases whose segmentation once crashed pycocotools (polygons with NaN, infinity or huge
   coordinates: a segfault, or tens of GB allocated) are marked ``isolate``: the tests open them in a
   child process, so a regression fails one test instead of killing pytest.
+* A FIFO (it would block ``open`` forever) and ``/dev/zero`` (read forever) are isolated as well.
 * A file without read permission cannot be made under root (root reads anything): that case is
   skipped there, and a folder named like an image (``folder.png``) stands in as the always-runnable
   unreadable file.
@@ -42,6 +45,7 @@ from PIL import Image
 from segstudio.core.io.classes import voc_colormap
 from segstudio.core.errors import (
     ClassIdOutOfRange,
+    ClassTableError,
     DatasetError,
     ImageReadError,
     ImageTooLargeError,
@@ -64,7 +68,7 @@ class BadCase:
     path : Path
         The file, folder or JSON to open; error messages must contain ``path.name``.
     kind : str
-        ``'image'``, ``'mask'`` or ``'dataset'``.
+        ``'image'``, ``'mask'``, ``'dataset'`` or ``'classes'``.
     expected : type or None
         The exception opening must raise; ``None`` when the input is valid and must load.
     root : Path or None
@@ -92,6 +96,10 @@ def open_case(case: BadCase):
 
     if case.kind == "image":
         return read_image(case.path)
+    if case.kind == "classes":
+        from segstudio.core.io.datasets.base import load_class_table
+
+        return load_class_table(case.path)
     if case.kind == "mask":
         dataset = open_dataset(case.root)
         return dataset[dataset.index_of(os.path.splitext(case.path.name)[0])].load_mask()
@@ -282,4 +290,17 @@ def make_bad_inputs(tmp_path: Path) -> list[BadCase]:
     cases.append(BadCase("coco_polygon_slightly_outside_is_fine", coco_one_annotation(
         coco, "polygon_outside.json", [[-1, -1, 3, -1, 3, 3, -1, 3]]), "dataset", None,
         shape=(2, 2, 3)))
+
+    tables = base / "class_tables"
+    depth = 100_000  # far beyond the parser's recursion limit
+    cases.append(BadCase("class_table_nested_too_deeply", _write(
+        tables / "nested.json", b'{"classes": ' + b"[" * depth + b"]" * depth + b"}"), "classes",
+        ClassTableError))
+    cases.append(BadCase("class_names_from_dev_zero", Path("/dev/zero"), "classes", ClassTableError,
+                         isolate=True))
+    for name, kind in [("fifo_classes.json", "classes"), ("fifo_class_names.txt", "classes"),
+                       ("fifo_coco.json", "dataset")]:
+        os.mkfifo(tables / name)
+        cases.append(BadCase(name.replace(".", "_"), tables / name, kind,
+                             ClassTableError if kind == "classes" else DatasetError, isolate=True))
     return cases

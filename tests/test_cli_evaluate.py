@@ -155,3 +155,25 @@ def test_coco_segmentation_pycocotools_cannot_take_exits_2(tmp_path, segmentatio
     assert done.returncode == 2, (done.returncode, done.stderr)
     line = one_error_line(done.stderr)
     assert f"{bad}: annotation 7 (image 1): {reason}" in line
+
+
+def _evaluate_in_child(*argv, timeout=60):
+    return subprocess.run([sys.executable, "-m", "segstudio", "evaluate", *map(str, argv)],
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                          cwd=REPO, timeout=timeout)
+
+
+@pytest.mark.parametrize("option", ["--dataset", "--classes"])
+def test_a_fifo_or_device_is_refused_not_waited_on(dataset, tmp_path, option):
+    # A child with a timeout: before the check, open() on the FIFO blocked forever and /dev/zero
+    # was read until memory ran out.
+    ds, pred = dataset
+    fifo = tmp_path / ("fifo.json" if option == "--dataset" else "classes.json")
+    os.mkfifo(fifo)
+    targets = [fifo] if option == "--dataset" else [fifo, Path("/dev/zero")]
+    for target in targets:
+        argv = (["--dataset", target] if option == "--dataset" else
+                ["--dataset", ds, "--classes", target]) + ["--predictions", pred]
+        done = _evaluate_in_child(*argv)
+        assert done.returncode == 2, done.stderr
+        assert f"{target}: not a regular file but " in one_error_line(done.stderr)

@@ -30,7 +30,7 @@ def corpus(tmp_path):
 
 def test_corpus_is_large_enough_and_covers_every_kind(corpus):
     assert len(corpus) >= 15 and len(corpus) == len(CASE_NAMES)
-    assert {c.kind for c in corpus.values()} == {"image", "mask", "dataset"}
+    assert {c.kind for c in corpus.values()} == {"image", "mask", "dataset", "classes"}
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
@@ -79,7 +79,7 @@ def _open_in_child(tmp_path: Path, case: BadCase) -> None:
             "try:\n    open_case(case)\nexcept case.expected as exc:\n    print('raised', exc)\n"
             "else:\n    print('loaded')\n")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "child"), case.name], cwd=REPO,
-                          capture_output=True, text=True, timeout=120, preexec_fn=_limit_memory)
+                          capture_output=True, text=True, timeout=60, preexec_fn=_limit_memory)
     assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
     lines = done.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith("raised ") and case.path.name in lines[0], done.stdout

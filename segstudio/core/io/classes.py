@@ -16,7 +16,7 @@ import numpy as np
 
 from segstudio.core.io._atomic import atomic_write_bytes
 from segstudio.core.errors import ClassTableError
-from segstudio.core.io.jsonfile import read_json
+from segstudio.core.io.jsonfile import read_json, read_text
 
 __all__ = [
     "ClassInfo",
@@ -347,13 +347,8 @@ class ClassTable:
         ClassTableError
             Unreadable file, no names, or duplicate names.
         """
-        try:
-            with open(path, "r", encoding="utf-8-sig") as fh:
-                lines = fh.read().splitlines()
-        except OSError as exc:
-            raise ClassTableError(path, f"cannot read class names: {exc.strerror or exc}") from exc
-        except UnicodeDecodeError as exc:
-            raise ClassTableError(path, f"class names are not UTF-8 text: {exc}") from exc
+        lines = read_text(path, ClassTableError, "cannot read class names",
+                          "class names are not UTF-8 text").splitlines()
         names = []
         for line in lines:
             name = line.strip()

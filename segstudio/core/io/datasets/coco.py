@@ -32,6 +32,7 @@ from segstudio.core.io.datasets.base import (
 )
 from segstudio.core.io.datasets.formats import DatasetFormat
 from segstudio.core.errors import DatasetError, MaskSizeMismatch
+from segstudio.core.io.jsonfile import refuse_special_file
 from segstudio.core.io.masks import InstanceMask
 from segstudio.core.io.saving import write_coco_image
 
@@ -339,6 +340,8 @@ def _choose_annotation_file(folder: Path, split: str | None) -> Path:
 
 
 def _load_json(path: Path) -> Any:
+    # No size limit: COCO files run to hundreds of MB; but a FIFO or device would hang the reader.
+    refuse_special_file(path, DatasetError)
     try:
         with open(path, "rb") as fh:
             return json.load(fh)
