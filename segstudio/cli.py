@@ -12,6 +12,10 @@ import sys
 
 from segstudio import __version__
 
+# Kept in step with segstudio.commands._common.EXIT_CANCELLED, which is not imported here so that
+# the import stays the only thing between a Ctrl+C and this module's handler.
+EXIT_CANCELLED = 130
+
 SUBCOMMANDS = {
     "evaluate": "Evaluate predictions (or a model) against a dataset's ground truth.",
     "predict": "Run a model over images and write palette PNG masks.",
@@ -67,6 +71,30 @@ def _run_module(module_name: str, parser: argparse.ArgumentParser, argv: list[st
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    prog = f"segstudio {argv[0]}" if argv and argv[0] in SUBCOMMANDS else "segstudio"
+    try:
+        code = _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl+C before a command's own handler is in place (imports of torch or Qt take a while)
+        # still ends with one line and the usual exit status, never a traceback.
+        print(f"{prog}: cancelled", file=sys.stderr)
+        code = EXIT_CANCELLED
+    if code == EXIT_CANCELLED:
+        _forget_unhandled_interrupt()
+    return code
+
+
+def _forget_unhandled_interrupt() -> None:
+    """Let a handled Ctrl+C exit with status 130.
+
+    CPython marks a KeyboardInterrupt that escapes an ``exec`` of a string (torch's import runs
+    some) as unhandled, and at exit then kills the process with SIGINT (status -2) although it was
+    handled. Every ``exec`` of a string clears that mark before it runs.
+    """
+    exec("")  # noqa: S102 - an empty string: nothing runs
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         name = argv[0]
         parser = argparse.ArgumentParser(prog=f"segstudio {name}", description=SUBCOMMANDS[name])

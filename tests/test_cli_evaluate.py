@@ -177,3 +177,27 @@ def test_a_fifo_or_device_is_refused_not_waited_on(dataset, tmp_path, option):
         done = _evaluate_in_child(*argv)
         assert done.returncode == 2, done.stderr
         assert f"{target}: not a regular file but " in one_error_line(done.stderr)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+@pytest.mark.parametrize("delay", [0.15, 0.3, 0.6, 0.85])
+def test_ctrl_c_while_starting_exits_130_with_one_line(dataset, tmp_path, command, delay):
+    # Before the handler covered start-up, a Ctrl+C during the first imports printed a traceback.
+    import signal
+    import time
+
+    ds, pred = dataset
+    argv = (["--dataset", ds, "--predictions", pred] if command == "evaluate" else
+            ["--model", "demo", "--out", tmp_path / "out", "--images", ds / "images"])
+    proc = subprocess.Popen([sys.executable, "-m", "segstudio", command, *map(str, argv)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip(f"the run finished within {delay} s, before the signal")
+    assert proc.returncode == 130, err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line and not line.startswith("[")]
+    assert len(lines) == 1, err
+    assert lines[0] == f"segstudio {command}: cancelled" or "interrupted; wrote" in lines[0], err
