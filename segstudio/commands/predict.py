@@ -19,6 +19,8 @@ from segstudio.commands._common import EXIT_BAD_INPUT, EXIT_CANCELLED, ProgressB
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio predict"
+# The runner halves it for tiles under 128 px, so only an overlap the user chose is refused.
+DEFAULT_OVERLAP = 64
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inference device (default: auto = CUDA when available)")
     parser.add_argument("--tile", type=int, default=None, metavar="N",
                         help="predict images larger than N px in overlapping N x N tiles")
-    parser.add_argument("--overlap", type=int, default=64, metavar="N", help="tile overlap (default: 64)")
+    parser.add_argument("--overlap", type=int, default=None, metavar="N",
+                        help="tile overlap, below --tile (default: 64, at most half the tile)")
     parser.add_argument("--batch-size", type=int, default=1, metavar="N",
                         help="images per forward pass (default: 1)")
     parser.add_argument("--score-threshold", type=float, default=0.5, metavar="S",
@@ -65,8 +68,10 @@ def _overrides(args: argparse.Namespace) -> dict:
 def _check_numbers(args: argparse.Namespace) -> str | None:
     if args.tile is not None and args.tile < 16:
         return f"--tile: {args.tile}: must be at least 16"
-    if args.overlap < 0:
+    if args.overlap is not None and args.overlap < 0:
         return f"--overlap: {args.overlap}: must not be negative"
+    if args.overlap is not None and args.tile is not None and args.overlap >= args.tile:
+        return f"--overlap: {args.overlap}: must be below the tile size {args.tile}"
     if args.batch_size < 1:
         return f"--batch-size: {args.batch_size}: must be at least 1"
     if not 0.0 <= args.score_threshold <= 1.0:
@@ -93,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
         from segstudio.inference.runner import CancelToken, Cancelled, Runner  # noqa: PLC0415
 
         entry = resolve_model(args.model, **_overrides(args))
-        runner = Runner(entry, device=args.device, tile_size=args.tile, overlap=args.overlap,
+        runner = Runner(entry, device=args.device, tile_size=args.tile,
+                        overlap=DEFAULT_OVERLAP if args.overlap is None else args.overlap,
                         batch_size=args.batch_size, score_threshold=args.score_threshold,
                         on_notice=lambda m: print(f"{PROG}: notice: {m}", file=sys.stderr))
         out_dir.mkdir(parents=True, exist_ok=True)
