@@ -201,3 +201,16 @@ def test_ctrl_c_while_starting_exits_130_with_one_line(dataset, tmp_path, comman
     lines = [line for line in err.replace("\r", "\n").splitlines() if line and not line.startswith("[")]
     assert len(lines) == 1, err
     assert lines[0] == f"segstudio {command}: cancelled" or "interrupted; wrote" in lines[0], err
+
+
+@pytest.mark.parametrize("folder", ["missing", "a_file"])
+def test_unwritable_report_names_it_and_still_prints_the_summary(dataset, tmp_path, capsys, folder):
+    ds, pred = dataset
+    (tmp_path / "a_file").write_bytes(b"")
+    report = tmp_path / folder / "report.csv"
+    assert main(["evaluate", "--dataset", str(ds), "--predictions", str(pred),
+                 "--report", str(report)]) == 2
+    out, err = capsys.readouterr()
+    assert f"mean IoU        {expected_mean_iou():.4f}" in out  # the work is not thrown away
+    line = one_error_line(err)
+    assert f"{report}: cannot write the report: " in line and ".tmp" not in line

@@ -1,8 +1,8 @@
 """``segstudio evaluate``: score a folder of predictions, or a model, against a dataset.
 
 The summary table goes to stdout, a progress bar to stderr. Bad input ends the run with one line
-``segstudio evaluate: error: <path>: <reason>`` on stderr and exit code 2; Ctrl+C cancels between
-images and exits with 130.
+``segstudio evaluate: error: <path>: <reason>`` on stderr and exit code 2 (a ``--report`` that cannot be
+written too, after the summary is printed); Ctrl+C cancels between images and exits with 130.
 """
 from __future__ import annotations
 
@@ -77,14 +77,12 @@ def run(args: argparse.Namespace) -> int:
         if report["missing_ground_truth"]:
             print(f"{PROG}: warning: {len(report['missing_ground_truth'])} image(s) have no ground "
                   f"truth and were skipped", file=sys.stderr)
-        if args.report:
-            write_report(report, args.report)
     except SegStudioError as exc:
         bar.close()
         return print_error(PROG, str(exc))
     except OSError as exc:
         bar.close()
-        return print_error(PROG, f"{exc.filename or args.report}: {exc.strerror or exc}")
+        return print_error(PROG, f"{exc.filename or args.dataset}: {exc.strerror or exc}")
     except KeyboardInterrupt:
         if token is not None:
             token.cancel()
@@ -93,7 +91,13 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         print(f"{PROG}: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
+    # The summary first: a report that cannot be written must not throw away the evaluation.
     _print_stdout(format_summary(report))
+    if args.report:
+        try:
+            write_report(report, args.report)
+        except OSError as exc:
+            return print_error(PROG, f"{args.report}: cannot write the report: {exc.strerror or exc}")
     return 0
 
 
