@@ -291,7 +291,16 @@ def make_bad_inputs(tmp_path: Path) -> list[BadCase]:
         coco, "polygon_outside.json", [[-1, -1, 3, -1, 3, 3, -1, 3]]), "dataset", None,
         shape=(2, 2, 3)))
 
+    for case, crowd in [("string", "no"), ("two", 2), ("null", None)]:
+        path = coco_one_annotation(coco, f"iscrowd_{case}.json", [[0, 0, 1, 0, 1, 1]])
+        data = json.loads(path.read_bytes())
+        data["annotations"][0]["iscrowd"] = crowd
+        path.write_text(json.dumps(data))
+        cases.append(BadCase(f"coco_iscrowd_{case}", path, "dataset", DatasetError))
+
     tables = base / "class_tables"
+    cases.append(BadCase("class_table_duplicate_names", _write(tables / "duplicates.json", json.dumps(
+        {"classes": ["background", "car", "road", "car"]}).encode()), "classes", ClassTableError))
     depth = 100_000  # far beyond the parser's recursion limit
     cases.append(BadCase("class_table_nested_too_deeply", _write(
         tables / "nested.json", b'{"classes": ' + b"[" * depth + b"]" * depth + b"}"), "classes",

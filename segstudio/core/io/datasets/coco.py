@@ -388,6 +388,8 @@ def _validate(path: Path, data: Any) -> tuple[list[dict], list[dict], list[dict]
     cat_ids = {c["id"] for c in categories}
     if len(cat_ids) != len(categories):
         raise DatasetError(path, "two categories share an id")
+    if len({c["name"] for c in categories}) != len(categories):
+        raise DatasetError(path, "two categories share a name")
     images = data["images"]
     image_ids = set()
     names = {}
@@ -410,6 +412,10 @@ def _validate(path: Path, data: Any) -> tuple[list[dict], list[dict], list[dict]
         if ann["category_id"] not in cat_ids:
             raise DatasetError(path, f"{where}: category_id {ann['category_id']} is not in "
                                f"'categories'")
+        # Truthiness would read "no" as crowd and drop the instance; COCO writes 0/1.
+        if "iscrowd" in ann and ann["iscrowd"] not in (0, 1):
+            raise DatasetError(path, f"{where} (id {ann.get('id', '?')}): 'iscrowd' must be 0 or 1, "
+                               f"not {ann['iscrowd']!r}")
         segm = ann["segmentation"]
         if isinstance(segm, dict) and ("counts" not in segm or "size" not in segm):
             raise DatasetError(path, f"{where}: an RLE segmentation needs 'counts' and 'size'")
