@@ -49,17 +49,18 @@ def _check_gui_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     """Refuse, with exit status 2, what can be judged before the window opens (no torch, no Qt)."""
     from pathlib import Path
 
+    from segstudio.commands._common import printable
     from segstudio.inference.catalog import spec_problem
 
     if args.path is not None and not Path(args.path).exists():
-        parser.error(f"{args.path}: no such file or folder")
+        parser.error(printable(f"{args.path}: no such file or folder"))
     if args.predictions is not None and not Path(args.predictions).is_dir():
-        parser.error(f"--predictions {args.predictions}: no such folder")
+        parser.error(printable(f"--predictions {args.predictions}: no such folder"))
     if args.run and args.model is None:
         parser.error("--run needs --model SPEC (the model to run)")
     problem = spec_problem(args.model) if args.model is not None else None
     if problem is not None:
-        parser.error(f"--model {args.model}: {problem}")
+        parser.error(printable(f"--model {args.model}: {problem}"))
 
 
 def _run_module(module_name: str, parser: argparse.ArgumentParser, argv: list[str]) -> int:

@@ -1,6 +1,7 @@
 """``segstudio evaluate`` end to end: through ``cli.main`` and once as ``python -m segstudio``."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -214,3 +215,28 @@ def test_unwritable_report_names_it_and_still_prints_the_summary(dataset, tmp_pa
     assert f"mean IoU        {expected_mean_iou():.4f}" in out  # the work is not thrown away
     line = one_error_line(err)
     assert f"{report}: cannot write the report: " in line and ".tmp" not in line
+
+
+def test_control_characters_in_paths_are_printed_escaped_on_one_line(dataset, tmp_path, capsys):
+    # A newline split the "one line" error; an escape sequence in a file name reached the terminal.
+    ds, pred = dataset
+    missing = tmp_path / "new\nline \x1b[2J"
+    assert main(["evaluate", "--dataset", str(missing), "--predictions", str(pred)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "new\\nline \\x1b[2J" in line and "\x1b" not in line
+    for folder in (ds / "images", ds / "masks", pred):  # b, in the summary's worst images
+        os.rename(folder / "b.png", folder / "b\x1b[31m\r.png")
+    for folder in ("images", "masks"):  # c, without a prediction: in a warning
+        shutil.copy(ds / folder / "a.png", ds / folder / "c\x1b[31m\n.png")
+    assert main(["evaluate", "--dataset", str(ds), "--predictions", str(pred)]) == 0
+    out, err = capsys.readouterr()
+    assert "e.g. c\\x1b[31m\\n" in err and "b\\x1b[31m\\r (" in out
+    assert "\x1b" not in out + err and "\r" not in out
+
+
+def test_gui_argument_errors_escape_the_path(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "a\nb")])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith("a\\nb: no such file or folder")

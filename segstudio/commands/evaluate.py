@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segstudio.commands._common import EXIT_CANCELLED, ProgressBar, print_error
+from segstudio.commands._common import EXIT_CANCELLED, ProgressBar, print_error, printable, say
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio evaluate"
@@ -43,7 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _print_stdout(text: str) -> None:
-    # Names that are not valid UTF-8 carry lone surrogates; print them escaped rather than crash.
+    # Image names reach the table: escape their control characters line by line (and lone
+    # surrogates, which would not encode); backslashreplace covers a terminal that is not UTF-8.
+    text = "\n".join(printable(line) for line in text.split("\n"))
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     sys.stdout.write(text.encode(encoding, errors="backslashreplace").decode(encoding) + "\n")
     sys.stdout.flush()
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         dataset = open_dataset(args.dataset, args.format, class_table=args.classes, split=args.split)
         for warning in dataset.warnings:
-            print(f"{PROG}: warning: {warning}", file=sys.stderr)
+            say(PROG, f"warning: {warning}")
         if args.predictions is not None:
             report = evaluate(dataset, args.predictions, progress=bar,
                               iou_threshold=args.iou_threshold)
@@ -72,11 +74,10 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         if report["missing_predictions"]:
             missing = report["missing_predictions"]
-            print(f"{PROG}: warning: {len(missing)} image(s) have no prediction, e.g. {missing[0]}",
-                  file=sys.stderr)
+            say(PROG, f"warning: {len(missing)} image(s) have no prediction, e.g. {missing[0]}")
         if report["missing_ground_truth"]:
-            print(f"{PROG}: warning: {len(report['missing_ground_truth'])} image(s) have no ground "
-                  f"truth and were skipped", file=sys.stderr)
+            say(PROG, f"warning: {len(report['missing_ground_truth'])} image(s) have no ground "
+                f"truth and were skipped")
     except SegStudioError as exc:
         bar.close()
         return print_error(PROG, str(exc))
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         if stream is not None:
             stream.close()  # runs the runner's cleanup now: its loader thread stops
         bar.close()
-        print(f"{PROG}: cancelled", file=sys.stderr)
+        say(PROG, "cancelled")
         return EXIT_CANCELLED
     # The summary first: a report that cannot be written must not throw away the evaluation.
     _print_stdout(format_summary(report))
@@ -108,8 +109,8 @@ def _model_predictions(args: argparse.Namespace, dataset):
 
     entry = resolve_model(args.model)
     if entry.class_table.num_classes != dataset.class_table.num_classes:
-        print(f"{PROG}: warning: the model has {entry.class_table.num_classes} classes, the dataset "
-              f"{dataset.class_table.num_classes}", file=sys.stderr)
+        say(PROG, f"warning: the model has {entry.class_table.num_classes} classes, the dataset "
+            f"{dataset.class_table.num_classes}")
     runner = Runner(entry, device=args.device, tile_size=args.tile, batch_size=args.batch_size)
     token = CancelToken()
     indices = [i for i, s in enumerate(dataset) if s.mask_path or s.instance_path]

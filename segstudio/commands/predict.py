@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from segstudio.commands._common import EXIT_BAD_INPUT, EXIT_CANCELLED, ProgressBar, print_error
+from segstudio.commands._common import EXIT_BAD_INPUT, EXIT_CANCELLED, ProgressBar, print_error, say
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio predict"
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         runner = Runner(entry, device=args.device, tile_size=args.tile,
                         overlap=DEFAULT_OVERLAP if args.overlap is None else args.overlap,
                         batch_size=args.batch_size, score_threshold=args.score_threshold,
-                        on_notice=lambda m: print(f"{PROG}: notice: {m}", file=sys.stderr))
+                        on_notice=lambda m: say(PROG, f"notice: {m}"))
         out_dir.mkdir(parents=True, exist_ok=True)
     except SegStudioError as exc:
         return print_error(PROG, str(exc))
@@ -125,8 +125,7 @@ def run(args: argparse.Namespace) -> int:
     except (Cancelled, KeyboardInterrupt):
         if bar:
             bar.close()
-        print(f"{PROG}: interrupted; wrote {written} of {len(dataset)} mask(s) to {out_dir}",
-              file=sys.stderr)
+        say(PROG, f"interrupted; wrote {written} of {len(dataset)} mask(s) to {out_dir}")
         return EXIT_CANCELLED
     except SegStudioError as exc:
         if bar:
@@ -143,8 +142,7 @@ def run(args: argparse.Namespace) -> int:
     for message in failures:
         print_error(PROG, message)
     elapsed = time.monotonic() - started
-    print(f"{PROG}: wrote {written} mask(s) to {out_dir} in {elapsed:.1f} s on {runner.device_name}",
-          file=sys.stderr)
+    say(PROG, f"wrote {written} mask(s) to {out_dir} in {elapsed:.1f} s on {runner.device_name}")
     return EXIT_BAD_INPUT if failures else 0
 
 
