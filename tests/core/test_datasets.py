@@ -497,3 +497,17 @@ def test_a_self_referencing_symlink_is_skipped_and_named_not_fatal(tmp_path, lay
     assert [s.name for s in dataset] == ["a"] and dataset[0].load_mask().shape == (4, 5)
     assert len(dataset.warnings) == 1, dataset.warnings
     assert f"loop{suffix}" in dataset.warnings[0] and "loop2.png" in dataset.warnings[0]
+
+
+def test_cityscapes_without_gtfine_is_refused_unless_only_the_test_split(tmp_path):
+    # Passed silently before: every image without ground truth, evaluate scoring nothing.
+    import shutil
+
+    make_cityscapes(tmp_path)
+    shutil.rmtree(tmp_path / "gtFine")
+    with pytest.raises(DatasetError) as err:
+        open_dataset(tmp_path)
+    assert err.value.path == str(tmp_path / "gtFine") and "test split" in err.value.reason
+    write_rgb(tmp_path / "leftImg8bit" / "test" / "berlin" / "berlin_000000_000019_leftImg8bit.png", 3, 4)
+    test_only = open_dataset(tmp_path, split="test")  # Cityscapes publishes no test labels
+    assert [s.name for s in test_only] == ["berlin_000000_000019"] and test_only[0].mask_path is None
