@@ -12,6 +12,10 @@ import sys
 
 from segstudio import __version__
 
+# Kept in step with segstudio.commands._common.EXIT_CANCELLED, which is not imported here so that
+# the import stays the only thing between a Ctrl+C and this module's handler.
+EXIT_CANCELLED = 130
+
 SUBCOMMANDS = {
     "evaluate": "Evaluate predictions (or a model) against a dataset's ground truth.",
     "predict": "Run a model over images and write palette PNG masks.",
@@ -45,17 +49,18 @@ def _check_gui_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     """Refuse, with exit status 2, what can be judged before the window opens (no torch, no Qt)."""
     from pathlib import Path
 
+    from segstudio.commands._common import printable
     from segstudio.inference.catalog import spec_problem
 
     if args.path is not None and not Path(args.path).exists():
-        parser.error(f"{args.path}: no such file or folder")
+        parser.error(printable(f"{args.path}: no such file or folder"))
     if args.predictions is not None and not Path(args.predictions).is_dir():
-        parser.error(f"--predictions {args.predictions}: no such folder")
+        parser.error(printable(f"--predictions {args.predictions}: no such folder"))
     if args.run and args.model is None:
         parser.error("--run needs --model SPEC (the model to run)")
     problem = spec_problem(args.model) if args.model is not None else None
     if problem is not None:
-        parser.error(f"--model {args.model}: {problem}")
+        parser.error(printable(f"--model {args.model}: {problem}"))
 
 
 def _run_module(module_name: str, parser: argparse.ArgumentParser, argv: list[str]) -> int:
@@ -67,6 +72,30 @@ def _run_module(module_name: str, parser: argparse.ArgumentParser, argv: list[st
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    prog = f"segstudio {argv[0]}" if argv and argv[0] in SUBCOMMANDS else "segstudio"
+    try:
+        code = _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl+C before a command's own handler is in place (imports of torch or Qt take a while)
+        # still ends with one line and the usual exit status, never a traceback.
+        print(f"{prog}: cancelled", file=sys.stderr)
+        code = EXIT_CANCELLED
+    if code == EXIT_CANCELLED:
+        _forget_unhandled_interrupt()
+    return code
+
+
+def _forget_unhandled_interrupt() -> None:
+    """Let a handled Ctrl+C exit with status 130.
+
+    CPython marks a KeyboardInterrupt that escapes an ``exec`` of a string (torch's import runs
+    some) as unhandled, and at exit then kills the process with SIGINT (status -2) although it was
+    handled. Every ``exec`` of a string clears that mark before it runs.
+    """
+    exec("")  # noqa: S102 - an empty string: nothing runs
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         name = argv[0]
         parser = argparse.ArgumentParser(prog=f"segstudio {name}", description=SUBCOMMANDS[name])

@@ -13,12 +13,18 @@ Kinds:
   the VOC class table), loaded with ``Sample.load_mask``.
 * ``'dataset'``: ``path`` is a folder or a COCO JSON opened with ``open_dataset``; every sample's
   image and mask is then loaded.
+* ``'classes'``: ``path`` is a class table (``.json``) or a ``class_names.txt``, read with
+  ``load_class_table``.
 
 Decisions recorded here:
 
 * A 1x1 image is valid: it loads as a 1x1x3 array.
 * File names that are not valid UTF-8 (Linux bytes names, seen by Python as lone surrogates) and
   non-ASCII names must work, for images and for the stems that pair images with masks.
+* COCO cases whose segmentation once crashed pycocotools (polygons with NaN, infinity or huge
+  coordinates: a segfault, or tens of GB allocated) are marked ``isolate``: the tests open them in a
+  child process, so a regression fails one test instead of killing pytest.
+* A FIFO (it would block ``open`` forever) and ``/dev/zero`` (read forever) are isolated as well.
 * A file without read permission cannot be made under root (root reads anything): that case is
   skipped there, and a folder named like an image (``folder.png``) stands in as the always-runnable
   unreadable file.
@@ -39,6 +45,7 @@ from PIL import Image
 from segstudio.core.io.classes import voc_colormap
 from segstudio.core.errors import (
     ClassIdOutOfRange,
+    ClassTableError,
     DatasetError,
     ImageReadError,
     ImageTooLargeError,
@@ -61,7 +68,7 @@ class BadCase:
     path : Path
         The file, folder or JSON to open; error messages must contain ``path.name``.
     kind : str
-        ``'image'``, ``'mask'`` or ``'dataset'``.
+        ``'image'``, ``'mask'``, ``'dataset'`` or ``'classes'``.
     expected : type or None
         The exception opening must raise; ``None`` when the input is valid and must load.
     root : Path or None
@@ -79,6 +86,7 @@ class BadCase:
     root: Path | None = None
     shape: tuple[int, ...] | None = None
     skip: str | None = None
+    isolate: bool = False
 
 
 def open_case(case: BadCase):
@@ -88,6 +96,10 @@ def open_case(case: BadCase):
 
     if case.kind == "image":
         return read_image(case.path)
+    if case.kind == "classes":
+        from segstudio.core.io.datasets.base import load_class_table
+
+        return load_class_table(case.path)
     if case.kind == "mask":
         dataset = open_dataset(case.root)
         return dataset[dataset.index_of(os.path.splitext(case.path.name)[0])].load_mask()
@@ -142,6 +154,17 @@ def _mask_dataset(base: Path, name: str, mask_file: str, mask_bytes: bytes,
     root = base / name
     _write(root / "images" / "a.png", _png_bytes(_photo(*image_shape)))
     return root, _write(root / "masks" / mask_file, mask_bytes)
+
+
+def coco_one_annotation(folder: Path, name: str, segmentation) -> Path:
+    """A COCO JSON with one 2x2 image ``a.png`` and one annotation (id 7) of ``segmentation``."""
+    _write(folder / "a.png", _png_bytes(np.zeros((2, 2, 3), np.uint8)))
+    # json.dumps writes NaN and Infinity as bare words, which Python's (and pycocotools') reader accept.
+    return _write(folder / name, json.dumps(
+        {"images": [{"id": 1, "file_name": "a.png", "width": 2, "height": 2}],
+         "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "iscrowd": 0,
+                          "segmentation": segmentation}],
+         "categories": [{"id": 1, "name": "cat"}]}).encode())
 
 
 # --------------------------------------------------------------------------- the corpus
@@ -244,4 +267,49 @@ def make_bad_inputs(tmp_path: Path) -> list[BadCase]:
                          DatasetError))
     _write(sets / "not_a_dataset.txt", b"hello")
     cases.append(BadCase("plain_text_file", sets / "not_a_dataset.txt", "dataset", DatasetError))
+    coco = sets / "coco_segmentations"
+    rle = {"size": [2, 2]}
+    # Counts that do not add up to height x width: too few left pixels uninitialised (a different mask
+    # on every load), too many wrote past the buffer. "12" is the compressed form of [1, 2].
+    # Too many wrote past the buffer (a negative count is a huge unsigned one): those are isolated.
+    for case, counts, isolate in [("short_rle", [1], False), ("short_string_rle", "12", False),
+                                  ("long_rle", [1, 5], True), ("garbled_string_rle", "1~~", True),
+                                  ("negative_rle", [3, -1, 2], True)]:
+        cases.append(BadCase(f"coco_{case}", coco_one_annotation(coco, f"{case}.json",
+                                                                  {**rle, "counts": counts}),
+                             "dataset", DatasetError, isolate=isolate))
+    cases.append(BadCase("coco_full_string_rle_is_fine", coco_one_annotation(
+        coco, "full_string_rle.json", {**rle, "counts": "13"}), "dataset", None, shape=(2, 2, 3)))
+    for case, polygon in [("nan", [0, 0, 1, float("nan"), 1, 1]),
+                          ("infinite", [0, 0, 1, float("inf"), 1, 1]),
+                          ("huge", [0, 0, 1e8, 0, 1e8, 1e8]),
+                          ("two_points", [0, 0, 1, 1]), ("odd_length", [0, 0, 1, 0, 1, 1, 0]),
+                          ("not_numbers", [0, 0, "1", 0, 1, 1]), ("booleans", [0, 0, True, 0, 1, 1])]:
+        cases.append(BadCase(f"coco_polygon_{case}", coco_one_annotation(
+            coco, f"polygon_{case}.json", [polygon]), "dataset", DatasetError, isolate=True))
+    cases.append(BadCase("coco_polygon_slightly_outside_is_fine", coco_one_annotation(
+        coco, "polygon_outside.json", [[-1, -1, 3, -1, 3, 3, -1, 3]]), "dataset", None,
+        shape=(2, 2, 3)))
+
+    for case, crowd in [("string", "no"), ("two", 2), ("null", None)]:
+        path = coco_one_annotation(coco, f"iscrowd_{case}.json", [[0, 0, 1, 0, 1, 1]])
+        data = json.loads(path.read_bytes())
+        data["annotations"][0]["iscrowd"] = crowd
+        path.write_text(json.dumps(data))
+        cases.append(BadCase(f"coco_iscrowd_{case}", path, "dataset", DatasetError))
+
+    tables = base / "class_tables"
+    cases.append(BadCase("class_table_duplicate_names", _write(tables / "duplicates.json", json.dumps(
+        {"classes": ["background", "car", "road", "car"]}).encode()), "classes", ClassTableError))
+    depth = 100_000  # far beyond the parser's recursion limit
+    cases.append(BadCase("class_table_nested_too_deeply", _write(
+        tables / "nested.json", b'{"classes": ' + b"[" * depth + b"]" * depth + b"}"), "classes",
+        ClassTableError))
+    cases.append(BadCase("class_names_from_dev_zero", Path("/dev/zero"), "classes", ClassTableError,
+                         isolate=True))
+    for name, kind in [("fifo_classes.json", "classes"), ("fifo_class_names.txt", "classes"),
+                       ("fifo_coco.json", "dataset")]:
+        os.mkfifo(tables / name)
+        cases.append(BadCase(name.replace(".", "_"), tables / name, kind,
+                             ClassTableError if kind == "classes" else DatasetError, isolate=True))
     return cases

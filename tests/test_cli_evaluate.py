@@ -1,6 +1,7 @@
 """``segstudio evaluate`` end to end: through ``cli.main`` and once as ``python -m segstudio``."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,108 @@ def test_python_dash_m_segstudio_evaluate(dataset):
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip() == (f"segstudio evaluate: error: {ds / 'missing'}: "
                                   f"no such file or folder")
+
+
+@pytest.mark.parametrize("segmentation, reason", [
+    ({"size": [2, 2], "counts": [1]}, "the RLE counts cover 1 pixels, the image has 4"),
+    ({"size": [2, 2], "counts": "12"}, "the RLE counts cover 3 pixels, the image has 4"),
+    ([[0, 0, 1, float("nan"), 1, 1]], "polygon 0 holds the coordinate nan"),
+    ([[0, 0, 1e8, 0, 1e8, 1e8]], "polygon 0 holds the coordinate 100000000.0"),
+])
+def test_coco_segmentation_pycocotools_cannot_take_exits_2(tmp_path, segmentation, reason):
+    # A child process: before the check these segfaulted (exit -11, nothing on stderr) or decoded
+    # uninitialised memory as ground truth.
+    from tests.corpus import coco_one_annotation
+
+    bad = coco_one_annotation(tmp_path / "coco", "bad.json", segmentation)
+    write_png(tmp_path / "pred" / "a.png", np.zeros((2, 2), np.uint8))
+    done = subprocess.run([sys.executable, "-m", "segstudio", "evaluate", "--dataset", str(bad),
+                           "--predictions", str(tmp_path / "pred")], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=REPO, timeout=120)
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    line = one_error_line(done.stderr)
+    assert f"{bad}: annotation 7 (image 1): {reason}" in line
+
+
+def _evaluate_in_child(*argv, timeout=60):
+    return subprocess.run([sys.executable, "-m", "segstudio", "evaluate", *map(str, argv)],
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                          cwd=REPO, timeout=timeout)
+
+
+@pytest.mark.parametrize("option", ["--dataset", "--classes"])
+def test_a_fifo_or_device_is_refused_not_waited_on(dataset, tmp_path, option):
+    # A child with a timeout: before the check, open() on the FIFO blocked forever and /dev/zero
+    # was read until memory ran out.
+    ds, pred = dataset
+    fifo = tmp_path / ("fifo.json" if option == "--dataset" else "classes.json")
+    os.mkfifo(fifo)
+    targets = [fifo] if option == "--dataset" else [fifo, Path("/dev/zero")]
+    for target in targets:
+        argv = (["--dataset", target] if option == "--dataset" else
+                ["--dataset", ds, "--classes", target]) + ["--predictions", pred]
+        done = _evaluate_in_child(*argv)
+        assert done.returncode == 2, done.stderr
+        assert f"{target}: not a regular file but " in one_error_line(done.stderr)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+@pytest.mark.parametrize("delay", [0.15, 0.3, 0.6, 0.85])
+def test_ctrl_c_while_starting_exits_130_with_one_line(dataset, tmp_path, command, delay):
+    # Before the handler covered start-up, a Ctrl+C during the first imports printed a traceback.
+    import signal
+    import time
+
+    ds, pred = dataset
+    argv = (["--dataset", ds, "--predictions", pred] if command == "evaluate" else
+            ["--model", "demo", "--out", tmp_path / "out", "--images", ds / "images"])
+    proc = subprocess.Popen([sys.executable, "-m", "segstudio", command, *map(str, argv)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip(f"the run finished within {delay} s, before the signal")
+    assert proc.returncode == 130, err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line and not line.startswith("[")]
+    assert len(lines) == 1, err
+    assert lines[0] == f"segstudio {command}: cancelled" or "interrupted; wrote" in lines[0], err
+
+
+@pytest.mark.parametrize("folder", ["missing", "a_file"])
+def test_unwritable_report_names_it_and_still_prints_the_summary(dataset, tmp_path, capsys, folder):
+    ds, pred = dataset
+    (tmp_path / "a_file").write_bytes(b"")
+    report = tmp_path / folder / "report.csv"
+    assert main(["evaluate", "--dataset", str(ds), "--predictions", str(pred),
+                 "--report", str(report)]) == 2
+    out, err = capsys.readouterr()
+    assert f"mean IoU        {expected_mean_iou():.4f}" in out  # the work is not thrown away
+    line = one_error_line(err)
+    assert f"{report}: cannot write the report: " in line and ".tmp" not in line
+
+
+def test_control_characters_in_paths_are_printed_escaped_on_one_line(dataset, tmp_path, capsys):
+    # A newline split the "one line" error; an escape sequence in a file name reached the terminal.
+    ds, pred = dataset
+    missing = tmp_path / "new\nline \x1b[2J"
+    assert main(["evaluate", "--dataset", str(missing), "--predictions", str(pred)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "new\\nline \\x1b[2J" in line and "\x1b" not in line
+    for folder in (ds / "images", ds / "masks", pred):  # b, in the summary's worst images
+        os.rename(folder / "b.png", folder / "b\x1b[31m\r.png")
+    for folder in ("images", "masks"):  # c, without a prediction: in a warning
+        shutil.copy(ds / folder / "a.png", ds / folder / "c\x1b[31m\n.png")
+    assert main(["evaluate", "--dataset", str(ds), "--predictions", str(pred)]) == 0
+    out, err = capsys.readouterr()
+    assert "e.g. c\\x1b[31m\\n" in err and "b\\x1b[31m\\r (" in out
+    assert "\x1b" not in out + err and "\r" not in out
+
+
+def test_gui_argument_errors_escape_the_path(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "a\nb")])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith("a\\nb: no such file or folder")

@@ -1,12 +1,31 @@
-"""What the command-line subcommands share: exit codes, the error line and the progress bar."""
+"""What the command-line subcommands share: exit codes, the escaped message line and the progress bar."""
 from __future__ import annotations
 
+import re
 import sys
 import time
 from typing import TextIO
 
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
+
+# C0 and C1 controls, DEL, and lone surrogates (names that are not valid UTF-8).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters and lone surrogates as Python escapes (``\\n``, ``\\x1b``).
+
+    File names may hold a newline, which would split a one-line error, or a terminal escape
+    sequence, which the terminal would obey. Every line the commands print about a path goes
+    through here.
+    """
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def say(prog: str, message: str) -> None:
+    """Print ``<prog>: <message>`` on stderr as one line, paths in it escaped by ``printable``."""
+    print(f"{prog}: {printable(message)}", file=sys.stderr)
 
 
 TRUST_MODEL_HELP = ("run a TorchScript model file (which is code) and remember its hash as trusted; "
@@ -24,7 +43,7 @@ def trust_if_asked(args) -> None:
 
 def print_error(prog: str, message: str) -> int:
     """Print ``<prog>: error: <message>`` on stderr; return ``EXIT_BAD_INPUT`` (to return in turn)."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    say(prog, f"error: {message}")
     return EXIT_BAD_INPUT
 
 

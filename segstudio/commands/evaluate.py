@@ -1,15 +1,16 @@
 """``segstudio evaluate``: score a folder of predictions, or a model, against a dataset.
 
 The summary table goes to stdout, a progress bar to stderr. Bad input ends the run with one line
-``segstudio evaluate: error: <path>: <reason>`` on stderr and exit code 2; Ctrl+C cancels between
-images and exits with 130.
+``segstudio evaluate: error: <path>: <reason>`` on stderr and exit code 2 (a ``--report`` that cannot be
+written too, after the summary is printed); Ctrl+C cancels between images and exits with 130.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from segstudio.commands._common import EXIT_CANCELLED, TRUST_MODEL_HELP, ProgressBar, print_error, trust_if_asked
+from segstudio.commands._common import (EXIT_CANCELLED, TRUST_MODEL_HELP, ProgressBar, print_error, printable, say,
+                                        trust_if_asked)
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio evaluate"
@@ -44,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _print_stdout(text: str) -> None:
-    # Names that are not valid UTF-8 carry lone surrogates; print them escaped rather than crash.
+    # Image names reach the table: escape their control characters line by line (and lone
+    # surrogates, which would not encode); backslashreplace covers a terminal that is not UTF-8.
+    text = "\n".join(printable(line) for line in text.split("\n"))
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     sys.stdout.write(text.encode(encoding, errors="backslashreplace").decode(encoding) + "\n")
     sys.stdout.flush()
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         dataset = open_dataset(args.dataset, args.format, class_table=args.classes, split=args.split)
         for warning in dataset.warnings:
-            print(f"{PROG}: warning: {warning}", file=sys.stderr)
+            say(PROG, f"warning: {warning}")
         if args.predictions is not None:
             report = evaluate(dataset, args.predictions, progress=bar,
                               iou_threshold=args.iou_threshold)
@@ -73,28 +76,31 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         if report["missing_predictions"]:
             missing = report["missing_predictions"]
-            print(f"{PROG}: warning: {len(missing)} image(s) have no prediction, e.g. {missing[0]}",
-                  file=sys.stderr)
+            say(PROG, f"warning: {len(missing)} image(s) have no prediction, e.g. {missing[0]}")
         if report["missing_ground_truth"]:
-            print(f"{PROG}: warning: {len(report['missing_ground_truth'])} image(s) have no ground "
-                  f"truth and were skipped", file=sys.stderr)
-        if args.report:
-            write_report(report, args.report)
+            say(PROG, f"warning: {len(report['missing_ground_truth'])} image(s) have no ground "
+                f"truth and were skipped")
     except SegStudioError as exc:
         bar.close()
         return print_error(PROG, str(exc))
     except OSError as exc:
         bar.close()
-        return print_error(PROG, f"{exc.filename or args.report}: {exc.strerror or exc}")
+        return print_error(PROG, f"{exc.filename or args.dataset}: {exc.strerror or exc}")
     except KeyboardInterrupt:
         if token is not None:
             token.cancel()
         if stream is not None:
             stream.close()  # runs the runner's cleanup now: its loader thread stops
         bar.close()
-        print(f"{PROG}: cancelled", file=sys.stderr)
+        say(PROG, "cancelled")
         return EXIT_CANCELLED
+    # The summary first: a report that cannot be written must not throw away the evaluation.
     _print_stdout(format_summary(report))
+    if args.report:
+        try:
+            write_report(report, args.report)
+        except OSError as exc:
+            return print_error(PROG, f"{args.report}: cannot write the report: {exc.strerror or exc}")
     return 0
 
 
@@ -106,8 +112,8 @@ def _model_predictions(args: argparse.Namespace, dataset):
     trust_if_asked(args)
     entry = resolve_model(args.model)
     if entry.class_table.num_classes != dataset.class_table.num_classes:
-        print(f"{PROG}: warning: the model has {entry.class_table.num_classes} classes, the dataset "
-              f"{dataset.class_table.num_classes}", file=sys.stderr)
+        say(PROG, f"warning: the model has {entry.class_table.num_classes} classes, the dataset "
+            f"{dataset.class_table.num_classes}")
     runner = Runner(entry, device=args.device, tile_size=args.tile, batch_size=args.batch_size)
     token = CancelToken()
     indices = [i for i, s in enumerate(dataset) if s.mask_path or s.instance_path]

@@ -16,10 +16,12 @@ import time
 from pathlib import Path
 
 from segstudio.commands._common import (EXIT_BAD_INPUT, EXIT_CANCELLED, TRUST_MODEL_HELP, ProgressBar, print_error,
-                                        trust_if_asked)
+                                        say, trust_if_asked)
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio predict"
+# The runner halves it for tiles under 128 px, so only an overlap the user chose is refused.
+DEFAULT_OVERLAP = 64
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inference device (default: auto = CUDA when available)")
     parser.add_argument("--tile", type=int, default=None, metavar="N",
                         help="predict images larger than N px in overlapping N x N tiles")
-    parser.add_argument("--overlap", type=int, default=64, metavar="N", help="tile overlap (default: 64)")
+    parser.add_argument("--overlap", type=int, default=None, metavar="N",
+                        help="tile overlap, below --tile (default: 64, at most half the tile)")
     parser.add_argument("--batch-size", type=int, default=1, metavar="N",
                         help="images per forward pass (default: 1)")
     parser.add_argument("--score-threshold", type=float, default=0.5, metavar="S",
@@ -67,8 +70,10 @@ def _overrides(args: argparse.Namespace) -> dict:
 def _check_numbers(args: argparse.Namespace) -> str | None:
     if args.tile is not None and args.tile < 16:
         return f"--tile: {args.tile}: must be at least 16"
-    if args.overlap < 0:
+    if args.overlap is not None and args.overlap < 0:
         return f"--overlap: {args.overlap}: must not be negative"
+    if args.overlap is not None and args.tile is not None and args.overlap >= args.tile:
+        return f"--overlap: {args.overlap}: must be below the tile size {args.tile}"
     if args.batch_size < 1:
         return f"--batch-size: {args.batch_size}: must be at least 1"
     if not 0.0 <= args.score_threshold <= 1.0:
@@ -96,9 +101,10 @@ def run(args: argparse.Namespace) -> int:
 
         trust_if_asked(args)
         entry = resolve_model(args.model, **_overrides(args))
-        runner = Runner(entry, device=args.device, tile_size=args.tile, overlap=args.overlap,
+        runner = Runner(entry, device=args.device, tile_size=args.tile,
+                        overlap=DEFAULT_OVERLAP if args.overlap is None else args.overlap,
                         batch_size=args.batch_size, score_threshold=args.score_threshold,
-                        on_notice=lambda m: print(f"{PROG}: notice: {m}", file=sys.stderr))
+                        on_notice=lambda m: say(PROG, f"notice: {m}"))
         out_dir.mkdir(parents=True, exist_ok=True)
     except SegStudioError as exc:
         return print_error(PROG, str(exc))
@@ -122,8 +128,7 @@ def run(args: argparse.Namespace) -> int:
     except (Cancelled, KeyboardInterrupt):
         if bar:
             bar.close()
-        print(f"{PROG}: interrupted; wrote {written} of {len(dataset)} mask(s) to {out_dir}",
-              file=sys.stderr)
+        say(PROG, f"interrupted; wrote {written} of {len(dataset)} mask(s) to {out_dir}")
         return EXIT_CANCELLED
     except SegStudioError as exc:
         if bar:
@@ -140,8 +145,7 @@ def run(args: argparse.Namespace) -> int:
     for message in failures:
         print_error(PROG, message)
     elapsed = time.monotonic() - started
-    print(f"{PROG}: wrote {written} mask(s) to {out_dir} in {elapsed:.1f} s on {runner.device_name}",
-          file=sys.stderr)
+    say(PROG, f"wrote {written} mask(s) to {out_dir} in {elapsed:.1f} s on {runner.device_name}")
     return EXIT_BAD_INPUT if failures else 0
 
 

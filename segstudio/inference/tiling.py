@@ -24,10 +24,18 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
 
     As few tiles as a stride of ``tile - overlap`` needs; the first starts at 0 and the last ends
     at ``length``, with the slack shared out evenly instead of piling up in the last step.
+
+    Raises
+    ------
+    ValueError
+        ``length`` needs several tiles and ``overlap`` is negative or not below ``tile``: the stride
+        would be zero or negative.
     """
     if length <= tile:
-        return [0]
-    stride = max(1, tile - overlap)
+        return [0]  # one tile: no stride, so any overlap will do
+    if not 0 <= overlap < tile:
+        raise ValueError(f"tile overlap {overlap} must be at least 0 and below the tile size {tile}")
+    stride = tile - overlap
     count = math.ceil((length - tile) / stride) + 1
     span = length - tile
     return [round(i * span / (count - 1)) for i in range(count)]

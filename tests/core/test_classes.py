@@ -199,3 +199,15 @@ def test_constructor_validation():
         ClassTable([ClassInfo(0, "a", (0, 0, 0, 255))], ignore_index=0)
     t = ClassTable([ClassInfo(0, "a", (0, 0, 0))])  # RGB is promoted to opaque RGBA
     assert t.classes[0].color == (0, 0, 0, 255)
+
+
+@pytest.mark.parametrize("name", ["huge.json", "huge_names.txt"])
+def test_a_class_table_over_the_size_limit_is_refused_unread(tmp_path, name):
+    from segstudio.core.io.datasets.base import load_class_table
+    from segstudio.core.io.jsonfile import MAX_HANDWRITTEN_BYTES
+
+    path = tmp_path / name
+    with open(path, "wb") as fh:
+        fh.truncate(MAX_HANDWRITTEN_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(ClassTableError, match=f"{MAX_HANDWRITTEN_BYTES + 1} bytes, more than"):
+        load_class_table(path)

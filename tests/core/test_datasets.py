@@ -1,6 +1,7 @@
 """Datasets: each layout on fixtures written here with OpenCV / Pillow / pycocotools, checked pixel by
 pixel against arrays the tests build themselves."""
 import json
+import os
 
 import cv2
 import numpy as np
@@ -479,3 +480,34 @@ def test_explicit_format_on_missing_path(tmp_path):
     with pytest.raises(DatasetError) as err:
         open_dataset(tmp_path / "nowhere", format="voc")
     assert str(tmp_path / "nowhere") in str(err.value)
+
+
+@pytest.mark.parametrize("layout", ["folder", "voc"])
+def test_a_self_referencing_symlink_is_skipped_and_named_not_fatal(tmp_path, layout):
+    # One looping link used to refuse the whole dataset ("cannot list the folder").
+    images, masks = (("images", "masks") if layout == "folder" else ("JPEGImages", "SegmentationClass"))
+    suffix = ".png" if layout == "folder" else ".jpg"
+    (tmp_path / images).mkdir()
+    (tmp_path / masks).mkdir()
+    assert cv2.imwrite(str(tmp_path / images / f"a{suffix}"), np.full((4, 5, 3), 9, np.uint8))
+    assert cv2.imwrite(str(tmp_path / masks / "a.png"), np.zeros((4, 5), np.uint8))
+    for folder, name in [(images, f"loop{suffix}"), (masks, "loop2.png")]:
+        os.symlink(name, tmp_path / folder / name)
+    dataset = open_dataset(tmp_path)
+    assert [s.name for s in dataset] == ["a"] and dataset[0].load_mask().shape == (4, 5)
+    assert len(dataset.warnings) == 1, dataset.warnings
+    assert f"loop{suffix}" in dataset.warnings[0] and "loop2.png" in dataset.warnings[0]
+
+
+def test_cityscapes_without_gtfine_is_refused_unless_only_the_test_split(tmp_path):
+    # Passed silently before: every image without ground truth, evaluate scoring nothing.
+    import shutil
+
+    make_cityscapes(tmp_path)
+    shutil.rmtree(tmp_path / "gtFine")
+    with pytest.raises(DatasetError) as err:
+        open_dataset(tmp_path)
+    assert err.value.path == str(tmp_path / "gtFine") and "test split" in err.value.reason
+    write_rgb(tmp_path / "leftImg8bit" / "test" / "berlin" / "berlin_000000_000019_leftImg8bit.png", 3, 4)
+    test_only = open_dataset(tmp_path, split="test")  # Cityscapes publishes no test labels
+    assert [s.name for s in test_only] == ["berlin_000000_000019"] and test_only[0].mask_path is None

@@ -293,3 +293,16 @@ def test_images_without_a_defined_mean_iou_sort_last(tmp_path):
     report = evaluate(open_dataset(ds_path), predict)
     assert [e["name"] for e in report["images"]] == ["im2", "im1", "im0"]
     assert report["images"][-1]["mean_iou"] is None
+
+
+def test_csv_report_neutralises_formulas_in_names_but_not_negative_numbers(tmp_path):
+    # An image or class named "=cmd|..." ran as a formula when the report was opened in a spreadsheet.
+    report = {"classes": ["-road"],
+              "images": [{"name": "=cmd()", "pixel_accuracy": -0.5, "mean_iou": 0.25,
+                          "per_class": {"-road": {"iou": 0.25}}},
+                         {"name": "@a", "pixel_accuracy": 1.0, "mean_iou": None, "per_class": {}}],
+              "summary": {"pixel_accuracy": 0.5, "mean_iou": 0.25, "per_class": {"-road": {"iou": 0.25}}}}
+    write_report(report, tmp_path / "r.csv")
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    assert lines == ["scope,name,pixel_accuracy,mean_iou,iou:-road",
+                     "image,'=cmd(),-0.5,0.25,0.25", "image,'@a,1.0,,", "dataset,ALL,0.5,0.25,0.25"]

@@ -424,3 +424,24 @@ def test_atomic_write_failure_keeps_old_file(tmp_path):
     assert os.listdir(tmp_path) == ["f.bin"]
     with pytest.raises(OSError):
         atomic_write_bytes(tmp_path / "no_such_dir" / "f.bin", b"x")
+
+
+def test_atomic_write_cleans_leftovers_of_an_interrupted_save_of_that_file(tmp_path):
+    # A kill between mkstemp and os.replace leaves the hidden temporary file behind.
+    path = tmp_path / "a.png"
+    leftovers = [tmp_path / ".a.png.k3j_9x2q.tmp", tmp_path / ".a.png.00000000.tmp"]
+    others = [tmp_path / ".b.png.k3j_9x2q.tmp", tmp_path / ".a.png.notes.txt", tmp_path / "a.png.x.tmp"]
+    for p in leftovers + others:
+        p.write_bytes(b"half")
+    atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.png"] + [p.name for p in others])
+
+
+@pytest.mark.parametrize("folder", ["missing", "a_file"])
+def test_atomic_write_failure_names_the_destination_not_the_temporary_file(tmp_path, folder):
+    (tmp_path / "a_file").write_bytes(b"")
+    target = tmp_path / folder / "report.json"
+    with pytest.raises(OSError) as err:
+        atomic_write_bytes(target, b"{}")
+    assert err.value.filename == str(target) and ".tmp" not in str(err.value)

@@ -18,6 +18,7 @@ from segstudio.core.editing.review import (
     review_order,
 )
 from segstudio.core.editing.store import ProjectStore
+from segstudio.core.io.csvcell import csv_cell
 
 C, IGN = 4, 255
 
@@ -130,3 +131,24 @@ def test_export_csv_and_json_with_before_after(tmp_path, images):
     assert rows[0]["after_mean_iou"] == pytest.approx(numpy_mean_iou(fixed, pred))
     with pytest.raises(ValueError):
         export_review(tmp_path / "r.txt", store=None)
+
+
+def test_csv_export_neutralises_formulas_in_text_but_not_numbers(tmp_path, images):
+    # A note or image name opening with = + - @ (or tab, CR) ran as a formula in a spreadsheet.
+    notes = {"img0": "=HYPERLINK(\"http://x\")", "img1": "+1", "img2": "@SUM(A1)", "img3": "-2+3",
+             "img4": "\tx", "img6": "plain - text"}
+    with ProjectStore(tmp_path / "p.sqlite") as store:
+        name, gt, pred, _ = images[0]
+        before = ConfusionMatrix(C, IGN)
+        before.update(gt, pred)
+        record_metrics(store, name, before=metrics_summary(before), after=metrics_summary(before))
+        for key, note in notes.items():
+            store.set_note(key, note)
+        export_review(tmp_path / "r.csv", store, list(notes))
+    with open(tmp_path / "r.csv", newline="") as fh:
+        table = {r["name"]: r for r in csv.DictReader(fh)}
+    assert {k: table[k]["note"] for k in notes} == {
+        k: ("'" + v if k != "img6" else v) for k, v in notes.items()}
+    assert float(table["img0"]["delta_mean_iou"]) == 0.0  # numbers, even negative ones, stay numbers
+    # A leading CR is neutralised too (the csv module does not quote a lone CR, so not round-tripped).
+    assert csv_cell("\rx") == "'\rx" and csv_cell(-0.5) == -0.5 and csv_cell(None) == ""

@@ -109,7 +109,8 @@ def test_instance_model_writes_16_bit_instance_ids(tmp_path, images):
     assert set(np.unique(semantic[ids > 0])) <= {1, 2}
 
 
-@pytest.mark.parametrize("case", ["missing_model", "text_model", "missing_images", "bad_tile", "unsafe"])
+@pytest.mark.parametrize("case", ["missing_model", "text_model", "missing_images", "bad_tile",
+                                  "overlap_not_below_tile", "unsafe"])
 def test_bad_input_exits_2_with_one_line(tmp_path, images, capsys, case):
     model = tmp_path / "net.pth"
     save_tiny(model)
@@ -125,6 +126,9 @@ def test_bad_input_exits_2_with_one_line(tmp_path, images, capsys, case):
     elif case == "bad_tile":
         args["--tile"] = "4"
         expected_path = "--tile"
+    elif case == "overlap_not_below_tile":  # was accepted: 17.7 s for a 512 x 512 image
+        args["--tile"], args["--overlap"] = "32", "32"
+        expected_path = "--overlap"
     else:
         marker = tmp_path / "ran"
 

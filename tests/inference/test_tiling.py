@@ -25,6 +25,12 @@ def test_tiles_cover_everything_with_at_least_the_overlap(length, tile, overlap)
     assert all(a + size - b >= overlap for a, b in zip(starts, starts[1:]))  # consecutive tiles overlap enough
 
 
+@pytest.mark.parametrize("tile, overlap", [(32, 32), (32, 40), (32, -1)])
+def test_an_overlap_outside_0_to_tile_is_refused(tile, overlap):
+    with pytest.raises(ValueError, match="overlap"):
+        tile_starts(100, tile, overlap)
+
+
 def test_ramp_is_positive_and_flat_where_there_is_no_neighbour():
     w = ramp(10, 4, lead=True, trail=False)
     rising = 0.5 - 0.5 * np.cos(np.pi * np.arange(1, 5) / 5)

@@ -30,6 +30,10 @@ def test_bad_input_through_the_window(qtbot, window, tmp_path, name):
     case = next(c for c in make_bad_inputs(tmp_path / "corpus") if c.name == name)
     if case.skip:
         pytest.skip(case.skip)
+    if case.isolate or case.kind == "classes":
+        # A regression would crash or hang the whole run here; tests/core/test_bad_inputs.py opens
+        # these in a child process, through the same readers the window uses.
+        pytest.skip("opened in a child process by the core corpus test")
     target = case.root if case.kind == "mask" else case.path
     before = window.document
     opened = window.open_path(str(target))

@@ -25,6 +25,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from segstudio.core.io._atomic import atomic_write_bytes
+from segstudio.core.io.csvcell import csv_cell
 from segstudio.core.evaluation.comparison import (
     DEFAULT_CONFIDENCE_THRESHOLD,
     Comparison,
@@ -249,6 +250,6 @@ def export_review(path: str | PathLike, store, names: Iterable[str] | None = Non
         writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for r in rows:
-            writer.writerow({k: "" if r.get(k) is None else r[k] for k in columns})
+            writer.writerow({k: csv_cell(r.get(k)) for k in columns})
         atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
     return rows

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from segstudio.core.io._atomic import atomic_write_bytes
+from segstudio.core.io.csvcell import csv_cell
 from segstudio.core.io.datasets import Dataset, Sample
 from segstudio.core.io.datasets.base import files_by_stem, natural_key, scan_files
 from segstudio.core.errors import DatasetError, PredictionError
@@ -282,17 +283,14 @@ def _report_csv(report: dict) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["scope", "name", "pixel_accuracy", "mean_iou"] + [f"iou:{c}" for c in classes])
 
-    def cell(value):
-        return "" if value is None else value
-
     for image in report["images"]:
         per_class = image["per_class"]
-        writer.writerow(["image", image["name"], cell(image["pixel_accuracy"]),
-                         cell(image["mean_iou"])]
-                        + [cell(per_class.get(c, {}).get("iou")) for c in classes])
+        writer.writerow(["image", csv_cell(image["name"]), csv_cell(image["pixel_accuracy"]),
+                         csv_cell(image["mean_iou"])]
+                        + [csv_cell(per_class.get(c, {}).get("iou")) for c in classes])
     summary = report["summary"]
-    writer.writerow(["dataset", "ALL", cell(summary["pixel_accuracy"]), cell(summary["mean_iou"])]
-                    + [cell(summary["per_class"][c]["iou"]) for c in classes])
+    writer.writerow(["dataset", "ALL", csv_cell(summary["pixel_accuracy"]), csv_cell(summary["mean_iou"])]
+                    + [csv_cell(summary["per_class"][c]["iou"]) for c in classes])
     return out.getvalue()
 
 

@@ -7,6 +7,7 @@ reader (which itself imports ``classes``). The public name is re-exported as
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from os import PathLike
 
@@ -30,7 +31,13 @@ def atomic_write_bytes(path: str | PathLike, data: bytes) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     # A hidden name near the target keeps leftovers recognisable; truncated so long names stay legal.
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path)[:64] + ".", suffix=".tmp", dir=folder)
+    prefix = "." + os.path.basename(path)[:64] + "."
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
+    except OSError as exc:
+        # mkstemp names its random file; the caller knows only the destination.
+        raise type(exc)(exc.errno, exc.strerror, path) from exc
+    _remove_leftovers(folder, prefix, keep=tmp)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -50,3 +57,22 @@ def atomic_write_bytes(path: str | PathLike, data: bytes) -> None:
         except OSError:
             pass
         raise
+
+
+def _remove_leftovers(folder: str, prefix: str, keep: str) -> None:
+    """Delete the temporary files an earlier save of the same file left when it was killed.
+
+    Saves of one file are not run concurrently (the app saves a document from one place), so any
+    other temporary file of that name is a dead one. mkstemp's random part is 8 characters.
+    """
+    pattern = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}\.tmp")
+    try:
+        with os.scandir(folder) as entries:
+            dead = [e.path for e in entries if pattern.fullmatch(e.name) and e.path != keep]
+    except OSError:
+        return
+    for leftover in dead:
+        try:
+            os.unlink(leftover)
+        except OSError:
+            pass  # cleaning up is a courtesy; the save itself goes on

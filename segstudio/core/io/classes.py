@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass
 from os import PathLike
 from typing import Any, Iterator, Sequence
@@ -16,7 +17,7 @@ import numpy as np
 
 from segstudio.core.io._atomic import atomic_write_bytes
 from segstudio.core.errors import ClassTableError
-from segstudio.core.io.jsonfile import read_json
+from segstudio.core.io.jsonfile import read_json, read_text
 
 __all__ = [
     "ClassInfo",
@@ -169,6 +170,9 @@ class ClassTable:
             if not isinstance(c.name, str) or not c.name.strip():
                 raise ClassTableError(path, f"class {c.id} has an empty name")
             checked.append(ClassInfo(int(c.id), c.name, _check_rgba(c.color, path, c.id)))
+        dupes = sorted(n for n, k in Counter(c.name for c in checked).items() if k > 1)
+        if dupes:  # index_of(name) and COCO's match by name would pick one of them silently
+            raise ClassTableError(path, f"duplicate class names: {', '.join(dupes)}")
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
             raise ClassTableError(path, f"ignore_index must be an integer, got {ignore_index!r}")
         if 0 <= ignore_index < len(classes):
@@ -347,13 +351,8 @@ class ClassTable:
         ClassTableError
             Unreadable file, no names, or duplicate names.
         """
-        try:
-            with open(path, "r", encoding="utf-8-sig") as fh:
-                lines = fh.read().splitlines()
-        except OSError as exc:
-            raise ClassTableError(path, f"cannot read class names: {exc.strerror or exc}") from exc
-        except UnicodeDecodeError as exc:
-            raise ClassTableError(path, f"class names are not UTF-8 text: {exc}") from exc
+        lines = read_text(path, ClassTableError, "cannot read class names",
+                          "class names are not UTF-8 text").splitlines()
         names = []
         for line in lines:
             name = line.strip()
@@ -362,9 +361,6 @@ class ClassTable:
             names.append("background" if name == "_background_" else name)
         if not names:
             raise ClassTableError(path, "no class names in the file")
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ClassTableError(path, f"duplicate class names: {', '.join(dupes)}")
         table = cls.__new__(cls)
         table._init(_with_voc_colors(names), ignore_index, os.path.basename(os.fspath(path)), path)
         return table

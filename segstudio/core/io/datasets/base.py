@@ -309,26 +309,47 @@ def natural_key(name: str) -> tuple:
                  for part in _DIGITS.split(name) if part)
 
 
-def scan_files(folder: Path, suffixes: frozenset[str] = IMAGE_EXTENSIONS) -> list[os.DirEntry]:
+def scan_files(folder: Path, suffixes: frozenset[str] = IMAGE_EXTENSIONS,
+               unreadable: list[Path] | None = None) -> list[os.DirEntry]:
     """Regular files of ``folder`` (not recursive) whose lower-cased suffix is in ``suffixes``.
 
-    Hidden files (leading dot) are skipped. Only ``os.scandir`` is used: nothing is opened.
+    Hidden files (leading dot) are skipped. Only ``os.scandir`` is used: nothing is opened. An
+    entry that cannot even be stat'ed (a symbolic link to itself) is skipped and, when
+    ``unreadable`` is given, appended to it, rather than refusing the whole folder.
 
     Raises
     ------
     DatasetError
         The folder cannot be listed.
     """
+    def is_file(entry: os.DirEntry) -> bool:
+        try:
+            return entry.is_file()
+        except OSError:
+            if unreadable is not None:
+                unreadable.append(Path(entry.path))
+            return False
+
     try:
         with os.scandir(folder) as it:
             return [e for e in it if not e.name.startswith(".")
-                    and os.path.splitext(e.name)[1].lower() in suffixes and e.is_file()]
+                    and os.path.splitext(e.name)[1].lower() in suffixes and is_file(e)]
     except FileNotFoundError:
         raise DatasetError(folder, "no such folder") from None
     except NotADirectoryError:
         raise DatasetError(folder, "not a folder") from None
     except OSError as exc:
         raise DatasetError(folder, f"cannot list the folder: {exc.strerror or exc}") from None
+
+
+def unreadable_warning(unreadable: list[Path]) -> str | None:
+    """The ``Dataset.warnings`` line for the entries ``scan_files`` skipped, or ``None``."""
+    if not unreadable:
+        return None
+    shown = ", ".join(str(p) for p in unreadable[:5])
+    more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
+    return (f"skipped {len(unreadable)} file(s) that cannot be read (a symbolic link loop?): "
+            f"{shown}{more}")
 
 
 def subfolders(folder: Path) -> list[str]:

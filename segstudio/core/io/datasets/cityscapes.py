@@ -105,7 +105,7 @@ def open_cityscapes(path: str | PathLike, class_table: ClassTable | str | PathLi
     Raises
     ------
     DatasetError
-        No ``leftImg8bit/``, unknown split, no images.
+        No ``leftImg8bit/``, unknown split, no images, no ``gtFine/`` for a split other than test.
     """
     path = Path(path)
     root = find_cityscapes_root(path)
@@ -126,6 +126,13 @@ def open_cityscapes(path: str | PathLike, class_table: ClassTable | str | PathLi
             samples += _city_samples(root, split_name, city, decoder)
     if not samples:
         raise DatasetError(images_root, "no *_leftImg8bit images under leftImg8bit/<split>/<city>/")
+    # Without gtFine/ every image would load with no ground truth, and evaluate would score nothing
+    # without a word. Only the test split is published without labels.
+    labelled_splits = [s for s in splits if s != "test" and subfolders(images_root / s)]
+    if labelled_splits and not (root / "gtFine").is_dir():
+        raise DatasetError(root / "gtFine", f"no such folder: the ground truth of "
+                           f"{', '.join(labelled_splits)} (only the test split comes without it; "
+                           f"open leftImg8bit/<split>/<city>/ as a plain folder for images alone)")
     return Dataset(root, CITYSCAPES, table, samples, split=split)
 
 

@@ -1,7 +1,9 @@
 """COCO instance annotations: a ``.json`` file, or a folder with ``annotations/*.json`` and images.
 
 Opening reads and checks the JSON (keys and types only); segmentations (polygons, compressed and
-uncompressed RLE) are decoded with pycocotools when a sample's masks are loaded. The class table is
+uncompressed RLE) are decoded with pycocotools when a sample's masks are loaded, after a check of
+what pycocotools trusts blindly (RLE counts that cover the image exactly, finite polygon coordinates
+near it): a bad one raises ``DatasetError`` naming the annotation instead of crashing the process. The class table is
 background (0) followed by the categories in the order the file lists them; ``category_to_class``
 maps each COCO category id to its contiguous class id.
 
@@ -31,6 +33,7 @@ from segstudio.core.io.datasets.base import (
 )
 from segstudio.core.io.datasets.formats import DatasetFormat
 from segstudio.core.errors import DatasetError, MaskSizeMismatch
+from segstudio.core.io.jsonfile import refuse_special_file
 from segstudio.core.io.masks import InstanceMask
 from segstudio.core.io.saving import write_coco_image
 
@@ -260,27 +263,97 @@ class CocoDecoder(MaskDecoder):
         where = f"annotation {ann.get('id', '?')} (image {ann['image_id']})"
         try:
             if isinstance(segm, list):
-                polygons = [p for p in segm if isinstance(p, list) and len(p) >= 6]
-                if not polygons:
+                problem = _polygon_problem(segm, height, width)
+                if problem:
+                    raise DatasetError(self.json_path, f"{where}: {problem}")
+                if not segm:
                     return np.zeros((height, width), dtype=bool)
-                rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+                rle = mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
             else:
                 size = segm.get("size")
                 if list(size) != [height, width]:
                     raise DatasetError(self.json_path, f"{where}: RLE size {size} differs from the "
                                        f"image's {[height, width]}")
                 counts = segm["counts"]
+                if isinstance(counts, str):
+                    counts = counts.encode("ascii")
+                problem = _rle_problem(counts, height * width)
+                if problem:
+                    raise DatasetError(self.json_path, f"{where}: {problem}")
                 if isinstance(counts, list):
                     rle = mask_utils.frPyObjects(segm, height, width)
                 else:
-                    rle = {"size": [height, width],
-                           "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+                    rle = {"size": [height, width], "counts": counts}
             return mask_utils.decode(rle).astype(bool)
         except DatasetError:
             raise
         except Exception as exc:  # pycocotools raises bare Exceptions and TypeErrors on bad input
             raise DatasetError(self.json_path, f"{where}: cannot decode the segmentation: {exc}"
                                ) from exc
+
+
+# Polygon vertices may lie a little outside the image (annotation tools allow it), but pycocotools
+# rasterises every edge at 5x resolution: huge coordinates allocate gigabytes, NaN segfaults.
+_POLYGON_REACH = 4
+
+
+def _polygon_problem(polygons: list, height: int, width: int) -> str | None:
+    """Why pycocotools must not rasterise ``polygons``, or ``None`` when it safely can."""
+    reach = _POLYGON_REACH * max(height, width, 1)
+    for i, polygon in enumerate(polygons):
+        if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
+            return (f"polygon {i} is not a list of x, y pairs with at least 3 points "
+                    f"({len(polygon) if isinstance(polygon, list) else type(polygon).__name__})")
+        for value in polygon:
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                return f"polygon {i} holds a coordinate that is not a number ({value!r})"
+            if not -reach <= value <= reach:  # also false for NaN
+                return f"polygon {i} holds the coordinate {value}, far outside the {width}x{height} image"
+    return None
+
+
+def _rle_problem(counts: list | bytes, pixels: int) -> str | None:
+    """Why RLE ``counts`` (a list, or COCO's compressed bytes) do not describe ``pixels`` pixels.
+
+    pycocotools trusts the counts: too few leave pixels uninitialised, too many write past the mask.
+    """
+    if isinstance(counts, bytes):
+        counts = _decompress_counts(counts)
+        if counts is None:
+            return "the compressed RLE counts are garbled"
+    elif not isinstance(counts, list):
+        return f"the RLE counts are neither a list nor a string ({type(counts).__name__})"
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        return "the RLE counts are not all non-negative integers"
+    total = sum(counts)
+    if total != pixels:
+        return f"the RLE counts cover {total} pixels, the image has {pixels}"
+    return None
+
+
+def _decompress_counts(data: bytes) -> list[int] | None:
+    """COCO's compressed counts (pycocotools' ``rleFrString``): 5 bits per character from '0', a 6th
+    bit for "more follows", a sign bit in the last, each count after the second a delta; ``None`` when
+    a character is out of range or a count is cut off."""
+    counts: list[int] = []
+    pos = 0
+    while pos < len(data):
+        value = shift = 0
+        more = True
+        while more:
+            if pos >= len(data) or not 48 <= data[pos] < 48 + 64:
+                return None
+            chunk = data[pos] - 48
+            value |= (chunk & 0x1F) << shift
+            more = bool(chunk & 0x20)
+            pos += 1
+            shift += 5
+            if not more and chunk & 0x10:
+                value |= -1 << shift
+        if len(counts) > 2:
+            value += counts[-2]
+        counts.append(value)
+    return counts
 
 
 def _choose_annotation_file(folder: Path, split: str | None) -> Path:
@@ -306,6 +379,8 @@ def _choose_annotation_file(folder: Path, split: str | None) -> Path:
 
 
 def _load_json(path: Path) -> Any:
+    # No size limit: COCO files run to hundreds of MB; but a FIFO or device would hang the reader.
+    refuse_special_file(path, DatasetError)
     try:
         with open(path, "rb") as fh:
             return json.load(fh)
@@ -352,6 +427,8 @@ def _validate(path: Path, data: Any) -> tuple[list[dict], list[dict], list[dict]
     cat_ids = {c["id"] for c in categories}
     if len(cat_ids) != len(categories):
         raise DatasetError(path, "two categories share an id")
+    if len({c["name"] for c in categories}) != len(categories):
+        raise DatasetError(path, "two categories share a name")
     images = data["images"]
     image_ids = set()
     names = {}
@@ -374,6 +451,10 @@ def _validate(path: Path, data: Any) -> tuple[list[dict], list[dict], list[dict]
         if ann["category_id"] not in cat_ids:
             raise DatasetError(path, f"{where}: category_id {ann['category_id']} is not in "
                                f"'categories'")
+        # Truthiness would read "no" as crowd and drop the instance; COCO writes 0/1.
+        if "iscrowd" in ann and ann["iscrowd"] not in (0, 1):
+            raise DatasetError(path, f"{where} (id {ann.get('id', '?')}): 'iscrowd' must be 0 or 1, "
+                               f"not {ann['iscrowd']!r}")
         segm = ann["segmentation"]
         if isinstance(segm, dict) and ("counts" not in segm or "size" not in segm):
             raise DatasetError(path, f"{where}: an RLE segmentation needs 'counts' and 'size'")

@@ -27,6 +27,7 @@ from segstudio.core.io.datasets.base import (
     resolve_class_table,
     scan_files,
     subfolders,
+    unreadable_warning,
 )
 from segstudio.core.io.datasets.formats import DatasetFormat
 from segstudio.core.errors import DatasetError
@@ -106,13 +107,15 @@ def open_folder(root: str | PathLike, class_table: ClassTable | str | PathLike |
         instance_dir = (instance_dir / split
                         if instance_dir is not None and (instance_dir / split).is_dir() else None)
 
-    images = files_by_stem(scan_files(images_dir), images_dir, unique=True)
+    unreadable: list[Path] = []
+    images = files_by_stem(scan_files(images_dir, unreadable=unreadable), images_dir, unique=True)
     if not images:
         raise DatasetError(images_dir, "no images in the folder (looked for .png, .jpg, .jpeg, "
                            ".bmp, .tif, .tiff, .webp files)")
-    mask_files = files_by_stem(scan_files(mask_dir), mask_dir, unique=False) if mask_dir else {}
-    instance_files = (files_by_stem(scan_files(instance_dir), instance_dir, unique=False)
-                      if instance_dir else {})
+    mask_files = (files_by_stem(scan_files(mask_dir, unreadable=unreadable), mask_dir, unique=False)
+                  if mask_dir else {})
+    instance_files = (files_by_stem(scan_files(instance_dir, unreadable=unreadable), instance_dir,
+                                    unique=False) if instance_dir else {})
 
     table = resolve_class_table(class_table, table_folders, ClassTable.voc)
     decoder = MaskDecoder(table, binary_mapping=binary_mapping)
@@ -124,4 +127,7 @@ def open_folder(root: str | PathLike, class_table: ClassTable | str | PathLike |
         shown = ", ".join(mask_files[s].name for s in orphans[:5])
         more = f" and {len(orphans) - 5} more" if len(orphans) > 5 else ""
         dataset.warnings.append(f"{len(orphans)} mask(s) in {mask_dir} have no image: {shown}{more}")
+    skipped = unreadable_warning(unreadable)
+    if skipped:
+        dataset.warnings.append(skipped)
     return dataset

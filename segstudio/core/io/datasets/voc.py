@@ -27,6 +27,7 @@ from segstudio.core.io.datasets.base import (
     resolve_class_table,
     scan_files,
     subfolders,
+    unreadable_warning,
 )
 from segstudio.core.io.datasets.formats import DatasetFormat
 from segstudio.core.errors import DatasetError
@@ -89,11 +90,12 @@ def open_voc(path: str | PathLike, class_table: ClassTable | str | PathLike | No
         raise DatasetError(path, "not a Pascal VOC folder: no JPEGImages/ here or under "
                            "VOCdevkit/VOC*/")
     images_dir = root / "JPEGImages"
-    images = files_by_stem(scan_files(images_dir), images_dir, unique=True)
+    unreadable: list[Path] = []
+    images = files_by_stem(scan_files(images_dir, unreadable=unreadable), images_dir, unique=True)
     if not images:
         raise DatasetError(images_dir, "no images in the folder")
-    masks = _files(root / "SegmentationClass")
-    objects = _files(root / "SegmentationObject")
+    masks = _files(root / "SegmentationClass", unreadable)
+    objects = _files(root / "SegmentationObject", unreadable)
 
     if split is not None:
         names = _read_split(root, split)
@@ -110,11 +112,17 @@ def open_voc(path: str | PathLike, class_table: ClassTable | str | PathLike | No
     table = resolve_class_table(class_table, [root, path], ClassTable.voc)
     decoder = MaskDecoder(table, binary_mapping=binary_mapping, instance_format="voc")
     samples = [Sample(n, images[n], masks.get(n), objects.get(n), decoder) for n in names]
-    return Dataset(root, VOC, table, samples, split=split)
+    dataset = Dataset(root, VOC, table, samples, split=split)
+    skipped = unreadable_warning(unreadable)
+    if skipped:
+        dataset.warnings.append(skipped)
+    return dataset
 
 
-def _files(folder: Path) -> dict[str, Path]:
-    return files_by_stem(scan_files(folder), folder, unique=False) if folder.is_dir() else {}
+def _files(folder: Path, unreadable: list[Path]) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    return files_by_stem(scan_files(folder, unreadable=unreadable), folder, unique=False)
 
 
 def _read_split(root: Path, split: str) -> list[str]:
