@@ -11,8 +11,8 @@ from pycocotools import mask as coco_mask
 
 from segstudio.core.editing.service import EditingService, SaveSettings
 from segstudio.core.io.datasets import open_dataset
-from tests.core.test_editing_service import Answers, QueuedRunner, open_session, paint  # noqa: F401
-from tests.core.test_editing_service import runner  # noqa: F401  (fixture)
+
+from tests.core.editing_service_helpers import Answers, open_session, paint
 
 H, W = 12, 16
 

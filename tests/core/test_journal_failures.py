@@ -12,8 +12,7 @@ from segstudio.core.editing.document import ImageDocument
 from segstudio.core.editing.service import EditingService
 from segstudio.core.editing.store import ProjectStore, store_path_for
 from segstudio.core.io.classes import ClassTable
-from tests.core.test_editing_service import Answers, QueuedRunner, data, open_session, paint  # noqa: F401
-from tests.core.test_editing_service import C, runner  # noqa: F401  (fixtures)
+from tests.core.editing_service_helpers import C, Answers, open_session, paint
 
 
 class FullDisk:
