@@ -64,3 +64,14 @@ class CheckpointError(SegStudioError):
 
 class PredictionError(SegStudioError):
     """A prediction file is missing or does not match its image."""
+
+
+class OutsideRootError(DatasetError):
+    """A path inside a dataset leads out of it (a planted symbolic link, ``..`` or an absolute name).
+
+    ``path`` is the offending link or name, ``root`` the folder it had to stay in.
+    """
+
+    def __init__(self, path, root, reason: str):
+        self.root = str(root)
+        super().__init__(path, reason)

@@ -555,7 +555,7 @@ class MainWindow(QMainWindow):
         table = self.session.class_table.with_color(class_id, rgba)
         try:
             save_class_colours(self.session.root, table)
-        except OSError as exc:  # a read-only place: the colour still applies for this session
+        except (SegStudioError, OSError) as exc:  # a read-only place: the colour still applies for this session
             self.report(f"Class colours not saved: {exc}")
         self.session.set_class_table(table)   # every open document, then _on_class_table
 

@@ -41,6 +41,7 @@ from segstudio.core.io._atomic import atomic_write_bytes
 from segstudio.core.io.classes import CITYSCAPES_LABEL_TO_TRAIN, ClassTable
 from segstudio.core.errors import MaskReadError
 from segstudio.core.io.masks import InstanceMask, write_index_png
+from segstudio.core.io.paths import inside_root
 from segstudio.core.io.workspace import dataset_folder, is_bundled, user_project_dir
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "save_ground_truth",
     "corrected_dir",
     "destination_for",
+    "confine_destination",
     "mask_file_kind",
     "write_mask_png",
     "png_palette_chunks",
@@ -386,6 +388,24 @@ def destination_for(dataset: Any, sample: Any, *, out_dir: str | PathLike | None
     return dataset.kind.destination(dataset, sample, out_dir, overwrite=overwrite)
 
 
+def confine_destination(dataset: Any, dest: str | PathLike, out_dir: str | PathLike | None = None) -> Path:
+    """``dest`` when no link leads it out of the folder it belongs in, else ``OutsideRootError``.
+
+    That folder is ``out_dir`` for a destination under it, the folder holding ``corrected/`` for a
+    default destination, else the dataset's folder (``overwrite``). Used for every save and for
+    reading saved corrections back, so a planted ``corrected``, ``corrected/masks``, ``.segstudio``
+    or mask link neither redirects a write nor feeds labels from elsewhere.
+    """
+    dest = Path(dest)
+    here = Path(os.path.abspath(dest))
+    if out_dir is not None and here.is_relative_to(os.path.abspath(out_dir)):
+        root = Path(out_dir)
+    else:
+        corrected = Path(os.path.abspath(corrected_dir(dataset)))
+        root = corrected.parent if here.is_relative_to(corrected) else dataset_folder(dataset.root)
+    return inside_root(root, dest)
+
+
 def _backup(path: Path) -> Path | None:
     if not path.exists():
         return None
@@ -418,10 +438,17 @@ def save_ground_truth(dataset: Any, sample: Any, gt: np.ndarray, *, out_dir: str
     Returns
     -------
     SaveResult
+
+    Raises
+    ------
+    OutsideRootError
+        A symbolic link would lead the write out of the output folder (see ``confine_destination``);
+        nothing is written or created.
     """
     fmt = dataset.kind
     kind = fmt.output_kind(dataset, sample)
-    dest = fmt.destination(dataset, sample, out_dir, overwrite=overwrite)
+    dest = confine_destination(dataset, fmt.destination(dataset, sample, out_dir, overwrite=overwrite),
+                               out_dir)
     dest.parent.mkdir(parents=True, exist_ok=True)
     backup = _backup(dest) if overwrite and sample.mask_path is not None else None
     fmt.write(dataset, sample, gt, dest, output_kind=kind, instances=instances)

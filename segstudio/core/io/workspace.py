@@ -14,6 +14,7 @@ from pathlib import Path
 
 from segstudio.core.io._atomic import atomic_write_bytes
 from segstudio.core.io.classes import ClassTable
+from segstudio.core.io.paths import OutsideRootError, inside_root
 from segstudio.resources import ResourceNotFound, resources_root
 
 __all__ = ["dataset_folder", "is_bundled", "user_project_dir", "working_dir", "save_class_colours",
@@ -53,10 +54,18 @@ def user_project_dir(dataset_root: str | PathLike, base: str | PathLike | None =
 
 
 def working_dir(dataset_root: str | PathLike) -> Path:
-    """The folder for segstudio's own files about a dataset (``<root>/.segstudio`` or per-user)."""
+    """The folder for segstudio's own files about a dataset (``<root>/.segstudio`` or per-user).
+
+    Raises
+    ------
+    OutsideRootError
+        ``<root>/.segstudio`` is a link leading out of the dataset (the store and colours would be
+        written elsewhere).
+    """
     if is_bundled(dataset_root):
         return user_project_dir(dataset_root)
-    return dataset_folder(Path(dataset_root).resolve()) / WORK_DIR
+    folder = dataset_folder(Path(dataset_root).resolve())
+    return inside_root(folder, folder / WORK_DIR)
 
 
 def save_class_colours(dataset_root: str | PathLike, table: ClassTable) -> Path:
@@ -65,7 +74,8 @@ def save_class_colours(dataset_root: str | PathLike, table: ClassTable) -> Path:
     Only colours are kept (by class name): the dataset's own class file and its masks are never
     rewritten, and decoders keep the table they were opened with.
     """
-    path = working_dir(dataset_root) / COLOURS_FILE
+    folder = working_dir(dataset_root)
+    path = inside_root(folder, folder / COLOURS_FILE)
     path.parent.mkdir(parents=True, exist_ok=True)
     colours = {info.name: list(info.color) for info in table.classes}
     atomic_write_bytes(path, json.dumps({"colours": colours}, indent=1).encode("utf-8"))
@@ -77,7 +87,11 @@ def with_saved_colours(dataset_root: str | PathLike, table: ClassTable) -> Class
 
     A missing or unreadable colours file leaves the table as it is: colours are a preference, not data.
     """
-    path = working_dir(dataset_root) / COLOURS_FILE
+    try:
+        folder = working_dir(dataset_root)
+        path = inside_root(folder, folder / COLOURS_FILE)
+    except OutsideRootError:
+        return table
     try:
         colours = json.loads(path.read_text(encoding="utf-8"))["colours"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -21,7 +21,7 @@ import numpy as np
 
 from segstudio.core.io.classes import ClassTable
 from segstudio.core.io.masks import InstanceMask
-from segstudio.core.io.saving import corrected_dir, mask_file_kind, write_mask_png
+from segstudio.core.io.saving import confine_destination, corrected_dir, mask_file_kind, write_mask_png
 
 if TYPE_CHECKING:
     from segstudio.core.io.datasets.base import Dataset, Sample
@@ -116,11 +116,18 @@ class DatasetFormat(ABC):
         The path is returned whether or not a correction was saved yet (callers check that it is a
         file); ``None`` when corrections of this format cannot be read back per sample or the
         destination is refused (see ``destination``).
+
+        Raises
+        ------
+        OutsideRootError
+            A symbolic link leads the path out of its folder (``saving.confine_destination``):
+            labels are never read from outside the dataset or the output folder.
         """
         try:
-            return self.destination(dataset, sample, output_dir, overwrite=overwrite)
+            dest = self.destination(dataset, sample, output_dir, overwrite=overwrite)
         except ValueError:
             return None
+        return confine_destination(dataset, dest, output_dir)
 
     def output_kind(self, dataset: Dataset, sample: Sample) -> str:
         """The encoding a correction of ``sample`` is written in: the annotation file's own
