@@ -51,6 +51,7 @@ from segstudio.core.errors import (
     ImageTooLargeError,
     MaskReadError,
     MaskSizeMismatch,
+    OutsideRootError,
     UnknownColoursError,
 )
 
@@ -297,6 +298,15 @@ def make_bad_inputs(tmp_path: Path) -> list[BadCase]:
         data["annotations"][0]["iscrowd"] = crowd
         path.write_text(json.dumps(data))
         cases.append(BadCase(f"coco_iscrowd_{case}", path, "dataset", DatasetError))
+    # file_names leading out of the dataset: refused although the file is there (issue 10, item 7)
+    escape = sets / "coco_escape"
+    secret = _write(base / "outside_secret.png", _png_bytes(np.zeros((2, 2, 3), np.uint8)))
+    for case, file_name in [("dotdot", os.path.relpath(secret, escape)), ("absolute", str(secret))]:
+        path = coco_one_annotation(escape, f"{case}.json", [[0, 0, 1, 0, 1, 1]])
+        data = json.loads(path.read_text())
+        data["images"][0]["file_name"] = file_name
+        path.write_text(json.dumps(data))
+        cases.append(BadCase(f"coco_file_name_{case}_outside_root", path, "dataset", OutsideRootError))
 
     tables = base / "class_tables"
     cases.append(BadCase("class_table_duplicate_names", _write(tables / "duplicates.json", json.dumps(

@@ -240,3 +240,31 @@ def test_gui_argument_errors_escape_the_path(tmp_path, capsys):
     assert exit_info.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.endswith("a\\nb: no such file or folder")
+
+
+def _coco_escaping(tmp_path, file_name_of):
+    """A COCO JSON in coco/ whose one image lies outside it, in elsewhere/a.png."""
+    from tests.corpus import coco_one_annotation
+
+    outside = tmp_path / "elsewhere" / "a.png"
+    write_png(outside, np.zeros((2, 2, 3), np.uint8))
+    path = coco_one_annotation(tmp_path / "coco", "escape.json", [[0, 0, 1, 0, 1, 1]])
+    data = json.loads(path.read_text())
+    data["images"][0]["file_name"] = file_name_of(outside, path.parent)
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("file_name_of", [lambda p, here: os.path.relpath(p, here), lambda p, here: str(p)],
+                         ids=["dotdot", "absolute"])
+def test_coco_file_name_outside_the_dataset_exits_2_unless_allowed(tmp_path, capsys, file_name_of):
+    # issue 10, item 7: '../' or absolute file_names read files outside the dataset
+    bad = _coco_escaping(tmp_path, file_name_of)
+    write_png(tmp_path / "pred" / "a.png", np.zeros((2, 2), np.uint8))
+    name = json.loads(bad.read_text())["images"][0]["file_name"]
+    assert main(["evaluate", "--dataset", str(bad), "--predictions", str(tmp_path / "pred")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"{bad}: image 0 (id 1): file_name {name!r} leads outside the dataset" in line
+    assert "--allow-outside-root" in line
+    assert main(["evaluate", "--dataset", str(bad), "--predictions", str(tmp_path / "pred"),
+                 "--allow-outside-root"]) == 0, capsys.readouterr().err

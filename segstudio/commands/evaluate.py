@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segstudio.commands._common import (EXIT_CANCELLED, TRUST_MODEL_HELP, ProgressBar, print_error, printable, say,
-                                        trust_if_asked)
+from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, TRUST_MODEL_HELP, ProgressBar,
+                                        print_error, printable, say, trust_if_asked)
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio evaluate"
@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=["auto", "folder", "voc", "coco", "cityscapes"],
                         help="dataset layout (default: detected from the folder)")
     parser.add_argument("--split", default=None, help="dataset split (train, val ...)")
+    parser.add_argument("--allow-outside-root", action="store_true", help=ALLOW_OUTSIDE_ROOT_HELP)
     parser.add_argument("--classes", metavar="FILE", default=None,
                         help="class table: a classes.json or a class_names.txt")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -63,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     bar = ProgressBar(sys.stderr)
     token = stream = None
     try:
-        dataset = open_dataset(args.dataset, args.format, class_table=args.classes, split=args.split)
+        dataset = open_dataset(args.dataset, args.format, class_table=args.classes, split=args.split,
+                               allow_outside_root=args.allow_outside_root)
         for warning in dataset.warnings:
             say(PROG, f"warning: {warning}")
         if args.predictions is not None:

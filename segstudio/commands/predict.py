@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from segstudio.commands._common import (EXIT_BAD_INPUT, EXIT_CANCELLED, TRUST_MODEL_HELP, ProgressBar, print_error,
+from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_BAD_INPUT, EXIT_CANCELLED, TRUST_MODEL_HELP, ProgressBar, print_error,
                                         say, trust_if_asked)
 from segstudio.core.errors import SegStudioError
 
@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", required=True, metavar="PATH",
                         help="an image, a folder of images or a dataset folder")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the masks")
+    parser.add_argument("--allow-outside-root", action="store_true", help=ALLOW_OUTSIDE_ROOT_HELP)
     parser.add_argument("--trust-model", action="store_true", help=TRUST_MODEL_HELP)
     parser.add_argument("--weights", metavar="FILE", default=None,
                         help="checkpoint for a 'smp:ARCH' or 'torchvision:NAME' spec")
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
     bar = None if args.quiet else ProgressBar(sys.stderr, rate_unit="img/s")
     try:
-        dataset = open_dataset(args.images)
+        dataset = open_dataset(args.images, allow_outside_root=args.allow_outside_root)
         out_dir = Path(args.out)
         if out_dir.exists() and not out_dir.is_dir():
             raise SegStudioError(out_dir, "--out exists and is not a folder")
@@ -153,8 +154,10 @@ def _write(out_dir: Path, name: str, prediction, class_table) -> None:
     import numpy as np  # noqa: PLC0415
 
     from segstudio.core.io.masks import write_index_png, write_palette_png  # noqa: PLC0415
+    from segstudio.core.io.paths import inside_root  # noqa: PLC0415
 
-    target = out_dir / f"{name}.png"
+    # Whatever a sample is called (COCO names come from the JSON), nothing lands outside --out.
+    target = inside_root(out_dir, out_dir / f"{name}.png")
     target.parent.mkdir(parents=True, exist_ok=True)
     instances, mask = prediction.instances, prediction.mask
     if mask.dtype == np.uint8:
@@ -162,7 +165,7 @@ def _write(out_dir: Path, name: str, prediction, class_table) -> None:
     else:
         write_index_png(target, mask)  # a palette holds 256 colours at most
     if instances is not None:
-        inst_path = out_dir / "instances" / f"{name}.png"
+        inst_path = inside_root(out_dir, out_dir / "instances" / f"{name}.png")
         inst_path.parent.mkdir(parents=True, exist_ok=True)
         write_index_png(inst_path, np.clip(instances.ids, 0, 65535).astype(np.uint16))
 

@@ -122,7 +122,7 @@ def detect_format(path: str | PathLike) -> str:
 def open_dataset(path: str | PathLike, format: str | DatasetFormat = "auto",
                  class_table: ClassTable | str | PathLike | None = None, split: str | None = None,
                  *, masks: str | PathLike | None = None,
-                 binary_mapping: dict[int, int] | None = None) -> Dataset:
+                 binary_mapping: dict[int, int] | None = None, allow_outside_root: bool = False) -> Dataset:
     """Open a dataset lazily: list its samples without decoding any image or mask.
 
     Parameters
@@ -145,6 +145,9 @@ def open_dataset(path: str | PathLike, format: str | DatasetFormat = "auto",
     binary_mapping : dict or None
         Keyword only: how to read masks holding only 0 and 255, e.g. ``{0: 0, 255: 1}``; without
         it such masks are refused when loaded.
+    allow_outside_root : bool
+        Keyword only, COCO: accept image ``file_name``s that are absolute or climb out with ``..``
+        (refused by default with an ``OutsideRootError`` naming the JSON and the entry).
 
     Returns
     -------
@@ -173,6 +176,8 @@ def open_dataset(path: str | PathLike, format: str | DatasetFormat = "auto",
         if kind is None:
             raise DatasetError(path, f"unknown dataset format '{format}'; use one of "
                                f"auto, {', '.join(FORMATS)}")
+    if kind is COCO:
+        return COCO.open(path, class_table, split, allow_outside_root=allow_outside_root)
     return kind.open(path, class_table, split, binary_mapping=binary_mapping)
 
 

@@ -17,7 +17,7 @@ import json
 import os
 import threading
 from os import PathLike
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ from segstudio.core.io.datasets.base import (
     subfolders,
 )
 from segstudio.core.io.datasets.formats import DatasetFormat
-from segstudio.core.errors import DatasetError, MaskSizeMismatch
+from segstudio.core.errors import DatasetError, MaskSizeMismatch, OutsideRootError
 from segstudio.core.io.jsonfile import refuse_special_file
 from segstudio.core.io.masks import InstanceMask
 from segstudio.core.io.saving import write_coco_image
@@ -55,9 +55,10 @@ class CocoFormat(DatasetFormat):
         return path.suffix.lower() == ".json"
 
     def open(self, path: str | PathLike, class_table: ClassTable | str | PathLike | None = None,
-             split: str | None = None, *, binary_mapping: dict[int, int] | None = None) -> Dataset:
+             split: str | None = None, *, binary_mapping: dict[int, int] | None = None,
+             allow_outside_root: bool = False) -> Dataset:
         """See ``open_coco`` (``binary_mapping`` does not apply)."""
-        return open_coco(path, class_table, split)
+        return open_coco(path, class_table, split, allow_outside_root=allow_outside_root)
 
     def source_file(self, sample: Sample) -> Path | None:
         """The annotation JSON, also for a file without an ``annotations`` list."""
@@ -105,7 +106,7 @@ def find_coco_annotations(folder: Path) -> list[Path]:
 
 
 def open_coco(path: str | PathLike, class_table: ClassTable | str | PathLike | None = None,
-              split: str | None = None) -> Dataset:
+              split: str | None = None, *, allow_outside_root: bool = False) -> Dataset:
     """Open a COCO annotation file, or the one a folder's ``annotations/`` holds.
 
     Parameters
@@ -118,17 +119,23 @@ def open_coco(path: str | PathLike, class_table: ClassTable | str | PathLike | N
     split : str or None
         For a folder: choose the annotation file whose name contains ``split``. Without it a folder
         with several files uses the one naming ``val``, else fails listing them.
+    allow_outside_root : bool
+        Accept image ``file_name``s that are absolute or climb out with ``..`` (refused by default:
+        they read files outside the dataset, and outputs named after them could land anywhere).
 
     Raises
     ------
     DatasetError
         Invalid JSON, missing or mistyped keys, unknown category ids, images not found; the
-        message names the JSON file.
+        message names the JSON file. ``OutsideRootError`` (a ``DatasetError``) for a ``file_name``
+        leading out of the dataset, naming the JSON and the entry.
     """
     path = Path(path)
     json_path = path if not path.is_dir() else _choose_annotation_file(path, split)
     data = _load_json(json_path)
     categories, images, annotations = _validate(json_path, data)
+    if not allow_outside_root:
+        _refuse_outside(json_path, images)
 
     if class_table is None:
         table, cat_to_class = table_from_categories(categories, name=json_path.stem)
@@ -470,6 +477,17 @@ def _map_categories_by_name(path: Path, categories: list[dict], table: ClassTabl
             raise DatasetError(path, f"category '{cat['name']}' is not in the class table "
                                f"'{table.name}'") from None
     return mapping
+
+
+def _refuse_outside(json_path: Path, images: list[dict]) -> None:
+    """``OutsideRootError`` for the first image whose ``file_name`` is absolute or climbs with ``..``."""
+    for i, img in enumerate(images):
+        name = img["file_name"]
+        posix = PurePosixPath(name.replace("\\", "/"))
+        if posix.is_absolute() or PureWindowsPath(name).drive or ".." in posix.parts:
+            raise OutsideRootError(json_path, json_path.parent,
+                                   f"image {i} (id {img['id']!r}): file_name {name!r} leads outside "
+                                   "the dataset; refused unless outside paths are allowed (--allow-outside-root)")
 
 
 def _find_image_dir(json_path: Path, images: list[dict]) -> Path:
