@@ -206,3 +206,35 @@ def test_ctrl_c_stops_between_batches(tmp_path):
     assert 1 <= written < 20
     assert f"interrupted; wrote {written} of 20 mask(s)" in err
     assert "Traceback" not in err
+
+
+def test_predict_never_writes_outside_out(tmp_path, capsys):
+    # issue 10, item 7: a COCO file_name with '../' was read, and its mask written as out/<that name>
+    from segstudio.commands.predict import _write
+    from segstudio.core.errors import OutsideRootError
+    from tests.corpus import coco_one_annotation
+
+    model = tmp_path / "net.pth"
+    save_tiny(model, num_classes=3)
+    write_card(model, architecture="tests.TinyNet", mean=[0.5] * 3, std=[0.25] * 3,
+               classes=[{"name": n, "color": [i, i, i, 255]} for i, n in enumerate(["bg", "a", "b"])])
+    outside = tmp_path / "elsewhere" / "x.png"
+    outside.parent.mkdir()
+    cv2.imwrite(str(outside), random_image(8, 8, seed=1))
+    coco = coco_one_annotation(tmp_path / "coco", "escape.json", [[0, 0, 1, 0, 1, 1]])
+    data = json.loads(coco.read_text())
+    data["images"][0].update(file_name="../elsewhere/x.png", width=8, height=8)
+    coco.write_text(json.dumps(data))
+    out = tmp_path / "out"
+    argv = ["predict", "--model", str(model), "--images", str(coco), "--out", str(out), "--device", "cpu"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{coco}: image 0 (id 1): file_name '../elsewhere/x.png' leads outside" in err
+    assert not out.exists()
+    assert cli.main([*argv, "--allow-outside-root"]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["x.png"]
+    assert sorted(p.name for p in outside.parent.iterdir()) == ["x.png"]
+    prediction = Runner(resolve_model(model), device="cpu").predict(random_image(8, 8, seed=1))
+    with pytest.raises(OutsideRootError):
+        _write(out, "../escaped", prediction, resolve_model(model).class_table)
+    assert not (tmp_path / "escaped.png").exists()
