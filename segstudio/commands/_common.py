@@ -7,6 +7,7 @@ import time
 from typing import TextIO
 
 EXIT_BAD_INPUT = 2
+EXIT_SOME_FAILED = 1     # the run went on past images that could not be read or predicted
 EXIT_CANCELLED = 130
 
 # C0 and C1 controls, DEL, and lone surrogates (names that are not valid UTF-8).

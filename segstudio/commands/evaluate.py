@@ -2,15 +2,17 @@
 
 The summary table goes to stdout, a progress bar to stderr. Bad input ends the run with one line
 ``segstudio evaluate: error: <path>: <reason>`` on stderr and exit code 2 (a ``--report`` that cannot be
-written too, after the summary is printed); Ctrl+C cancels between images and exits with 130.
+written too, after the summary is printed); Ctrl+C cancels between images and exits with 130. With
+``--model``, an image that cannot be read or that the model fails on is left out of the scores and
+reported after the summary, one line each, then ``N of M images failed`` and exit code 1.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, TRUST_MODEL_HELP, ProgressBar,
-                                        print_error, printable, say, trust_if_asked)
+from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
+                                        ProgressBar, print_error, printable, say, trust_if_asked)
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio evaluate"
@@ -55,7 +57,7 @@ def _print_stdout(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the evaluation; return the exit code (0, 2 for bad input, 130 when interrupted)."""
+    """Run the evaluation; return the exit code (0, 1 when images failed, 2 for bad input, 130 when interrupted)."""
     from segstudio.core.io.datasets import open_dataset
     from segstudio.core.evaluation.report import evaluate, format_summary, write_report
 
@@ -63,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         return print_error(PROG, f"{args.report}: the report must be a .json or .csv file")
     bar = ProgressBar(sys.stderr)
     token = stream = None
+    failures: list[str] = []
+    total = 0
     try:
         dataset = open_dataset(args.dataset, args.format, class_table=args.classes, split=args.split,
                                allow_outside_root=args.allow_outside_root)
@@ -72,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             report = evaluate(dataset, args.predictions, progress=bar,
                               iou_threshold=args.iou_threshold)
         else:
-            stream, token, source = _model_predictions(args, dataset)
+            stream, token, source, total = _model_predictions(args, dataset, failures)
             report = evaluate(dataset, stream, progress=bar, iou_threshold=args.iou_threshold,
                               source=source)
         bar.close()
@@ -103,11 +107,17 @@ def run(args: argparse.Namespace) -> int:
             write_report(report, args.report)
         except OSError as exc:
             return print_error(PROG, f"{args.report}: cannot write the report: {exc.strerror or exc}")
+    if failures:
+        for message in failures:
+            print_error(PROG, message)
+        say(PROG, f"{len(failures)} of {total} images failed")
+        return EXIT_SOME_FAILED
     return 0
 
 
-def _model_predictions(args: argparse.Namespace, dataset):
-    """Run ``--model`` over the samples that have ground truth, lazily, as ``(index, prediction)``."""
+def _model_predictions(args: argparse.Namespace, dataset, failures: list[str]):
+    """Run ``--model`` over the samples that have ground truth, lazily, as ``(index, prediction)``;
+    an image that fails is skipped and its error line added to ``failures``."""
     from segstudio.inference.registry import resolve_model
     from segstudio.inference.runner import CancelToken, Runner
 
@@ -119,5 +129,10 @@ def _model_predictions(args: argparse.Namespace, dataset):
     runner = Runner(entry, device=args.device, tile_size=args.tile, batch_size=args.batch_size)
     token = CancelToken()
     indices = [i for i, s in enumerate(dataset) if s.mask_path or s.instance_path]
-    predictions = runner.predict_dataset(dataset, indices=indices, cancel=token)
-    return predictions, token, f"{args.model} ({runner.device_name})"
+    predictions = runner.predict_dataset(dataset, indices=indices, cancel=token,
+                                         on_error=lambda index, exc: failures.append(_failure_line(dataset, index, exc)))
+    return predictions, token, f"{args.model} ({runner.device_name})", len(indices)
+
+
+def _failure_line(dataset, index: int, exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, SegStudioError) else f"{dataset[index].image_path}: {exc}"

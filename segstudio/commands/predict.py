@@ -3,8 +3,9 @@
 One mask per image, ``OUT/<image stem>.png``, a palette PNG whose colours are the model's class
 colours; instance models also write ``OUT/instances/<stem>.png`` (16-bit instance ids). A progress
 bar goes to stderr. Bad input ends the run with one line
-``segstudio predict: error: <path>: <reason>`` and exit code 2; Ctrl+C stops between batches
-(exit 130). Nothing here imports torch until the command runs.
+``segstudio predict: error: <path>: <reason>`` and exit code 2; an image that cannot be read, or
+that the model fails on, gets such a line and the run goes on, ending with ``N of M images failed``
+and exit code 1. Ctrl+C stops between batches (exit 130). Nothing here imports torch until the command runs.
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_BAD_INPUT, EXIT_CANCELLED, TRUST_MODEL_HELP, ProgressBar, print_error,
-                                        say, trust_if_asked)
+from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED,
+                                        TRUST_MODEL_HELP, ProgressBar, print_error, say, trust_if_asked)
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio predict"
@@ -85,7 +86,7 @@ def _check_numbers(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Predict every image; return 0, 2 (bad input, some image failed) or 130 (interrupted)."""
+    """Predict every image; return 0, 1 (some images failed), 2 (bad input) or 130 (interrupted)."""
     problem = _check_numbers(args)
     if problem:
         return print_error(PROG, problem)
@@ -147,7 +148,10 @@ def run(args: argparse.Namespace) -> int:
         print_error(PROG, message)
     elapsed = time.monotonic() - started
     say(PROG, f"wrote {written} mask(s) to {out_dir} in {elapsed:.1f} s on {runner.device_name}")
-    return EXIT_BAD_INPUT if failures else 0
+    if failures:
+        say(PROG, f"{len(failures)} of {len(dataset)} images failed")
+        return EXIT_SOME_FAILED
+    return 0
 
 
 def _write(out_dir: Path, name: str, prediction, class_table) -> None:

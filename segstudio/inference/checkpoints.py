@@ -20,6 +20,7 @@ import torch
 
 from segstudio.core.errors import CheckpointError
 from segstudio.inference import script_guard
+from segstudio.inference.model_file import reading_model_file, unreadable
 from segstudio.inference.model_trust import TrustStore, UntrustedModelError, is_torchscript, sha256_of
 
 __all__ = ["is_torchscript", "safe_load", "load_state_dict_file", "extract_state_dict", "strip_prefixes",
@@ -57,6 +58,8 @@ def safe_load(path: str | PathLike, map_location="cpu") -> object:
             OSError, AttributeError, ImportError, TypeError, KeyError) as exc:
         raise CheckpointError(path, f"not a PyTorch checkpoint ({type(exc).__name__}: "
                               f"{_first_line(str(exc))})") from None
+    except Exception as exc:  # noqa: BLE001 - zipfile/struct/zlib/assertions on a damaged file
+        raise unreadable(path, exc) from None
 
 
 def load_state_dict_file(path: str | PathLike) -> dict[str, torch.Tensor]:
@@ -152,7 +155,8 @@ def load_torchscript(path: str | PathLike, device="cpu", store: TrustStore | Non
         data = path.read_bytes()
     except OSError as exc:
         raise CheckpointError(path, f"cannot read the model file: {exc.strerror or exc}") from None
-    module = script_guard.load_inspected(data, path, device)
+    with reading_model_file(path):
+        module = script_guard.load_inspected(data, path, device)
     if not (store or TrustStore()).is_trusted(sha256_of(data)):
         raise UntrustedModelError(path)
     return module

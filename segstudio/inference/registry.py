@@ -29,6 +29,7 @@ from segstudio.core.io.classes import COCO_CATEGORY_TO_CONTIGUOUS, ClassTable
 from segstudio.core.errors import CheckpointError
 from segstudio.inference.catalog import DEMO_DESCRIPTION, list_available, smp_description, torchvision_description
 from segstudio.inference.model_card import ModelCard, parse_card, read_card
+from segstudio.inference.model_file import reading_model_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -273,10 +274,11 @@ def _from_file(path: str | PathLike, user: ModelCard, name: str) -> ModelEntry:
     card = read_card(path).merged(user)
     from segstudio.inference import checkpoints  # noqa: PLC0415
 
-    if checkpoints.is_torchscript(path):
-        return _from_torchscript(path, card, name)
-    state = checkpoints.load_state_dict_file(path)
-    return _from_state_dict(path, state, card, name)
+    with reading_model_file(path):
+        if checkpoints.is_torchscript(path):
+            return _from_torchscript(path, card, name)
+        state = checkpoints.load_state_dict_file(path)
+        return _from_state_dict(path, state, card, name)
 
 
 def _from_state_dict(path: Path, state: dict, card: ModelCard, name: str, smp_config: dict | None = None) -> ModelEntry:
@@ -362,10 +364,11 @@ def _load_state_dict_model(path: Path, arch, count: int | None, kwargs: dict, de
     from segstudio.inference import architectures as A  # noqa: PLC0415
     from segstudio.inference import checkpoints  # noqa: PLC0415
 
-    state = _read_smp_weights(path) if Path(path).is_dir() else checkpoints.load_state_dict_file(path)
-    state, count, kwargs = A.fit_state(arch, state, count, kwargs, path)
-    model = arch.build(count, kwargs)
-    checkpoints.load_into(model, state, path, arch.name)
+    with reading_model_file(path):
+        state = _read_smp_weights(path) if Path(path).is_dir() else checkpoints.load_state_dict_file(path)
+        state, count, kwargs = A.fit_state(arch, state, count, kwargs, path)
+        model = arch.build(count, kwargs)
+        checkpoints.load_into(model, state, path, arch.name)
     if getattr(model, "aux_classifier", None) is not None:
         model.aux_classifier = None  # the auxiliary head only matters for training
     return model.to(device).eval()

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from segstudio.core.errors import PredictionError
 from segstudio.core.evaluation.prediction import Prediction
 from segstudio.core.tasks import TaskKind, TaskRunner
-from segstudio.inference import preprocess
+from segstudio.inference import memory, preprocess
 from segstudio.inference.cancel import CancelToken, Cancelled  # noqa: F401 - re-exported API
 from segstudio.inference.devices import check_cuda_usable, gpu_report, is_out_of_memory, select_device
 from segstudio.inference.tiling import Outputs, TileBlender, tile_starts, two_class_logits, write_resized
@@ -28,6 +29,11 @@ __all__ = ["CancelToken", "Cancelled", "Prediction", "Runner", "gpu_report", "ch
 
 Progress = Callable[[int, int], None]
 MIN_TILE = 256
+# An image whose untiled prediction would need more than MEMORY_SHARE of the free memory is
+# predicted in AUTO_TILE tiles even without a tile size.
+AUTO_TILE = 1024
+AUTO_OVERLAP = 64
+MEMORY_SHARE = 0.5
 
 
 def model_logits(output) -> torch.Tensor:
@@ -70,7 +76,8 @@ class Runner:
         ``auto`` (CUDA when available, then MPS, then CPU), ``cuda``, ``mps`` or ``cpu``.
     tile_size : int or None
         Images with a side longer than this are predicted in overlapping tiles at their own
-        resolution (the entry's input size is then not applied). None: never tile.
+        resolution (the entry's input size is then not applied). None: tile (``AUTO_TILE``, with
+        one notice) only an image whose untiled prediction would not fit in the free memory.
     overlap : int
         Tile overlap in pixels; logits are blended with raised-cosine ramps over it.
     batch_size : int
@@ -98,6 +105,7 @@ class Runner:
             raise ValueError(f"precision must be auto, float16 or float32, got {precision!r}")
         self.entry = entry
         self.notices: list[str] = []
+        self._auto_tile_said = False
         self._on_notice = on_notice
         self.device = select_device(self._usable_device(device))
         self.tile_size = tile_size
@@ -204,8 +212,9 @@ class Runner:
                     if progress:
                         progress(1, 1)
                     return result
-                if self._tiled(image):
-                    return self._predict_tiled(image, cancel, progress)
+                tiles = self._tiles_for(image)
+                if tiles is not None:
+                    return self._predict_tiled(image, cancel, progress, *tiles)
                 result = self._predict_batch([self._prepare(image)], [image.shape[:2]], image)[0]
                 if progress:
                     progress(1, 1)
@@ -222,8 +231,38 @@ class Runner:
         self.model = self.model.to("cpu")
         self.device = torch.device("cpu")
 
-    def _tiled(self, image: np.ndarray) -> bool:
-        return self.tile_size is not None and max(image.shape[:2]) > self.tile_size
+    def _tiles_for(self, image: np.ndarray, say: bool = True) -> tuple[int, int] | None:
+        """``(tile size, overlap)`` when ``image`` is predicted in tiles, else None."""
+        if self.tile_size is not None:
+            return (self.tile_size, self.overlap) if max(image.shape[:2]) > self.tile_size else None
+        need, free = self._untiled_need(image)
+        if need is None or free is None or need <= MEMORY_SHARE * free:
+            return None
+        if say and not self._auto_tile_said:
+            self._auto_tile_said = True
+            height, width = image.shape[:2]
+            self._notice(f"a {width}x{height} image needs about {need / 2**30:.1f} GiB untiled, more than "
+                         f"{MEMORY_SHARE:.0%} of the {free / 2**30:.1f} GiB free; predicting such images in "
+                         f"{AUTO_TILE}px tiles (--tile sets a size)")
+        return AUTO_TILE, AUTO_OVERLAP
+
+    def _untiled_need(self, image: np.ndarray) -> tuple[int | None, int | None]:
+        """(estimated bytes to predict ``image`` whole, bytes free); (None, None) when tiles cannot help:
+        an instance model, a model that resizes its input, or an image within one tile."""
+        entry = self.entry
+        if (entry.kind != "semantic" or entry.input_size or getattr(entry, "short_side", None)
+                or max(image.shape[:2]) <= AUTO_TILE):
+            return None, None
+        height, width = image.shape[:2]
+        need = memory.untiled_bytes(height, width, entry.class_table.num_classes if entry.class_table else 2)
+        free = memory.available_bytes()
+        if self.device.type == "cuda":
+            try:
+                gpu_free = int(torch.cuda.mem_get_info(self.device)[0])
+                free = gpu_free if free is None else min(free, gpu_free)
+            except Exception:  # noqa: BLE001 - the host figure still applies
+                pass
+        return need, free
 
     def _prepare(self, image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
@@ -285,12 +324,11 @@ class Runner:
         return results
 
     def _predict_tiled(self, image: np.ndarray, cancel: CancelToken | None,
-                       progress: Progress | None) -> Prediction:
+                       progress: Progress | None, tile: int, overlap: int) -> Prediction:
         """Sliding-window prediction streamed through a one-tile-row blend buffer."""
         height, width = image.shape[:2]
-        tile = self.tile_size
         tile_h, tile_w = min(tile, height), min(tile, width)
-        overlap = min(self.overlap, tile // 2)
+        overlap = min(overlap, tile // 2)
         ys, xs = tile_starts(height, tile_h, overlap), tile_starts(width, tile_w, overlap)
         total, done = len(ys) * len(xs), 0
         raw_dtype = image.dtype
@@ -365,8 +403,9 @@ class Runner:
         Parameters
         ----------
         on_error : callable, optional
-            ``on_error(index, exc)`` for a sample that fails to load (it is then skipped); without
-            it the error is raised.
+            ``on_error(index, exc)`` for a sample that fails to load, or on which the model fails
+            (a ``PredictionError`` naming the image); the sample is skipped and the run goes on.
+            Without it the error is raised.
 
         Raises
         ------
@@ -380,7 +419,8 @@ class Runner:
             for batch in self._batches(loader, on_error):
                 _check(cancel)
                 with self._watching(cancel):
-                    results = self._run_batch(batch, cancel)
+                    results = (self._run_batch(batch, cancel) if on_error is None
+                               else self._run_batch_reporting(batch, cancel, dataset, on_error))
                 yield from results
                 done += len(batch)
                 if progress:
@@ -390,7 +430,7 @@ class Runner:
 
     def _load_item(self, dataset, index: int) -> _Item:
         image = np.asarray(dataset[index].load_image())
-        if self.entry.kind == "semantic" and self._tiled(image):
+        if self.entry.kind == "semantic" and self._tiles_for(image, say=False) is not None:
             return _Item(index, image)
         array = self._prepare(image)
         key = ("instance",) if self.entry.kind == "instance" else (array.shape, array.dtype.str,
@@ -415,6 +455,26 @@ class Runner:
         if batch:
             yield batch
 
+    def _run_batch_reporting(self, batch: list[_Item], cancel, dataset, on_error) -> list[tuple[int, object]]:
+        """``_run_batch``; when the model fails, each image alone, reporting the ones it fails on."""
+        try:
+            return self._run_batch(batch, cancel)
+        except Cancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one image must not end the run
+            if len(batch) == 1:
+                on_error(batch[0].index, _model_failure(dataset, batch[0].index, exc))
+                return []
+        results = []
+        for item in batch:
+            try:
+                results.append((item.index, self.predict(item.image, cancel)))
+            except Cancelled:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported, then the next image
+                on_error(item.index, _model_failure(dataset, item.index, exc))
+        return results
+
     def _run_batch(self, batch: list[_Item], cancel) -> list[tuple[int, object]]:
         if batch[0].key is None or len(batch) == 1:
             return [(item.index, self.predict(item.image, cancel)) for item in batch]
@@ -432,6 +492,14 @@ class Runner:
             self.batch_size = 1
             self._notice(f"out of GPU memory with a batch of {len(batch)}; continuing one image at a time")
             return [(item.index, self.predict(item.image, cancel)) for item in batch]
+
+
+def _model_failure(dataset, index: int, exc: BaseException) -> PredictionError:
+    """The model raising on one image, as an error naming that image (the message whole, one line)."""
+    message = " ".join(str(exc).split())
+    where = getattr(dataset[index], "image_path", None) or getattr(dataset[index], "name", index)
+    return PredictionError(where, f"the model failed on this image: {type(exc).__name__}"
+                           + (f": {message}" if message else ""))
 
 
 class _Prefetcher:

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from segstudio.core.errors import CheckpointError
+from segstudio.inference.model_file import reading_model_file, unreadable
 
 ALLOWED_NAMESPACES = frozenset({"aten", "prim", "quantized", "torchvision"})
 # Ops of the allowed namespaces that reach beyond the tensors: found by listing every schema
@@ -66,7 +67,10 @@ def load_inspected(data: bytes, path: str | PathLike, device="cpu") -> torch.jit
     except (RuntimeError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(path, f"cannot load TorchScript file: {first}") from None
-    check_ops(module, path)
+    except Exception as exc:  # noqa: BLE001 - the C++ deserialiser raises IndexError and more
+        raise unreadable(path, exc) from None
+    with reading_model_file(path):
+        check_ops(module, path)
     return module.eval()
 
 
@@ -80,6 +84,8 @@ def check_source(data: bytes, path: str | PathLike) -> None:
                                           "TorchScript runs while loading, before it can be inspected")
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(path, f"cannot read TorchScript archive: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - zlib.error, struct.error, NotImplementedError ...
+        raise unreadable(path, exc) from None
 
 
 def used_ops(module: torch.jit.ScriptModule) -> dict[str, str]:

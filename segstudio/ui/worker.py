@@ -180,7 +180,7 @@ class InferenceWorker(QObject):
                 self.finished.emit(job.job_id, job.dataset[index].name, prediction)
         if problems:
             self.progress.emit(job.job_id, total, total)
-        self._report_problems(job, problems, "image(s) could not be read")
+        self._report_problems(job, problems, "image(s) could not be read or predicted")
 
     def _run_files(self, job: _Job) -> None:
         """Read a predictions folder: every readable file becomes a prediction; bad ones are listed."""

@@ -155,7 +155,7 @@ def test_unreadable_image_is_reported_and_the_rest_written(tmp_path, images, cap
     out = tmp_path / "out"
     code = cli.main(["predict", "--model", str(model), "--images", str(images), "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
-    assert code == 2
+    assert code == 1  # the rest written; exit 1 says some images failed
     assert sorted(p.name for p in out.iterdir()) == ["img_0.png", "img_1.png", "img_2.png"]
     assert f"segstudio predict: error: {images / 'broken.png'}: " in err
 
