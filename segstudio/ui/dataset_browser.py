@@ -14,6 +14,7 @@ import math
 import time
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
 
 from segstudio.core.tasks import TaskKind
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 COLUMNS = ("#", "Image", "Mean IoU", "Error px")
 SORT_ROLE = Qt.ItemDataRole.UserRole
 NO_VALUE_IOU = 2.0      # sorts images without a prediction after the worst-first ones
+UNREADABLE_COLOR = QColor(200, 30, 30)
+NO_MASK_COLOR = QColor(200, 120, 0)
 
 
 class DatasetTableModel(QAbstractTableModel):
@@ -57,6 +60,8 @@ class DatasetTableModel(QAbstractTableModel):
             return None
         row, col = index.row(), index.column()
         name = self._names[row]
+        if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.ForegroundRole):
+            return self._problem_data(name, role)
         stats = self._session.stats.get(name)
         if col == 0:
             return row + 1 if role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE) else None
@@ -79,6 +84,15 @@ class DatasetTableModel(QAbstractTableModel):
             if role == SORT_ROLE:
                 return -1 if errors is None else int(errors)
         return None
+
+    def _problem_data(self, name: str, role):
+        """An unreadable image's row is red, an image shown without its (unreadable) mask's is
+        orange; the tooltip says why."""
+        bad, mask = self._session.bad.get(name), self._session.mask_problems.get(name)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return (f"Unreadable image: {bad}" if bad is not None
+                    else f"Ground truth not shown: {mask}" if mask is not None else None)
+        return UNREADABLE_COLOR if bad is not None else NO_MASK_COLOR if mask is not None else None
 
     def name_at(self, row: int) -> str:
         return self._names[row]

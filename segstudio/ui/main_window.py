@@ -43,6 +43,7 @@ from segstudio.ui.error_regions import ErrorRegionsPanel
 from segstudio.ui.file_menu import FileMenu
 from segstudio.ui.gpu_notice import install_gpu_notice
 from segstudio.ui.layer_panel import LayerPanel
+from segstudio.ui.menus import build_menus
 from segstudio.ui.model_dock import ModelDock
 from segstudio.ui.panel_refresh import PanelRefresher
 from segstudio.ui.tasks import QtTaskRunner
@@ -171,33 +172,8 @@ class MainWindow(QMainWindow):
         self.file_menu = FileMenu(bar.addMenu("&File"), self, self.settings, self._action, self.open_path,
                                   self.open_predictions, self.close)
 
-        view = bar.addMenu("&View")
-        self.instance_action = self._action(view, "Instance view", self.set_instance_view, "I", True)
-        self.outlines_action = self._action(view, "Outlines", self.set_outlines, "O", True)
-        self.error_mode_action = self._action(
-            view, "Error map for the selected class only",
-            lambda on: self.set_error_mode(ErrorMode.ONE if on else ErrorMode.ALL), "E", True)
-        self._action(view, "Fit to window", self.canvas.fit_to_window, "F")
-        view.addSeparator()
-        self._action(view, "Next image", lambda: self.step_image(1), Qt.Key.Key_PageDown)
-        self._action(view, "Previous image", lambda: self.step_image(-1), Qt.Key.Key_PageUp)
-        view.addSeparator()
-        for dock in self._docks.values():
-            view.addAction(dock.toggleViewAction())
-        for digit in range(10):  # like the class panel: digit = class id (0 is the background)
-            action = QAction(self)
-            action.setShortcut(QKeySequence(str(digit)))
-            action.triggered.connect(lambda _=False, n=digit: self.select_class(n))
-            self.addAction(action)
-
-        model = self._model_menu = bar.addMenu("&Model")
-        self._action(model, "Load model file…", self.model_dock.choose_model_file)
-        self._action(model, "Run on this image", self.run_on_image, "Ctrl+R")
-        self._action(model, "Run on whole dataset", self.run_on_dataset, "Ctrl+Shift+R")
-        self._action(model, "Cancel", self.controller.cancel, "Esc")
-
-        help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "About segstudio", self.show_about)
+        actions = build_menus(self, bar, self._action, self._docks.values())
+        self.instance_action, self.outlines_action, self.error_mode_action, self._model_menu = actions
 
     def _connect(self) -> None:
         self.canvas.cursor_moved.connect(self._on_cursor_moved)
@@ -284,7 +260,7 @@ class MainWindow(QMainWindow):
             if not len(session):
                 raise SegStudioError(path, "no images found")
             store = service.open_store(session.root)
-            document = session.open(0, self._document_factory(session, store))
+            document = session.open_readable(0, 1, self._document_factory(session, store))
         except (SegStudioError, OSError) as exc:
             if store is not None:
                 store.close()
@@ -320,13 +296,26 @@ class MainWindow(QMainWindow):
         try:
             document = self.session.open(index, self._document_factory(self.session, self.saving.service.store))
         except (SegStudioError, OSError) as exc:
+            self.browser.refresh(self.session.dataset[index].name)   # now marked unreadable
             self.show_error("Cannot open image", str(exc))
             return False
         self._show_document(document)
         return True
 
     def step_image(self, delta: int) -> bool:
-        return self.session is not None and self.go_to(self.session.step(delta))
+        """Show the next readable image ``delta`` away, passing over (and marking) unreadable ones."""
+        session = self.session
+        if session is None or session.step(delta) == session.index:
+            return False
+        try:
+            document = session.open_readable(session.step(delta), 1 if delta > 0 else -1,
+                                             self._document_factory(session, self.saving.service.store))
+        except (SegStudioError, OSError):
+            self.browser.refresh()
+            self.report(f"No readable image {'after' if delta > 0 else 'before'} this one")
+            return False
+        self._show_document(document)
+        return True
 
     def _show_document(self, document: ImageDocument) -> None:
         previous, self._shown = self._shown, document
@@ -343,6 +332,9 @@ class MainWindow(QMainWindow):
         self._update_instance_marks()
         self.panels.schedule(regions_now=True)
         self.session.decode_ahead(self.session.step(1))   # PageDown is the common next step
+        if self.session.opening_note():
+            self.browser.refresh()                        # rows of the images found unreadable
+            self.report(self.session.opening_note())
         self.document_changed.emit(document)
 
     def _update_title(self) -> None:

@@ -173,14 +173,17 @@ class InferenceWorker(QObject):
             job.dataset, job.indices, cancel=job.cancel,
             progress=lambda done, _total: self.progress.emit(job.job_id, done, total),
             on_error=lambda index, exc: problems.append(_describe(exc)))
+        predicted = 0
         with closing(results):   # a cancel raised here stops the runner's loader thread at once
             for index, prediction in results:
                 _with_stats(prediction, job.labels.get(index, job.dataset[index]), table)
                 job.cancel.raise_if_cancelled()
                 self.finished.emit(job.job_id, job.dataset[index].name, prediction)
-        if problems:
+                predicted += 1
+        if problems:   # the runner counts only what it predicted: the skipped images were done too
             self.progress.emit(job.job_id, total, total)
-        self._report_problems(job, problems, "image(s) could not be read or predicted")
+        self._report_problems(job, problems, f"{predicted} of {total} images predicted; "
+                                             f"{len(problems)} could not be read or predicted")
 
     def _run_files(self, job: _Job) -> None:
         """Read a predictions folder: every readable file becomes a prediction; bad ones are listed."""
@@ -198,13 +201,13 @@ class InferenceWorker(QObject):
             else:
                 self.finished.emit(job.job_id, sample.name, prediction)
             self.progress.emit(job.job_id, done, total)
-        self._report_problems(job, problems, "prediction file(s) could not be read")
+        self._report_problems(job, problems, f"{len(problems)} prediction file(s) could not be read")
 
     def _report_problems(self, job: _Job, problems: list[str], what: str) -> None:
         """One ``failed`` for the files a job skipped; the job's other results stand."""
         if problems:
             shown = "\n".join(problems[:10]) + (f"\n… and {len(problems) - 10} more" if len(problems) > 10 else "")
-            self.failed.emit(job.job_id, f"{len(problems)} {what}:\n{shown}")
+            self.failed.emit(job.job_id, f"{what}:\n{shown}")
 
 
 def _with_stats(prediction, labels_sample, table):

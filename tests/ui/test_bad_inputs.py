@@ -1,5 +1,5 @@
 """Every case of the bad-input corpus, opened through the window: a message box, never a crash,
-and the image that was open stays open."""
+and the image that was open stays open; a bad mask opens its image without ground truth instead."""
 from __future__ import annotations
 
 import tempfile
@@ -41,6 +41,11 @@ def test_bad_input_through_the_window(qtbot, window, tmp_path, name):
     if case.expected is None:
         assert opened and not boxes, [b.text() for b in boxes]
         assert window.document.shape == tuple(case.shape[:2])
+        return
+    if case.kind == "mask":   # the image is still shown, without ground truth, and the status bar says why
+        assert opened and not boxes, [b.text() for b in boxes]
+        assert window.document.gt is None
+        assert str(case.path) in window.statusBar().currentMessage()
         return
     assert not opened
     assert len(boxes) == 1

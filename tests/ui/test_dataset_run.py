@@ -72,6 +72,6 @@ def test_an_unreadable_image_is_skipped_and_named(qtbot, tmp_path, runner):
     with qtbot.waitSignal(window.controller.job_ended, timeout=5000):
         window.run_on_dataset()
     assert results == ["a"]
-    assert len(failures) == 1 and failures[0].startswith("1 image(s) could not be read")
+    assert len(failures) == 1 and failures[0].startswith("1 of 2 images predicted; 1 could not be read")
     assert str(root / "images" / "b.png") in failures[0]
     np.testing.assert_array_equal(window.session.predictions["a"].mask, truth_and_prediction()["a"][1])

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import MaskReadError, SegStudioError
 from segstudio.core.evaluation.metrics import ConfusionMatrix
 from segstudio.core.evaluation.prediction import Prediction
 from segstudio.core.tasks import Cancelled, Task, TaskKind, TaskRunner
@@ -190,6 +190,12 @@ class ReviewSession:
         self._presence: dict[str, frozenset[int]] = {}
         self._presence_lock = threading.Lock()
         self._saved_labels = saved_labels
+        # Images that could not be read (name -> reason): the browser marks them, stepping skips them.
+        self.bad: dict[str, str] = {}
+        # Images shown without their ground truth because the mask could not be read (name -> reason).
+        self.mask_problems: dict[str, str] = {}
+        # Unreadable images passed over on the way to the image now shown (see open_readable).
+        self.skipped: list[str] = []
 
     # --- images -------------------------------------------------------------------------------
     @property
@@ -252,15 +258,20 @@ class ReviewSession:
         ``make_document(sample)`` builds a fresh document from :meth:`sample_to_load`; when
         :meth:`decode_ahead` prepared the image it is called as ``make_document(sample, decoded)``
         with the ``decode_sample`` result. An image with unsaved edits gets its kept document back instead, history and all.
-        The cached prediction for the image, if any, is set on the document. Decoding errors
-        propagate and leave the current image as it was.
+        The cached prediction for the image, if any, is set on the document. An unreadable mask
+        opens the image without ground truth (the reason in :attr:`mask_problems`); an unreadable
+        image is recorded in :attr:`bad` and its error propagates, leaving the current image as it was.
         """
         sample = self.dataset[index]
         document = self._documents.get(sample.name)
+        self.skipped = []
         if document is None:
-            decoded = _decoded_ahead(self._ahead.pop(index, None))
-            to_load = self.sample_to_load(index)
-            document = make_document(to_load) if decoded is None else make_document(to_load, decoded)
+            try:
+                document = self._make_document(index, make_document)
+            except (SegStudioError, OSError) as exc:
+                self.record_bad(sample.name, str(exc))
+                raise
+            self.bad.pop(sample.name, None)   # the file was fixed since
             cached = self.predictions.get(sample.name)
             if cached is not None:
                 document.set_prediction(cached.mask, cached.confidence, cached.entropy, cached.instances)
@@ -273,6 +284,59 @@ class ReviewSession:
         self._documents[sample.name] = document
         self.index = index
         return document
+
+    def _make_document(self, index: int, make_document):
+        to_load = self.sample_to_load(index)
+        try:
+            decoded = _decoded_ahead(self._ahead.pop(index, None))
+            document = make_document(to_load) if decoded is None else make_document(to_load, decoded)
+        except MaskReadError as exc:
+            # The image is still worth reviewing (and running a model on): show it without labels.
+            self.mask_problems[to_load.name] = str(exc)
+            return make_document(replace(to_load, decoder=None, instance_path=None))
+        self.mask_problems.pop(to_load.name, None)   # the file was fixed since
+        return document
+
+    def record_bad(self, name: str, reason: str) -> None:
+        """Remember that image ``name`` cannot be read, and why."""
+        self.bad[name] = reason
+
+    def open_readable(self, start: int, direction: int, make_document):
+        """Open the first image from ``start`` on, stepping by ``direction`` (+1 or -1), that can be read.
+
+        Images already known to be bad are passed over; those that fail now are recorded in :attr:`bad`.
+
+        Raises
+        ------
+        SegStudioError
+            No image in that direction could be read (the last error, or one naming the dataset when
+            every candidate was already known to be bad).
+        """
+        last_error: Exception | None = None
+        skipped = []
+        index = start
+        while 0 <= index < len(self.dataset):
+            name = self.dataset[index].name
+            if name not in self.bad:
+                try:
+                    document = self.open(index, make_document)
+                except (SegStudioError, OSError) as exc:
+                    last_error = exc
+                else:
+                    self.skipped = skipped
+                    return document
+            skipped.append(name)
+            index += direction
+        raise last_error or SegStudioError(self.root, "no readable image in that direction")
+
+    def opening_note(self) -> str:
+        """What could not be read on the way to the current image (status-bar text; '' when nothing)."""
+        notes = []
+        if self.current_name in self.mask_problems:
+            notes.append(f"{self.current_name}: ground truth not shown ({self.mask_problems[self.current_name]})")
+        if self.skipped:
+            notes.append(f"skipped unreadable {', '.join(self.skipped)}")
+        return "; ".join(notes)
 
     def decode_ahead(self, index: int) -> None:
         """Start decoding image ``index`` on a background task, so opening it next is quick."""
