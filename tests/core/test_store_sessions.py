@@ -146,3 +146,14 @@ def test_read_only_when_another_instance_holds_the_dataset(data, runner, live):
     assert reasons[-1] is None
     assert first.store.pending_recovery() == {"a": 1}                # B quit: offered at the next open
     assert first.confirm_close()
+
+
+def test_a_dead_session_is_retired_so_a_reused_pid_does_not_revive_it(tmp_path, live):
+    db = tmp_path / "p.sqlite"
+    a = instance(db, A_PID, live)
+    make_doc(a).fill(5, 5, 4)
+    live.discard(A_PID)                       # killed
+    with instance(db, B_PID, live) as b:
+        live.add(A_PID)                       # an unrelated process now has A's pid
+        assert b.other_sessions() == [] and b.pending_recovery() == {"a": 1}
+    a.close()

@@ -219,6 +219,7 @@ class ProjectStore:
             self.session_id = int(self._db.execute(
                 "INSERT INTO sessions (pid, host, started, heartbeat) VALUES (?, ?, ?, ?)",
                 (self.pid, self.host, now, now)).lastrowid)
+            self._retire_dead_sessions()
             self._db.execute(f"PRAGMA busy_timeout = {JOURNAL_BUSY_TIMEOUT_MS}")
         except BaseException:
             self._db.close()
@@ -275,6 +276,15 @@ class ProjectStore:
         if host == self.host:
             return self._alive(pid)
         return self._clock() - heartbeat < STALE_AFTER_S
+
+    def _retire_dead_sessions(self) -> None:
+        """Mark the sessions found dead now as ended (their rows stay recoverable), so a pid reused
+        later by an unrelated process cannot make them look alive; forget ended ones without rows."""
+        rows = self._db.execute("SELECT id, pid, host, heartbeat FROM sessions WHERE ended = 0 AND id != ?",
+                                (self.session_id,)).fetchall()
+        dead = [(sid,) for sid, pid, host, heartbeat in rows if not self._is_live(pid, host, heartbeat)]
+        self._db.executemany("UPDATE sessions SET ended = 1 WHERE id = ?", dead)
+        self._db.execute("DELETE FROM sessions WHERE ended = 1 AND id NOT IN (SELECT DISTINCT session FROM journal)")
 
     def other_sessions(self) -> list[OtherSession]:
         """The other app instances editing this dataset now (their journal is not touched here)."""
