@@ -79,6 +79,7 @@ class EditController(QObject):
         self.canvas.cursor_moved.connect(self._on_cursor_moved)
         self.persistence.saved.connect(self._on_saved)
         self.persistence.store_closed.connect(self._on_store_closed)
+        self.persistence.read_only_changed.connect(self._on_read_only)
         self.persistence.restored.connect(lambda name: self.report(f"Restored the unsaved edits of {name}"))
         if host.document is not None:
             self._on_document_changed(host.document)
@@ -187,6 +188,9 @@ class EditController(QObject):
         """Activate a tool by name (``TOOL_KEYS``); ``'navigate'`` leaves the mouse to panning."""
         if name not in TOOL_KEYS:
             raise ValueError(f"unknown tool {name!r}")
+        if name != "navigate" and self.read_only:
+            self.report(self.persistence.service.read_only_reason)
+            name = "navigate"
         self.tool_name = name
         self.tool_actions[name].setChecked(True)
         tool = self.tools.get(name)
@@ -286,11 +290,24 @@ class EditController(QObject):
     def _on_cursor_moved(self, x: int, y: int) -> None:
         self._cursor = (x, y)
 
+    @property
+    def read_only(self) -> bool:
+        """Another instance holds the dataset and the user chose to only look (see EditingService)."""
+        return self.persistence.service.read_only_reason is not None
+
+    def _on_read_only(self, reason: str) -> None:
+        if reason and self.tool_name != "navigate":
+            self.set_tool("navigate")
+        self._update_actions()
+
     def _update_actions(self) -> None:
-        document = self.document
+        document = None if self.read_only else self.document
         self.undo_action.setEnabled(document is not None and document.can_undo)
         self.redo_action.setEnabled(document is not None and document.can_redo)
         self.start_action.setEnabled(document is not None and document.pred is not None)
+        for action in (self.accept_region_action, self.erase_region_action,
+                       *(a for name, a in self.tool_actions.items() if name != "navigate")):
+            action.setEnabled(not self.read_only)
 
     def _on_saved(self, name: str, _path: str) -> None:
         self.review.invalidate(name)

@@ -4,19 +4,22 @@ The business of saving, recovery and the before/after metrics is
 :class:`segstudio.core.editing.service.EditingService`; :class:`EditPersistence` gives it what only Qt
 has: the editing settings from ``QSettings`` (as a ``SaveSettings`` value), ``QMessageBox`` questions for
 its asks, a ``QTimer`` for the timed autosave, Qt signals for what it reports, and
-``journal_warning``, a status-bar label shown for as long as edits cannot be journalled. The window
+``journal_warning``, a status-bar label shown for as long as edits cannot be journalled or the
+dataset is open read-only (another instance holds it). The window
 owns one, puts the label in its status bar and asks :meth:`EditPersistence.confirm_close` from its
 close event.
 """
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLabel, QMessageBox, QWidget
 
-from segstudio.core.editing.service import EditingService, TaskSubmitter, UnsavedChoice
+from segstudio.core.editing.service import EditingService, OtherInstanceChoice, TaskSubmitter, UnsavedChoice
+from segstudio.core.editing.store import OtherSession
 from segstudio.ui.edit_settings import EditSettings
 
 __all__ = ["EditPersistence", "can_ask"]
@@ -39,6 +42,7 @@ class EditPersistence(QObject):
     restored = Signal(str)                # image name whose journal was replayed
     store_closed = Signal()               # the project store was closed (window closing, other dataset)
     journal_status_changed = Signal(str)  # why edits are not journalled; "" when they are again
+    read_only_changed = Signal(str)       # why the dataset is read-only; "" when it is editable
 
     def __init__(self, settings: EditSettings, tasks: TaskSubmitter, dialog_parent: QWidget,
                  show_error: Callable[[str, str], object], parent: QObject | None = None):
@@ -54,20 +58,37 @@ class EditPersistence(QObject):
         self.journal_warning = QLabel()
         self.journal_warning.setStyleSheet("color: #b00020; font-weight: bold")
         self.journal_warning.hide()
+        self._journal_problem: str | None = None
         self.service.journal_status.connect(self._on_journal_status)
+        self.service.read_only.connect(self._on_read_only)
         self.autosave_timer = QTimer(self)
         self.autosave_timer.timeout.connect(self.service.autosave)
         self.apply_settings()
 
     def _on_journal_status(self, problem: str | None) -> None:
         """Keep the warning up while journal writes fail (editing goes on; the store retries)."""
-        if problem:
-            self.journal_warning.setText(f"edits are not being journalled: {problem}")
-            self.journal_warning.setToolTip("A crash now would lose the edits made since. segstudio keeps "
-                                            "them in memory and writes them as soon as it can; saving "
-                                            "writes the labels themselves.")
-        self.journal_warning.setVisible(bool(problem))
+        self._journal_problem = problem
+        self._show_warning()
         self.journal_status_changed.emit(problem or "")
+
+    def _on_read_only(self, reason: str | None) -> None:
+        self._show_warning()
+        self.read_only_changed.emit(reason or "")
+
+    def _show_warning(self) -> None:
+        """The label says what is wrong for as long as it is: read-only, journal writes failing, or both."""
+        lines, tips = [], []
+        if self.service.read_only_reason:
+            lines.append(self.service.read_only_reason)
+            tips.append("Another segstudio instance has this dataset open. Reopen the dataset once it "
+                        "has quit (or choose Take over) to edit here.")
+        if self._journal_problem:
+            lines.append(f"edits are not being journalled: {self._journal_problem}")
+            tips.append("A crash now would lose the edits made since. segstudio keeps them in memory and "
+                        "writes them as soon as it can; saving writes the labels themselves.")
+        self.journal_warning.setText(" · ".join(lines))
+        self.journal_warning.setToolTip("\n".join(tips))
+        self.journal_warning.setVisible(bool(lines))
 
     # --- the service's asks (tests replace these) -----------------------------------------------
     def ask_restore(self, pending: dict[str, int]) -> bool:
@@ -81,6 +102,22 @@ class EditPersistence(QObject):
             "Restore them? (No discards them.)",
             Button.Yes | Button.No, Button.Yes)
         return answer == Button.Yes
+
+    def ask_other_instance(self, others: list[OtherSession]) -> OtherInstanceChoice:
+        """Another instance holds the dataset: take over or open read-only (headless: read-only)."""
+        if not can_ask():
+            return OtherInstanceChoice.READ_ONLY
+        who = "; ".join(f"pid {o.pid} on {o.host}, since {time.strftime('%H:%M', time.localtime(o.started))}"
+                        for o in others[:3])
+        box = QMessageBox(QMessageBox.Icon.Warning, "Dataset open elsewhere",
+                          f"Another segstudio has this dataset open ({who}).\n\n"
+                          "Read-only: look without saving. Take over: edit here too; each instance keeps "
+                          "its own crash journal, and the last save of an image wins.", parent=self._dialog_parent)
+        read_only = box.addButton("Open read-only", QMessageBox.ButtonRole.RejectRole)
+        box.addButton("Take over", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(read_only)
+        box.exec()
+        return OtherInstanceChoice.READ_ONLY if box.clickedButton() is read_only else OtherInstanceChoice.TAKE_OVER
 
     def ask_unsaved(self, names: list[str]) -> UnsavedChoice:
         """Save, Discard or Cancel before quitting with unsaved edits; headless: keep them in the journal."""

@@ -9,7 +9,7 @@ from PIL import Image
 
 from segstudio.core.editing.document import ImageDocument
 from segstudio.core.editing.history import HistoryBudget
-from segstudio.core.editing.service import EditingService, UnsavedChoice
+from segstudio.core.editing.service import EditingService, OtherInstanceChoice, UnsavedChoice
 from segstudio.core.editing.session import ReviewSession, decode_sample
 from segstudio.core.io.classes import ClassTable
 from segstudio.core.io.datasets import open_dataset
@@ -21,10 +21,16 @@ H, W, C = 12, 16, 3
 class Answers:
     """The user, scripted: what to answer and what was asked."""
 
-    def __init__(self, restore: bool = True, unsaved: UnsavedChoice = UnsavedChoice.SAVE):
-        self.restore, self.unsaved = restore, unsaved
+    def __init__(self, restore: bool = True, unsaved: UnsavedChoice = UnsavedChoice.SAVE,
+                 other: OtherInstanceChoice = OtherInstanceChoice.READ_ONLY):
+        self.restore, self.unsaved, self.other = restore, unsaved, other
         self.asked_restore: list[dict] = []
         self.asked_unsaved: list[list[str]] = []
+        self.asked_other: list[list] = []
+
+    def ask_other_instance(self, others):
+        self.asked_other.append(list(others))
+        return self.other
 
     def ask_restore(self, pending):
         self.asked_restore.append(dict(pending))

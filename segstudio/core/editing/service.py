@@ -15,12 +15,17 @@ One :class:`EditingService` follows the window's review session:
   before/after in the store;
 * :meth:`EditingService.labels_source` is the saved-labels policy: where a sample's corrections are,
   so a session opens every image on them (the dataset's format decides; COCO: the corrected JSON);
+* when another live app instance has the dataset open, :meth:`EditingService.attach` asks
+  :meth:`EditingAsker.ask_other_instance`: ``TAKE_OVER`` edits here too (each instance journals in its
+  own session of the store; the last save of an image wins), ``READ_ONLY`` opens it without saving
+  (``read_only`` reports the reason; the editor disables its tools). Either way, the journal of dead
+  instances is offered back only when no other instance is live, since the live one may have claimed it;
 * :meth:`EditingService.confirm_close` asks :meth:`EditingAsker.ask_unsaved` before quitting with
   unsaved edits.
 
 The Qt layer (``segstudio.ui.edit_saving``) supplies the dialogs, the autosave timer and the settings;
 it hears back through the :class:`Notifier` attributes ``saved``, ``restored``, ``store_closed``,
-``journal_status`` and ``error``.
+``journal_status``, ``read_only`` and ``error``.
 """
 from __future__ import annotations
 
@@ -34,13 +39,14 @@ import numpy as np
 from segstudio.core.editing.document import ImageDocument
 from segstudio.core.editing.history import EditAtom
 from segstudio.core.editing.review import likely_label_errors, metrics_summary, record_metrics
-from segstudio.core.editing.store import ProjectStore
+from segstudio.core.editing.store import OtherSession, ProjectStore
 from segstudio.core.errors import SegStudioError
 from segstudio.core.evaluation.metrics import ConfusionMatrix
 from segstudio.core.io.saving import save_ground_truth
 from segstudio.core.tasks import Task, TaskKind
 
-__all__ = ["EditingAsker", "EditingService", "Notifier", "SaveSettings", "TaskSubmitter", "UnsavedChoice",
+__all__ = ["EditingAsker", "EditingService", "Notifier", "OtherInstanceChoice", "SaveSettings", "TaskSubmitter",
+           "UnsavedChoice",
            "metrics_against", "net_atom", "original_metrics"]
 
 LabelSource = Callable[[Any], "Path | None"]
@@ -67,11 +73,19 @@ class UnsavedChoice(Enum):
     KEEP = "keep"
 
 
+class OtherInstanceChoice(Enum):
+    """The answer to "another segstudio has this dataset open"."""
+
+    TAKE_OVER = "take_over"  # edit here too; each instance journals apart, the last save wins
+    READ_ONLY = "read_only"  # look, do not save (what a headless run answers: it cannot ask)
+
+
 class EditingAsker(Protocol):
     """The decisions the service leaves to the user."""
 
     def ask_restore(self, pending: dict[str, int]) -> bool: ...
     def ask_unsaved(self, names: list[str]) -> UnsavedChoice: ...
+    def ask_other_instance(self, others: list[OtherSession]) -> OtherInstanceChoice: ...
 
 
 class TaskSubmitter(Protocol):
@@ -169,6 +183,8 @@ class EditingService:
         self.store_closed = Notifier()   # () the store was closed (quitting, another dataset)
         self.error = Notifier()          # (title, message) for the user
         self.journal_status = Notifier()  # (reason | None): journal writes failing / working again
+        self.read_only = Notifier()      # (reason | None): the dataset opened read-only / editable again
+        self.read_only_reason: str | None = None
         self._unsubscribe_journal: Callable[[], None] | None = None
 
     def update_settings(self, settings: SaveSettings) -> None:
@@ -204,6 +220,7 @@ class EditingService:
             for document in self.modified_documents():
                 self.save(document)
         self._close_store()
+        self._set_read_only(None)
         self.session, self.store = session, store
         self._documents = {}
         self._to_restore = set()
@@ -212,6 +229,13 @@ class EditingService:
         self._unsubscribe_journal = store.subscribe_journal_status(self.journal_status.emit)
         if store.journal_problem is not None:
             self.journal_status.emit(store.journal_problem)
+        others = store.other_sessions()
+        if others:
+            if self.ask.ask_other_instance(others) is OtherInstanceChoice.READ_ONLY:
+                first = others[0]
+                self._set_read_only(f"read-only: segstudio (pid {first.pid} on {first.host}) has this "
+                                    "dataset open; nothing is saved here")
+            return      # the live instance may have claimed the dead ones' journal: not offered here
         names = set(session.names)
         pending = {k: v for k, v in store.pending_recovery().items() if k in names}
         if pending:
@@ -220,6 +244,11 @@ class EditingService:
             else:
                 for name in pending:
                     store.clear(name)
+
+    def _set_read_only(self, reason: str | None) -> None:
+        if reason != self.read_only_reason:
+            self.read_only_reason = reason
+            self.read_only.emit(reason)
 
     def track(self, document: ImageDocument) -> None:
         """``document`` is now shown: follow it, restore it if pending, record its "before" metrics."""
@@ -231,7 +260,7 @@ class EditingService:
 
     def release(self, document: ImageDocument) -> None:
         """``document`` is no longer shown: autosave it when that is on."""
-        if document.modified and self.settings.autosave_on_switch:
+        if document.modified and self.settings.autosave_on_switch and self.read_only_reason is None:
             self.save(document)
         if not document.modified:
             self._documents.pop(document.name, None)
@@ -261,6 +290,9 @@ class EditingService:
         """Write ``document``'s labels in the dataset's format; False (and an ``error``) on failure."""
         if document is None or document.gt is None or self.session is None:
             return False
+        if self.read_only_reason is not None:
+            self.error.emit("Cannot save", f"{document.name}: {self.read_only_reason}")
+            return False
         if document.in_stroke:
             document.commit_stroke()
         dataset, settings = self.session.dataset, self.settings
@@ -286,6 +318,9 @@ class EditingService:
         journal entries that could not be written."""
         if self.store is not None:
             self.store.flush_journal()
+            self.store.heartbeat()
+        if self.read_only_reason is not None:
+            return
         for document in self.modified_documents():
             if not document.in_stroke:
                 self.save(document)
@@ -353,7 +388,7 @@ class EditingService:
             if document.in_stroke:
                 document.commit_stroke()
         modified = self.modified_documents()
-        if modified:
+        if modified and self.read_only_reason is None:     # read-only: edits stay in this journal
             answer = self.ask.ask_unsaved([d.name for d in modified])
             if answer is UnsavedChoice.CANCEL:
                 return False
@@ -376,6 +411,7 @@ class EditingService:
         problem = self.store.journal_problem
         self.store.close()
         self.store = None
+        self._set_read_only(None)
         if problem is not None:
             self.journal_status.emit(None)   # that journal is gone; the next one reports for itself
         self.store_closed.emit()

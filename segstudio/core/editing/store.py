@@ -19,15 +19,26 @@ memory, in order, and is written with the next journal write (or :meth:`ProjectS
 Subscribers of :meth:`ProjectStore.subscribe_journal_status` hear the reason when writing starts
 failing and ``None`` when the queue is on disk again. Editing goes on either way: the document holds
 the labels, the journal is only their crash copy.
+
+Several app instances may open one dataset. Each :class:`ProjectStore` is an editing **session** (a
+row of ``sessions``: pid, host, start, heartbeat) and every journal entry belongs to the session that
+wrote it. Saving, clearing and replaying touch this session's entries only, plus, for recovery, those
+of **dead** sessions: closed ones, ones whose process is gone from this host, ones on another host
+whose heartbeat is older than ``STALE_AFTER_S``, and the ``legacy`` entries written before sessions
+existed. Entries of another live instance are never marked saved, cleared or offered back here.
 """
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+import sys
 import time
 import zlib
 from os import PathLike
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -35,17 +46,21 @@ import numpy as np
 from segstudio.core.editing.history import EditAtom, EditHistory, labels_fingerprint
 from segstudio.core.io.workspace import user_project_dir, working_dir
 
-__all__ = ["ProjectStore", "STATUSES", "store_path_for"]
+__all__ = ["OtherSession", "ProjectStore", "STATUSES", "pid_alive", "store_path_for"]
 
 STATUSES = ("unreviewed", "accepted", "fixed", "needs_attention")
 STORE_FILE = "project.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2                # 2: journal entries belong to a session
+LEGACY_SESSION = 0                # entries written before sessions existed: their process is gone
+# A session on another host cannot be asked whether its process lives; it counts as dead once its
+# heartbeat (journal writes, flushes: at least every timed autosave) is this old.
+STALE_AFTER_S = 3600.0
 # How long a journal write waits for another connection's write lock before it is queued instead
 # (sqlite3's default is 5 s, which froze the GUI at every stroke).
 JOURNAL_BUSY_TIMEOUT_MS = 100
 JournalStatusCallback = Callable[[str | None], object]
 
-_SCHEMA = """
+_SCHEMA_BASE = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (
     seq     INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -58,7 +73,8 @@ CREATE TABLE IF NOT EXISTS journal (
     old     BLOB,
     new     BLOB,
     saved   INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    session INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS journal_image ON journal (image, seq);
 CREATE TABLE IF NOT EXISTS images (
@@ -69,6 +85,57 @@ CREATE TABLE IF NOT EXISTS images (
     updated REAL NOT NULL
 );
 """
+_SCHEMA_SESSIONS = """
+CREATE INDEX IF NOT EXISTS journal_session ON journal (session, image, seq);
+CREATE TABLE IF NOT EXISTS sessions (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    pid       INTEGER NOT NULL,
+    host      TEXT NOT NULL,
+    started   REAL NOT NULL,
+    heartbeat REAL NOT NULL,
+    ended     INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (one we may not signal counts as running)."""
+    if sys.platform == "win32":
+        return _windows_pid_alive(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _windows_pid_alive(pid: int) -> bool:
+    # os.kill(pid, 0) would terminate the process on Windows.
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    handle = kernel32.OpenProcess(0x1000, False, pid)      # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.get_last_error() == 5                # access denied: it exists
+    try:
+        code = ctypes.c_ulong()
+        kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        return code.value == 259                           # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+@dataclass(frozen=True)
+class OtherSession:
+    """Another live app instance editing the same dataset."""
+
+    pid: int
+    host: str
+    started: float
 
 
 def store_path_for(dataset_root: str | PathLike) -> Path:
@@ -125,17 +192,34 @@ class ProjectStore:
     ----------
     path : str or PathLike
         The database file; its folder is created. Use :meth:`for_dataset` to pick the usual place.
+    pid, host : optional
+        The process this session belongs to (this one by default; tests stand in for other instances).
+    alive : callable, optional
+        ``alive(pid) -> bool`` for a pid on this host; :func:`pid_alive` by default.
+    clock : callable, optional
+        Seconds since the epoch (``time.time`` by default), for heartbeats and their staleness.
     """
 
-    def __init__(self, path: str | PathLike):
+    def __init__(self, path: str | PathLike, *, pid: int | None = None, host: str | None = None,
+                 alive: Callable[[int], bool] = pid_alive, clock: Callable[[], float] = time.time):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.pid = os.getpid() if pid is None else int(pid)
+        self.host = socket.gethostname() if host is None else host
+        self._alive, self._clock = alive, clock
         self._db = sqlite3.connect(str(self.path), isolation_level=None)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self._db.executescript(_SCHEMA_BASE)
+            self._migrate()
+            self._db.executescript(_SCHEMA_SESSIONS)
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            now = self._clock()
+            self.session_id = int(self._db.execute(
+                "INSERT INTO sessions (pid, host, started, heartbeat) VALUES (?, ?, ?, ?)",
+                (self.pid, self.host, now, now)).lastrowid)
+            self._retire_dead_sessions()
             self._db.execute(f"PRAGMA busy_timeout = {JOURNAL_BUSY_TIMEOUT_MS}")
         except BaseException:
             self._db.close()
@@ -143,6 +227,17 @@ class ProjectStore:
         self._queue: list[tuple[str, tuple]] = []     # journal writes not on disk yet, in order
         self.journal_problem: str | None = None       # why the last journal write failed
         self._status_callbacks: list[JournalStatusCallback] = []
+
+    def _migrate(self) -> None:
+        """Schema 1 -> 2: journal entries get a session; the existing ones are the legacy session's."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(journal)")}
+        if "session" in columns:
+            return
+        try:
+            self._db.execute(f"ALTER TABLE journal ADD COLUMN session INTEGER NOT NULL DEFAULT {LEGACY_SESSION}")
+        except sqlite3.OperationalError:
+            if "session" not in {row[1] for row in self._db.execute("PRAGMA table_info(journal)")}:
+                raise                       # not another instance migrating at the same moment
 
     @classmethod
     def for_dataset(cls, dataset_root: str | PathLike, *, fallback_dir: str | PathLike | None = None
@@ -165,9 +260,55 @@ class ProjectStore:
 
     def close(self) -> None:
         """Close the database (the WAL is checkpointed into the main file), writing queued journal
-        entries first if the database takes them now."""
+        entries first if the database takes them now. The session ends: its unsaved entries are
+        offered back by the next store opened on this file."""
         self.flush_journal()
+        try:
+            self._db.execute("UPDATE sessions SET ended = 1 WHERE id = ?", (self.session_id,))
+            self._db.execute("DELETE FROM sessions WHERE ended = 1 AND id NOT IN "
+                             "(SELECT DISTINCT session FROM journal)")
+        except sqlite3.Error:
+            pass    # locked or read-only: the session then counts as dead once its process is gone
         self._db.close()
+
+    # ------------------------------------------------------------------ sessions
+    def _is_live(self, pid: int, host: str, heartbeat: float) -> bool:
+        if host == self.host:
+            return self._alive(pid)
+        return self._clock() - heartbeat < STALE_AFTER_S
+
+    def _retire_dead_sessions(self) -> None:
+        """Mark the sessions found dead now as ended (their rows stay recoverable), so a pid reused
+        later by an unrelated process cannot make them look alive; forget ended ones without rows."""
+        rows = self._db.execute("SELECT id, pid, host, heartbeat FROM sessions WHERE ended = 0 AND id != ?",
+                                (self.session_id,)).fetchall()
+        dead = [(sid,) for sid, pid, host, heartbeat in rows if not self._is_live(pid, host, heartbeat)]
+        self._db.executemany("UPDATE sessions SET ended = 1 WHERE id = ?", dead)
+        self._db.execute("DELETE FROM sessions WHERE ended = 1 AND id NOT IN (SELECT DISTINCT session FROM journal)")
+
+    def other_sessions(self) -> list[OtherSession]:
+        """The other app instances editing this dataset now (their journal is not touched here)."""
+        rows = self._db.execute("SELECT id, pid, host, started, heartbeat FROM sessions "
+                                "WHERE ended = 0 AND id != ? ORDER BY id", (self.session_id,))
+        return [OtherSession(pid, host, started) for _, pid, host, started, heartbeat in rows
+                if self._is_live(pid, host, heartbeat)]
+
+    def _scope(self) -> tuple[str, tuple]:
+        """SQL condition and parameters for the journal entries this store may act on: its own and
+        those of dead sessions (see the module docstring); never another live instance's."""
+        rows = self._db.execute("SELECT id, pid, host, heartbeat FROM sessions WHERE ended = 0 AND id != ?",
+                                (self.session_id,)).fetchall()
+        live = [sid for sid, pid, host, heartbeat in rows if self._is_live(pid, host, heartbeat)]
+        if not live:
+            return "1", ()
+        return f"session NOT IN ({', '.join('?' * len(live))})", tuple(live)
+
+    def heartbeat(self) -> None:
+        """Tell other hosts this session is alive (journal writes do it too); never raises."""
+        try:
+            self._db.execute("UPDATE sessions SET heartbeat = ? WHERE id = ?", (self._clock(), self.session_id))
+        except sqlite3.Error:
+            pass
 
     def __enter__(self) -> ProjectStore:
         return self
@@ -206,6 +347,9 @@ class ProjectStore:
             try:
                 for sql, params in self._queue:
                     cur = self._db.execute(sql, params)
+                last = cur.lastrowid
+                self._db.execute("UPDATE sessions SET heartbeat = ? WHERE id = ?",
+                                 (self._clock(), self.session_id))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback()
@@ -215,7 +359,7 @@ class ProjectStore:
             return None
         self._queue.clear()
         self._set_problem(None)
-        return int(cur.lastrowid)
+        return int(last)
 
     def _rollback(self) -> None:
         try:
@@ -228,12 +372,13 @@ class ProjectStore:
         """Record a committed stroke of ``image_name``; returns its sequence number (``None`` while
         it waits in memory, see the module docstring)."""
         return self._journal_write(
-            "INSERT INTO journal (image, op, x, y, w, h, layer, dtype, mask, old, new, created) "
-            "VALUES (?, 'do', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (_db_name(image_name), *_pack(atom), time.time()))
+            "INSERT INTO journal (image, op, x, y, w, h, layer, dtype, mask, old, new, created, session) "
+            "VALUES (?, 'do', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (_db_name(image_name), *_pack(atom), time.time(), self.session_id))
 
     def _marker(self, image_name: str, op: str) -> int | None:
-        return self._journal_write("INSERT INTO journal (image, op, created) VALUES (?, ?, ?)",
-                                   (_db_name(image_name), op, time.time()))
+        return self._journal_write("INSERT INTO journal (image, op, created, session) VALUES (?, ?, ?, ?)",
+                                   (_db_name(image_name), op, time.time(), self.session_id))
 
     def journal_undo(self, image_name: str) -> int | None:
         """Record that the newest stroke of ``image_name`` was undone."""
@@ -247,16 +392,20 @@ class ProjectStore:
         """The labels of ``image_name`` were written to disk: its journal so far is no longer pending.
 
         The entries are kept (marked saved) so that an undo after saving can still be replayed.
-        Queued like any journal write, so entries still in memory are marked too.
+        Queued like any journal write, so entries still in memory are marked too. Only this
+        session's entries: another instance's unsaved strokes are not in the labels this one wrote.
         """
-        self._journal_write("UPDATE journal SET saved = 1 WHERE image = ? AND saved = 0", (_db_name(image_name),))
+        self._journal_write("UPDATE journal SET saved = 1 WHERE image = ? AND saved = 0 AND session = ?",
+                            (_db_name(image_name), self.session_id))
 
     def pending_recovery(self) -> dict[str, int]:
         """Images with journal entries (strokes, undos, redos) not yet saved to disk, and how many
-        (entries still queued in memory are not counted)."""
+        (entries still queued in memory are not counted): this session's and dead sessions'."""
         self.flush_journal()
+        scope, params = self._scope()
         rows = self._db.execute(
-            "SELECT image, COUNT(*) FROM journal WHERE saved = 0 GROUP BY image ORDER BY image")
+            f"SELECT image, COUNT(*) FROM journal WHERE saved = 0 AND {scope} GROUP BY image ORDER BY image",
+            params)
         return {_py_name(name): int(n) for name, n in rows}
 
     def replay(self, image_name: str, gt: np.ndarray, history: EditHistory | None = None, *,
@@ -279,15 +428,17 @@ class ProjectStore:
         Returns
         -------
         np.ndarray
-            A new array with the unsaved entries applied.
+            A new array with the unsaved entries applied (this session's and dead sessions', each
+            session's in its order: an undo marker only ever undoes its own session's stroke).
         """
         self.flush_journal()
+        scope, params = self._scope()
         out = np.array(gt, copy=True)
         undo: list[EditAtom | None] = []     # None: a damaged stroke, kept so the markers pair up
         redo: list[EditAtom | None] = []
         rows = self._db.execute(
             "SELECT seq, op, saved, x, y, w, h, layer, dtype, mask, old, new FROM journal "
-            "WHERE image = ? ORDER BY seq", (_db_name(image_name),))
+            f"WHERE image = ? AND {scope} ORDER BY session, seq", (_db_name(image_name), *params))
         for seq, op, saved, *data in rows:
             if op == "do":
                 try:
@@ -325,14 +476,18 @@ class ProjectStore:
         return out
 
     def clear(self, image_name: str) -> None:
-        """Forget the journal of ``image_name`` (its edits were discarded or reloaded)."""
-        self._journal_write("DELETE FROM journal WHERE image = ?", (_db_name(image_name),))
+        """Forget the journal of ``image_name`` (its edits were discarded or reloaded): this session's
+        entries and dead sessions', never another live instance's."""
+        scope, params = self._scope()
+        self._journal_write(f"DELETE FROM journal WHERE image = ? AND {scope}", (_db_name(image_name), *params))
 
     def journal_length(self, image_name: str) -> int:
-        """Number of journal entries of ``image_name`` in the database, saved or not."""
+        """Number of journal entries of ``image_name`` in the database, saved or not (this session's
+        and dead sessions')."""
         self.flush_journal()
-        (n,) = self._db.execute("SELECT COUNT(*) FROM journal WHERE image = ?",
-                                (_db_name(image_name),)).fetchone()
+        scope, params = self._scope()
+        (n,) = self._db.execute(f"SELECT COUNT(*) FROM journal WHERE image = ? AND {scope}",
+                                (_db_name(image_name), *params)).fetchone()
         return int(n)
 
     # ------------------------------------------------------------------ review state
