@@ -21,44 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import time
 
 import numpy as np
 
-HEARTBEAT_MS, STROKE_HZ, SETTLE_MS = 5, 60.0, 1000
+from bench_measure import Heartbeat, peak_rss_mb, stats
 
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # KiB on Linux
-
-
-def stats(values: list[float]) -> dict:
-    ordered = sorted(values)
-    return {"median": statistics.median(ordered), "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]}
-
-
-class Heartbeat:
-    """A 5 ms precise timer; the longest gap between its ticks, less the interval, is the longest block."""
-
-    def __init__(self, QtCore):
-        self.ticks: list[float] = []
-        self.timer = QtCore.QTimer()
-        self.timer.setTimerType(QtCore.Qt.PreciseTimer)
-        self.timer.setInterval(HEARTBEAT_MS)
-        self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
-
-    def start(self) -> float:
-        self.ticks = [time.perf_counter()]
-        self.timer.start()
-        return self.ticks[0]
-
-    def stop(self) -> float:
-        self.timer.stop()
-        self.ticks.append(time.perf_counter())
-        gaps = np.diff(self.ticks) * 1000
-        return max(0.0, float(gaps.max()) - HEARTBEAT_MS)
+STROKE_HZ, SETTLE_MS = 60.0, 1000
 
 
 def wait(QtCore, ms: int) -> None:

@@ -43,9 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,11 +52,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_measure import Heartbeat, peak_rss_mb, stats
+
 ROOT = Path(__file__).resolve().parents[1]
 NAPARI_SCRIPT = Path(__file__).with_name("napari_baseline.py")
 NAPARI_DEFAULT = "/work/napari-venv/bin/python"
 CLASSES, RADIUS, STEP_PX, STROKE_MOVES, STROKE_HZ = 21, 32, 16, 60, 60.0
-HEARTBEAT_MS, SETTLE_MS = 5, 1000
+SETTLE_MS = 1000
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -104,38 +104,7 @@ def brush_path(size: int, warmup: int, dabs: int) -> dict:
             "warmup": 1 + warmup}
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # KiB on Linux
-
-
-def stats(values: list[float]) -> dict:
-    ordered = sorted(values)
-    return {"median": statistics.median(ordered), "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]}
-
-
 # --- segstudio side: one fresh process per size (--worker) ---------------------------------------
-class Heartbeat:
-    """A 5 ms precise timer; the longest gap between its ticks, less the interval, is the longest block."""
-
-    def __init__(self):
-        from PySide6.QtCore import Qt, QTimer
-
-        self.ticks: list[float] = []
-        self.timer = QTimer(interval=HEARTBEAT_MS)
-        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
-
-    def start(self) -> float:
-        self.ticks = [time.perf_counter()]
-        self.timer.start()
-        return self.ticks[0]
-
-    def stop(self) -> float:
-        self.timer.stop()
-        self.ticks.append(time.perf_counter())
-        return max(0.0, float(np.diff(self.ticks).max()) * 1000 - HEARTBEAT_MS)
-
-
 def wait_until(condition, timeout_ms: int = 120_000) -> None:
     """Run the event loop until ``condition()`` holds, checking every 5 ms."""
     from PySide6.QtCore import QEventLoop, QTimer
@@ -206,7 +175,9 @@ def measure_segstudio(dataset: str, preds: str, path: dict, zoom: str) -> dict:
     show_side_by_side(window)
     canvas, viewport = window.canvas, window.canvas.viewport()
 
-    heartbeat = Heartbeat()
+    from PySide6 import QtCore
+
+    heartbeat = Heartbeat(QtCore)
     start = heartbeat.start()
     window.open_predictions(preds)
 
