@@ -29,6 +29,7 @@ from segstudio.core.io.csvcell import csv_cell
 from segstudio.core.evaluation.comparison import (
     DEFAULT_CONFIDENCE_THRESHOLD,
     Comparison,
+    disagreeing,
     label_error_histogram,
     label_errors_at,
 )
@@ -59,8 +60,7 @@ def likely_label_errors(gt: np.ndarray, pred: np.ndarray, confidence: np.ndarray
 
     Pixels whose ground truth or prediction is the ignore index do not count.
     """
-    wrong = (gt != pred) & (gt != ignore_index) & (pred != ignore_index)
-    return int(np.count_nonzero(wrong & (confidence >= threshold)))
+    return int(np.count_nonzero(disagreeing(gt, pred, ignore_index) & (confidence >= threshold)))
 
 
 @dataclass

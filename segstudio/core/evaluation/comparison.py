@@ -22,7 +22,7 @@ from segstudio.core.evaluation import errormap
 from segstudio.core.evaluation.metrics import ConfusionMatrix
 
 __all__ = ["SourceKind", "SourceKey", "Comparison", "LABEL_ERROR_BINS", "DEFAULT_CONFIDENCE_THRESHOLD",
-           "label_error_histogram", "label_errors_at"]
+           "disagreeing", "label_error_histogram", "label_errors_at"]
 
 DEFAULT_CONFIDENCE_THRESHOLD = 0.9
 # Confidence histogram resolution: label-error thresholds are honoured to 1/1000.
@@ -49,7 +49,8 @@ class SourceKey:
         return f"{self.kind.value}:{self.name}" if self.name else self.kind.value
 
 
-def _disagreeing(gt: np.ndarray, pred: np.ndarray, ignore_index: int) -> np.ndarray:
+def disagreeing(gt: np.ndarray, pred: np.ndarray, ignore_index: int) -> np.ndarray:
+    """Where labels and prediction differ with neither side ignored (the pixels a label error can be)."""
     return (gt != pred) & (gt != ignore_index) & (pred != ignore_index)
 
 
@@ -61,7 +62,7 @@ def _confidence_bins(confidence: np.ndarray) -> np.ndarray:
 def label_error_histogram(gt: np.ndarray, pred: np.ndarray, confidence: np.ndarray,
                           ignore_index: int = 255) -> np.ndarray:
     """``(1001,)`` counts of disagreeing, non-ignored pixels by ``floor(confidence * 1000)``."""
-    wrong = _disagreeing(gt, pred, ignore_index)
+    wrong = disagreeing(gt, pred, ignore_index)
     return np.bincount(_confidence_bins(confidence[wrong]), minlength=LABEL_ERROR_BINS + 1)
 
 
@@ -164,8 +165,8 @@ class Comparison:
         if self.label_error_hist is not None:
             bins = _confidence_bins(self.confidence[rows, cols][changed])
             n = LABEL_ERROR_BINS + 1
-            self.label_error_hist -= np.bincount(bins[_disagreeing(old, p, self.ignore_index)], minlength=n)
-            self.label_error_hist += np.bincount(bins[_disagreeing(new, p, self.ignore_index)], minlength=n)
+            self.label_error_hist -= np.bincount(bins[disagreeing(old, p, self.ignore_index)], minlength=n)
+            self.label_error_hist += np.bincount(bins[disagreeing(new, p, self.ignore_index)], minlength=n)
 
     # ------------------------------------------------------------------ figures, O(C) or O(C²)
     def class_scores(self, class_id: int) -> tuple[float | None, float | None]:
