@@ -139,8 +139,52 @@ def test_regions_group_by_suggestion_with_score_formula():
     assert regions[0].to_json(["a", "b", "c"]) == {"image": "img", "bbox": [15, 15, 3, 3], "area": 9,
                                                    "given": "a", "suggested": "c",
                                                    "score": pytest.approx(0.93, abs=1e-6)}
-    result = score_image(probs, labels, t, min_area=1, image_name="img")
+    result = score_image(probs, labels, t, min_area=1, image_name="img", min_width=1)
     assert result.suspect_pixels == 40 and len(result.regions) == 3
+    # the default min_width=3 leaves out the one-pixel region, keeps the 3x3 one
+    assert [r.area for r in score_image(probs, labels, t, min_area=1).regions] == [9, 30]
+
+
+def test_grow_takes_the_whole_blob_around_confident_seeds():
+    c, h, w = 2, 20, 20
+    labels = np.zeros((h, w), int)
+    probs = np.zeros((c, h, w), np.float32)
+    probs[1] = 0.05
+    probs[1, 4:12, 4:12] = 0.7    # the model prefers class 1 over the whole 8x8 block ...
+    probs[1, 6:10, 6:10] = 0.95   # ... and is confident in its 4x4 centre
+    probs[1, 15:18, 15:18] = 0.7  # preferred but nowhere confident: no seed, no region
+    probs[0] = 1 - probs[1]
+    t = np.array([0.9, 0.9])
+    suspect, suggested = suspect_pixels(probs, labels, t)
+    assert suspect.sum() == 16
+    grown = suspect_regions(suspect, suggested, labels, probs, min_area=10)
+    assert [(r.bbox, r.area) for r in grown] == [((4, 4, 8, 8), 64)]
+    expected_score = (16 * (0.95 - 0.05) + 48 * (0.7 - 0.3)) / 64
+    assert grown[0].score == pytest.approx(expected_score, abs=1e-5)
+    plain = suspect_regions(suspect, suggested, labels, probs, min_area=10, grow=False)
+    assert [(r.bbox, r.area) for r in plain] == [((6, 6, 4, 4), 16)]
+    # min_area counts seeds: 16 seeds < 20, so growing does not rescue the region
+    assert suspect_regions(suspect, suggested, labels, probs, min_area=20) == []
+
+
+def test_min_width_drops_slivers_along_outlines():
+    c, h, w = 2, 30, 30
+    labels = np.zeros((h, w), int)
+    labels[5:25, 5:25] = 1                 # the object as labelled, one pixel too large
+    probs = np.zeros((c, h, w), np.float32)
+    probs[1] = 0.02
+    probs[1, 6:24, 6:24] = 0.98
+    probs[1, 5:25, 5] = probs[1, 5:25, 24] = 0.02   # the model: the labelled ring is background
+    probs[1, 5, 5:25] = probs[1, 24, 5:25] = 0.02
+    probs[1, 10:16, 10:16] = 0.02                    # and a 6x6 hole the labels missed
+    probs[0] = 1 - probs[1]
+    t = np.array([0.9, 0.9])
+    suspect, suggested = suspect_pixels(probs, labels, t)
+    assert suspect.sum() == 76 + 36
+    both = suspect_regions(suspect, suggested, labels, probs, min_area=10, min_width=1)
+    assert sorted(r.area for r in both) == [36, 76]
+    kept = suspect_regions(suspect, suggested, labels, probs, min_area=10, min_width=3)
+    assert [(r.bbox, r.area, r.given, r.suggested) for r in kept] == [((10, 10, 6, 6), 36, 1, 0)]
 
 
 def test_image_quality_equals_cleanlab_softmin():

@@ -35,6 +35,7 @@ __all__ = ["LabelErrorRegion", "ImageLabelErrors", "ThresholdAccumulator", "clas
 
 THRESHOLD_FLOOR = 2e-6          # cleanlab's CONFIDENT_THRESHOLDS_LOWER_BOUND
 DEFAULT_TEMPERATURE = 0.1       # cleanlab's softmin temperature
+DEFAULT_MIN_WIDTH = 3           # score_image drops regions thinner than this (boundary slivers)
 # Slack on "probabilities sum to 1" in the fast path; inputs further off are refused by the readers.
 _SUM_SLACK = 0.02
 
@@ -204,34 +205,68 @@ def _suspect(probs: np.ndarray, labels: np.ndarray, t: np.ndarray, valid: np.nda
 
 
 def suspect_regions(suspect: np.ndarray, suggested: np.ndarray, labels: np.ndarray, probs: np.ndarray,
-                    min_area: int = 1, image_name: str = "") -> list[LabelErrorRegion]:
-    """Group suspect pixels with the same suggestion into 8-connected regions of at least ``min_area``
-    pixels; best (highest score) first, ties larger first."""
+                    min_area: int = 1, image_name: str = "", *, grow: bool = True, min_width: int = 1,
+                    ignore_index: int = 255, self_confidence: np.ndarray | None = None) -> list[LabelErrorRegion]:
+    """Regions of suspect pixels with the same suggestion, at least ``min_area`` pixels, best (highest
+    score) first, ties larger first.
+
+    With ``grow`` (the default) the suspect pixels are seeds, and a region is the 8-connected area
+    around them where the model prefers the suggestion ``k`` to the given label (``p_k > p_given``),
+    like hysteresis thresholding: a mislabelled blob comes out whole, not as the speckle of its pixels
+    that cleared ``t_k``, so "accept" relabels all of it. ``min_area`` counts the region's seeds, so
+    growing reports no region that the seeds alone would not. Without ``grow``, regions are the
+    8-connected components of the suspect pixels themselves.
+
+    ``min_width > 1`` drops regions with no part at least that many pixels across (the widest disc that
+    fits inside, from a distance transform): the one- or two-pixel slivers along object outlines that
+    imprecise boundaries leave are not what a label-error queue is for. ``1`` keeps every region.
+
+    ``self_confidence`` (HxW ``p_given``) may be passed when already computed.
+    """
     probs, labels = np.asarray(probs), np.asarray(labels)
     c = probs.shape[0]
     regions: list[LabelErrorRegion] = []
-    for k in np.unique(suggested[suspect]):
+    kinds = np.unique(suggested[suspect])
+    if grow and kinds.size:
+        valid = _valid_labels(labels, c, ignore_index)
+        py = self_confidence if self_confidence is not None else _self_confidence(probs, labels, valid)
+    for k in kinds:
         k = int(k)
-        mask = (suspect & (suggested == k)).view(np.uint8)
-        n, cc, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        keep = np.nonzero(stats[1:, cv2.CC_STAT_AREA] >= max(int(min_area), 1))[0] + 1
+        seeds = suspect & (suggested == k)
+        if grow:
+            mask = (valid & (labels != k) & (probs[k] > py)) | seeds
+            n, cc, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+            seed_counts = np.bincount(cc[seeds], minlength=n)
+        else:
+            n, cc, stats, _ = cv2.connectedComponentsWithStats(seeds.view(np.uint8), connectivity=8)
+            seed_counts = stats[:, cv2.CC_STAT_AREA]
+        # min_area counts the seeds: growing never turns a speck of suspect pixels into a region
+        keep = np.nonzero(seed_counts[1:] >= max(int(min_area), 1))[0] + 1
         if keep.size == 0:
             continue
         rows, cols = np.nonzero(cc)
         comp = cc[rows, cols]
-        given = labels[rows, cols].astype(np.intp)
-        valid_given = np.clip(given, 0, c - 1)
+        valid_given = np.clip(labels[rows, cols].astype(np.intp), 0, c - 1)
         margin = probs[k, rows, cols].astype(np.float64) - probs[valid_given, rows, cols].astype(np.float64)
         margin_sum = np.bincount(comp, weights=margin, minlength=n)
         given_counts = np.bincount(comp * c + valid_given, minlength=n * c).reshape(n, c)
         for label in keep:
             x, y, w, h, area = (int(v) for v in stats[label])
+            mask = cc[y:y + h, x:x + w] == label
+            if min_width > 1 and _width(mask) < min_width:
+                continue
             regions.append(LabelErrorRegion(
                 image=image_name, bbox=(x, y, w, h), area=area, given=int(np.argmax(given_counts[label])),
-                suggested=k, score=float(margin_sum[label] / area),
-                mask=cc[y:y + h, x:x + w] == label))
+                suggested=k, score=float(margin_sum[label] / area), mask=mask))
     regions.sort(key=lambda r: (-r.score, -r.area))
     return regions
+
+
+def _width(mask: np.ndarray) -> int:
+    """Diameter in pixels of the widest disc inside ``mask`` (1 for a one-pixel line)."""
+    padded = np.pad(mask.view(np.uint8), 1)
+    deepest = float(cv2.distanceTransform(padded, cv2.DIST_L2, 3).max())
+    return int(round(2 * deepest - 1))
 
 
 def image_quality(probs: np.ndarray, labels: np.ndarray, ignore_index: int = 255,
@@ -259,7 +294,8 @@ def _quality(py: np.ndarray, valid: np.ndarray, temperature: float) -> float | N
 
 
 def score_image(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray, *, ignore_index: int = 255,
-                min_area: int = 1, image_name: str = "") -> ImageLabelErrors:
+                min_area: int = 1, image_name: str = "", grow: bool = True,
+                min_width: int = DEFAULT_MIN_WIDTH) -> ImageLabelErrors:
     """Suspect pixels, regions (best first) and label quality of one image."""
     probs, labels = np.asarray(probs), np.asarray(labels)
     _check(probs, labels)
@@ -272,4 +308,5 @@ def score_image(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray, *
     return ImageLabelErrors(
         name=image_name, quality=_quality(py, valid, DEFAULT_TEMPERATURE),
         suspect_pixels=int(suspect.sum()),
-        regions=suspect_regions(suspect, suggested, labels, probs, min_area, image_name))
+        regions=suspect_regions(suspect, suggested, labels, probs, min_area, image_name, grow=grow,
+                                min_width=min_width, ignore_index=ignore_index, self_confidence=py))
