@@ -204,3 +204,35 @@ def test_demo_model(tmp_path, capsys):
     ys, xs = np.nonzero(planted)
     x, y, w, h = top["bbox"]
     assert x <= xs.min() and y <= ys.min() and x + w > xs.max() and y + h > ys.max()
+
+
+@pytest.mark.parametrize("command", ["label-errors", "compare"])
+def test_ctrl_c_during_a_model_run_exits_130_with_one_line(tmp_path, command):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from segstudio.resources import resource_path
+
+    repo = Path(__file__).resolve().parents[1]
+    demo = resource_path("demo")
+    argv = (["--model", "demo"] if command == "label-errors" else ["--a", "demo", "--b", "demo"])
+    proc = subprocess.Popen([sys.executable, "-m", "segstudio", command, "--dataset", str(demo), "--device", "cpu",
+                             *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=repo,
+                            env=dict(os.environ, PYTHONPATH=str(repo)))
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        line = proc.stderr.readline()        # the progress bar's first draw: the model is running
+        if "[" in line or "\r" in line or not line:
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signal")
+    assert proc.returncode == 130, err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line and not line.startswith("[")]
+    assert lines == [f"segstudio {command}: cancelled"], err
