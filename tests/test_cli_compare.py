@@ -208,6 +208,17 @@ def test_model_vs_folder_with_demo_model(tmp_path, capsys):
     assert report["a"].startswith("demo")
     assert report["summary"]["delta"]["mean_iou"] == pytest.approx(0.0, abs=1e-12)
     assert report["summary"]["pixels"]["b_fixes"] == report["summary"]["pixels"]["b_breaks"] == 0
+    # Label-fix impact with --model: correct one image's labels to the model's own prediction.
+    (ds / "corrected" / "masks").mkdir(parents=True)
+    shutil.copy(tmp_path / "p" / "cells_00.png", ds / "corrected" / "masks" / "cells_00.png")
+    assert main(["compare", "--dataset", str(ds), "--a", "labels:original", "--b", "labels:corrected",
+                 "--model", "demo", "--device", "cpu", "--report", str(out), "--resamples", "20"]) == 0
+    fix = json.loads(out.read_text())
+    assert fix["corrected_images"] == 1 and fix["predictions"].startswith("demo")
+    by_name = {e["name"]: e for e in fix["images"]}
+    assert by_name["cells_00"]["b_mean_iou"] == 1.0 and by_name["cells_00"]["delta"] > 0
+    assert by_name["cells_01"]["delta"] == 0.0
+    assert fix["summary"]["pixels"]["b_breaks"] == 0 and fix["summary"]["pixels"]["b_fixes"] > 0
 
 
 def test_label_fix_impact_reads_corrected_coco_json(tmp_path, capsys):
