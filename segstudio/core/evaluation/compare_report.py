@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from segstudio.core.evaluation.bootstrap import PairedBootstrap, paired_bootstrap
+from segstudio.core.evaluation.bootstrap import PairedBootstrap, confusion_marginals, paired_bootstrap_marginals
 from segstudio.core.evaluation.disagreement import (COUNT_KEYS, Disagreement, disagreement_codes,
                                                     disagreement_counts)
 from segstudio.core.evaluation.metrics import ConfusionMatrix
@@ -100,7 +100,7 @@ class _Totals:
             cm = ConfusionMatrix(self.table.num_classes, self.table.ignore_index)
             cm.update(gt, pred)
             total += cm
-            store.append(cm.matrix)
+            store.append(confusion_marginals(cm.matrix[None])[0])  # (3C,): C times smaller than the matrix
             cms.append(cm)
         counts = disagreement_counts(codes)
         pixels = {key: counts[key] for key in PIXEL_KEYS}
@@ -113,9 +113,10 @@ class _Totals:
     def report(self, dataset: Dataset, name_a: str, name_b: str, missing: list[str], resamples: int,
                seed: int) -> dict:
         c = self.table.num_classes
-        boot = paired_bootstrap(np.stack(self.per_image_a) if self.per_image_a else np.zeros((0, c, c), np.int64),
-                                np.stack(self.per_image_b) if self.per_image_b else np.zeros((0, c, c), np.int64),
-                                resamples=resamples, seed=seed)
+        empty = np.zeros((0, 3 * c), np.int64)
+        boot = paired_bootstrap_marginals(np.stack(self.per_image_a) if self.per_image_a else empty,
+                                          np.stack(self.per_image_b) if self.per_image_b else empty,
+                                          resamples=resamples, seed=seed)
         self.images.sort(key=lambda e: (e["delta"] is None, e["delta"] or 0.0, natural_key(e["name"])))
         return {
             "dataset": str(dataset.root),
