@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, overlo
 
 import numpy as np
 
-from segstudio.core.io.classes import ClassTable
+from segstudio.core.io.classes import ClassTable, class_table_from_spec
 from segstudio.core.errors import DatasetError, MaskSizeMismatch
 from segstudio.core.io.images import image_size, read_image
 from segstudio.core.io.masks import InstanceMask, read_instance_mask, read_semantic_mask
@@ -280,13 +280,12 @@ def resolve_class_table(class_table: ClassTable | str | PathLike | None, folders
                         default: Callable[[], ClassTable]) -> ClassTable:
     """The table to decode a dataset with.
 
-    ``class_table`` itself when it is a table, the file it names when it is a path, else the first
+    ``class_table`` itself when it is a table, the file it names when it is a path, the built-in
+    table it names (``voc``, ``cityscapes``, ``coco``; see ``class_table_from_spec``), else the first
     ``classes.json`` / ``class_names.txt`` in ``folders``, else ``default()``.
     """
-    if isinstance(class_table, ClassTable):
-        return class_table
     if class_table is not None:
-        return load_class_table(class_table)
+        return class_table_from_spec(class_table)
     return find_class_table(*folders) or default()
 
 
