@@ -7,10 +7,11 @@ user says which, through ``--binary-mapping 255:1`` in the CLI or the GUI's dial
 from __future__ import annotations
 
 from os import PathLike
+from pathlib import Path
 
 from segstudio.core.io.masks import _decode, _present_values
 
-__all__ = ["is_binary_mask", "parse_binary_mapping", "format_binary_mapping"]
+__all__ = ["is_binary_mask", "parse_binary_mapping", "format_binary_mapping", "find_binary_mask"]
 
 
 def is_binary_mask(path: str | PathLike) -> bool:
@@ -58,3 +59,24 @@ def parse_binary_mapping(text: str) -> dict[int, int]:
 def format_binary_mapping(mapping: dict[int, int]) -> str:
     """The text ``parse_binary_mapping`` reads back, e.g. ``"0:0,255:1"``."""
     return ",".join(f"{k}:{v}" for k, v in sorted(mapping.items()))
+
+
+def find_binary_mask(paths, probe: int = 3) -> Path | None:
+    """The first of the first ``probe`` readable mask files in ``paths`` that is a {0, 255} mask, or
+    ``None``. Used when a dataset or a predictions folder is opened, to ask how to read such masks
+    before any is refused; unreadable files are left to the error they will raise when loaded."""
+    from segstudio.core.errors import MaskReadError  # noqa: PLC0415
+
+    checked = 0
+    for path in paths:
+        if path is None:
+            continue
+        try:
+            if is_binary_mask(path):
+                return Path(path)
+        except MaskReadError:
+            continue
+        checked += 1
+        if checked >= probe:
+            break
+    return None

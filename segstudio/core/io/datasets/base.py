@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, overlo
 import numpy as np
 
 from segstudio.core.io.classes import ClassTable, class_table_from_spec
-from segstudio.core.errors import DatasetError, MaskSizeMismatch
+from segstudio.core.errors import BinaryMaskError, DatasetError, MaskSizeMismatch
 from segstudio.core.io.images import image_size, read_image
 from segstudio.core.io.masks import InstanceMask, read_instance_mask, read_semantic_mask
 
@@ -232,14 +232,22 @@ class MaskDecoder:
         self.binary_mapping = binary_mapping
         self.label_map = label_map
         self.instance_format = instance_format
+        self.binary_option = "--binary-mapping"
+        """How the user answers a {0, 255} mask's refusal where it is met (a CLI flag, or the GUI's
+        words for its dialog); named in the ``BinaryMaskError``."""
 
     def load_mask(self, sample: Sample) -> np.ndarray | None:
         """Semantic class ids of ``sample`` (see ``Sample.load_mask``)."""
         if sample.mask_path is None:
             return None
-        return read_semantic_mask(sample.mask_path, self.class_table,
-                                  expected_shape=sample.image_shape(),
-                                  binary_mapping=self.binary_mapping, label_map=self.label_map)
+        try:
+            return read_semantic_mask(sample.mask_path, self.class_table,
+                                      expected_shape=sample.image_shape(),
+                                      binary_mapping=self.binary_mapping, label_map=self.label_map)
+        except BinaryMaskError as exc:
+            if exc.option == self.binary_option:
+                raise
+            raise BinaryMaskError(exc.path, self.binary_option) from None
 
     def load_instances(self, sample: Sample) -> InstanceMask | None:
         """Instances of ``sample`` (see ``Sample.load_instances``).
