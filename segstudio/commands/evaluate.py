@@ -4,7 +4,9 @@ The summary table goes to stdout, a progress bar to stderr. Bad input ends the r
 ``segstudio evaluate: error: <path>: <reason>`` on stderr and exit code 2 (a ``--report`` that cannot be
 written too, after the summary is printed); Ctrl+C cancels between images and exits with 130. With
 ``--model``, an image that cannot be read or that the model fails on is left out of the scores and
-reported after the summary, one line each, then ``N of M images failed`` and exit code 1.
+reported after the summary, one line each, then ``N of M images failed`` and exit code 1. A run
+that scores no image at all (no ground truth, or no prediction named like an image) is bad input
+too: exit 2 with what was looked for and what was found.
 """
 from __future__ import annotations
 
