@@ -169,3 +169,13 @@ def test_predictions_named_unlike_images_exit_2(binary, capsys):
                  "--binary-mapping", "255:1"]) == 2
     err = capsys.readouterr().err
     assert "none of the 2 image(s) with ground truth has a prediction" in err and "'pred_s0'" in err
+
+
+def test_model_with_another_class_table_warns_naming_both(tmp_path, capsys):
+    coco = labelme_data.write_labelme_coco(tmp_path / "coco")
+    assert main(["evaluate", "--dataset", str(coco), "--model", "demo", "--device", "cpu"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "class table" in line]
+    assert len(lines) == 1
+    # Both have 4 classes, but class 1 is a cat in the ground truth and a nucleus for the model.
+    assert "'annotations' has 4 classes" in lines[0] and "the model demo's class table has 4 classes" in lines[0]
+    assert "class 1 is 'cat' vs 'nucleus'" in lines[0]

@@ -131,7 +131,8 @@ def _model_predictions(args: argparse.Namespace, dataset, failures: list[str]):
 
     trust_if_asked(args)
     entry = resolve_model(args.model)
-    mismatch = describe_table_mismatch(dataset.class_table, entry.class_table, "ground truth", "model")
+    mismatch = describe_table_mismatch(dataset.class_table, entry.class_table, "ground truth",
+                                       f"model {args.model}")
     if mismatch:
         say(PROG, f"warning: {mismatch}")
     runner = Runner(entry, device=args.device, tile_size=args.tile, batch_size=args.batch_size)
