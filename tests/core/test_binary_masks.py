@@ -48,3 +48,18 @@ def test_refusal_is_typed_and_names_the_option(tmp_path):
         read_semantic_mask(tmp_path / "m.png", ClassTable.voc())
     assert isinstance(info.value, MaskReadError) and info.value.option == "--binary-mapping"
     assert "--pred-binary-mapping 255:1" in str(BinaryMaskError("x.png", "--pred-binary-mapping"))
+
+
+def test_find_binary_mask_probes_only_the_first_mask_files(tmp_path):
+    from segstudio.core.io.binary_masks import find_binary_mask
+
+    ids = np.zeros((4, 4), np.uint8)
+    ids[1, 1] = 1
+    binary = ids * 255
+    for name, mask in (("a", ids), ("b", ids), ("c", binary), ("d", ids), ("e", binary)):
+        Image.fromarray(mask).save(tmp_path / f"{name}.png")
+    (tmp_path / "ann.json").write_text("{}")
+    paths = [tmp_path / "ann.json", None, *(tmp_path / f"{n}.png" for n in "abcde")]
+    assert find_binary_mask(paths) == tmp_path / "c.png"          # JSON and None are not masks
+    assert find_binary_mask(paths, probe=2) is None
+    assert find_binary_mask([tmp_path / "ann.json"] * 1000) is None

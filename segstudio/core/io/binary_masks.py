@@ -62,21 +62,23 @@ def format_binary_mapping(mapping: dict[int, int]) -> str:
 
 
 def find_binary_mask(paths, probe: int = 3) -> Path | None:
-    """The first of the first ``probe`` readable mask files in ``paths`` that is a {0, 255} mask, or
-    ``None``. Used when a dataset or a predictions folder is opened, to ask how to read such masks
+    """The first of the first ``probe`` mask files (image suffixes) in ``paths`` that is a {0, 255}
+    mask, or ``None``. Used when a dataset or a predictions folder is opened, to ask how to read such masks
     before any is refused; unreadable files are left to the error they will raise when loaded."""
     from segstudio.core.errors import MaskReadError  # noqa: PLC0415
+    from segstudio.core.io.datasets.base import IMAGE_EXTENSIONS  # noqa: PLC0415
 
     checked = 0
     for path in paths:
-        if path is None:
+        # Mask files only: a COCO sample's "mask" is its JSON, the same file for every sample.
+        if path is None or Path(path).suffix.lower() not in IMAGE_EXTENSIONS:
             continue
+        checked += 1
         try:
             if is_binary_mask(path):
                 return Path(path)
         except MaskReadError:
-            continue
-        checked += 1
+            pass
         if checked >= probe:
             break
     return None
