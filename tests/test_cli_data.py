@@ -179,3 +179,11 @@ def test_model_with_another_class_table_warns_naming_both(tmp_path, capsys):
     # Both have 4 classes, but class 1 is a cat in the ground truth and a nucleus for the model.
     assert "'annotations' has 4 classes" in lines[0] and "the model demo's class table has 4 classes" in lines[0]
     assert "class 1 is 'cat' vs 'nucleus'" in lines[0]
+
+
+def test_predict_classes_takes_builtin_names(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _save(tmp_path / "imgs" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    assert main(["predict", "--model", "demo", "--images", str(tmp_path / "imgs"), "--out",
+                 str(tmp_path / "out"), "--classes", "ade20k", "--quiet"]) == 2
+    assert "built-in: voc, cityscapes, coco" in capsys.readouterr().err

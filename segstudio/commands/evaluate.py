@@ -74,14 +74,15 @@ def run(args: argparse.Namespace) -> int:
         dataset = open_ground_truth(args)
         for warning in dataset.warnings:
             say(PROG, f"warning: {warning}")
-        check_ground_truth(dataset)
         predictions = None
         if args.predictions is not None:
+            check_ground_truth(dataset)
             predictions = prediction_folder(args, dataset, lambda line: say(PROG, f"warning: {line}"))
             report = evaluate(dataset, predictions, progress=bar,
                               iou_threshold=args.iou_threshold)
         else:
             stream, token, source, total = _model_predictions(args, dataset, failures)
+            check_ground_truth(dataset)   # after the model is read: a bad model file is named first
             report = evaluate(dataset, stream, progress=bar, iou_threshold=args.iou_threshold,
                               source=source)
         bar.close()

@@ -66,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace) -> dict:
     from segstudio.core.io.classes import class_table_from_spec  # noqa: PLC0415
 
-    overrides = {"classes": class_table_from_spec(args.classes) if args.classes else None, "mean": args.mean, "std": args.std,
+    overrides = {"classes": class_table_from_spec(args.classes) if args.classes else None,
+                 "mean": args.mean, "std": args.std,
                  "channel_order": args.channel_order, "weights": args.weights, "encoder": args.encoder,
                  "input_size": tuple(args.input_size) if args.input_size else None}
     return {k: v for k, v in overrides.items() if v is not None}
