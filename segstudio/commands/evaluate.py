@@ -4,7 +4,9 @@ The summary table goes to stdout, a progress bar to stderr. Bad input ends the r
 ``segstudio evaluate: error: <path>: <reason>`` on stderr and exit code 2 (a ``--report`` that cannot be
 written too, after the summary is printed); Ctrl+C cancels between images and exits with 130. With
 ``--model``, an image that cannot be read or that the model fails on is left out of the scores and
-reported after the summary, one line each, then ``N of M images failed`` and exit code 1.
+reported after the summary, one line each, then ``N of M images failed`` and exit code 1. A run
+that scores no image at all (no ground truth, or no prediction named like an image) is bad input
+too: exit 2 with what was looked for and what was found.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import sys
 
 from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
                                         ProgressBar, print_error, printable, say, trust_if_asked)
+from segstudio.commands._data import (CLASSES_HELP, add_ground_truth_arguments, check_evaluated,
+                                      check_ground_truth, open_ground_truth, prediction_folder)
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio evaluate"
@@ -20,15 +24,15 @@ PROG = "segstudio evaluate"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``segstudio evaluate``."""
-    parser.add_argument("--dataset", required=True, metavar="PATH",
-                        help="dataset folder, COCO .json file or image")
+    parser.add_argument("--dataset", default=None, metavar="PATH",
+                        help="dataset folder, COCO .json file or image (or --images/--masks)")
     parser.add_argument("--format", default="auto",
                         choices=["auto", "folder", "voc", "coco", "cityscapes"],
                         help="dataset layout (default: detected from the folder)")
     parser.add_argument("--split", default=None, help="dataset split (train, val ...)")
     parser.add_argument("--allow-outside-root", action="store_true", help=ALLOW_OUTSIDE_ROOT_HELP)
-    parser.add_argument("--classes", metavar="FILE", default=None,
-                        help="class table: a classes.json or a class_names.txt")
+    parser.add_argument("--classes", metavar="NAME|FILE", default=None, help=CLASSES_HELP)
+    add_ground_truth_arguments(parser)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", metavar="DIR",
                         help="folder of prediction masks named like the images (index or palette PNG)")
@@ -58,7 +62,6 @@ def _print_stdout(text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation; return the exit code (0, 1 when images failed, 2 for bad input, 130 when interrupted)."""
-    from segstudio.core.io.datasets import open_dataset
     from segstudio.core.evaluation.report import evaluate, format_summary, write_report
 
     if args.report and not args.report.lower().endswith((".json", ".csv")):
@@ -68,18 +71,23 @@ def run(args: argparse.Namespace) -> int:
     failures: list[str] = []
     total = 0
     try:
-        dataset = open_dataset(args.dataset, args.format, class_table=args.classes, split=args.split,
-                               allow_outside_root=args.allow_outside_root)
+        dataset = open_ground_truth(args)
         for warning in dataset.warnings:
             say(PROG, f"warning: {warning}")
+        predictions = None
         if args.predictions is not None:
-            report = evaluate(dataset, args.predictions, progress=bar,
+            check_ground_truth(dataset)
+            predictions = prediction_folder(args, dataset, lambda line: say(PROG, f"warning: {line}"))
+            report = evaluate(dataset, predictions, progress=bar,
                               iou_threshold=args.iou_threshold)
         else:
             stream, token, source, total = _model_predictions(args, dataset, failures)
+            check_ground_truth(dataset)   # after the model is read: a bad model file is named first
             report = evaluate(dataset, stream, progress=bar, iou_threshold=args.iou_threshold,
                               source=source)
         bar.close()
+        if not failures:   # images that failed are listed below, which says more
+            check_evaluated(dataset, report, predictions, args.predictions or args.model)
         if report["missing_predictions"]:
             missing = report["missing_predictions"]
             say(PROG, f"warning: {len(missing)} image(s) have no prediction, e.g. {missing[0]}")
@@ -91,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         return print_error(PROG, str(exc))
     except OSError as exc:
         bar.close()
-        return print_error(PROG, f"{exc.filename or args.dataset}: {exc.strerror or exc}")
+        return print_error(PROG, f"{exc.filename or args.dataset or args.images}: {exc.strerror or exc}")
     except KeyboardInterrupt:
         if token is not None:
             token.cancel()
@@ -118,14 +126,16 @@ def run(args: argparse.Namespace) -> int:
 def _model_predictions(args: argparse.Namespace, dataset, failures: list[str]):
     """Run ``--model`` over the samples that have ground truth, lazily, as ``(index, prediction)``;
     an image that fails is skipped and its error line added to ``failures``."""
+    from segstudio.core.io.classes import describe_table_mismatch
     from segstudio.inference.registry import resolve_model
     from segstudio.inference.runner import CancelToken, Runner
 
     trust_if_asked(args)
     entry = resolve_model(args.model)
-    if entry.class_table.num_classes != dataset.class_table.num_classes:
-        say(PROG, f"warning: the model has {entry.class_table.num_classes} classes, the dataset "
-            f"{dataset.class_table.num_classes}")
+    mismatch = describe_table_mismatch(dataset.class_table, entry.class_table, "ground truth",
+                                       f"model {args.model}")
+    if mismatch:
+        say(PROG, f"warning: {mismatch}")
     runner = Runner(entry, device=args.device, tile_size=args.tile, batch_size=args.batch_size)
     token = CancelToken()
     indices = [i for i, s in enumerate(dataset) if s.mask_path or s.instance_path]

@@ -49,8 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images per forward pass (default: 1)")
     parser.add_argument("--score-threshold", type=float, default=0.5, metavar="S",
                         help="instance models: keep detections scoring at least S (default: 0.5)")
-    parser.add_argument("--classes", metavar="FILE", default=None,
-                        help="the model's classes: a class-table .json or a class_names.txt")
+    parser.add_argument("--classes", metavar="NAME|FILE", default=None,
+                        help="the model's classes: a built-in table (voc, cityscapes, coco), a "
+                        "class-table .json or a class_names.txt")
     parser.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), default=None,
                         help="input mean in 0-1 units (default: model card, else ImageNet)")
     parser.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), default=None,
@@ -63,7 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict:
-    overrides = {"classes": args.classes, "mean": args.mean, "std": args.std,
+    from segstudio.core.io.classes import class_table_from_spec  # noqa: PLC0415
+
+    overrides = {"classes": class_table_from_spec(args.classes) if args.classes else None,
+                 "mean": args.mean, "std": args.std,
                  "channel_order": args.channel_order, "weights": args.weights, "encoder": args.encoder,
                  "input_size": tuple(args.input_size) if args.input_size else None}
     return {k: v for k, v in overrides.items() if v is not None}

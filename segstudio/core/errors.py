@@ -75,3 +75,27 @@ class OutsideRootError(DatasetError):
     def __init__(self, path, root, reason: str):
         self.root = str(root)
         super().__init__(path, reason)
+
+
+class BinaryMaskError(MaskReadError):
+    """A gray mask holds only 0 and 255: refused until the user says how to read it.
+
+    ``255`` may mean foreground (class 1) or "ignore"; guessing would silently score the wrong
+    thing. ``option`` names how to answer in the place the mask was met (the CLI flag, the GUI's
+    dialog); ``str(err)`` tells it.
+    """
+
+    def __init__(self, path, option: str = "--binary-mapping"):
+        self.option = option
+        super().__init__(path, binary_mask_reason(option))
+
+
+def binary_mask_reason(option: str) -> str:
+    """Why a {0, 255} mask is refused and how to answer through ``option`` (``--binary-mapping``,
+    ``--pred-binary-mapping`` or a sentence naming the GUI's dialog)."""
+    if option.startswith("--"):
+        how = (f"pass {option} 255:1 for background/foreground, or {option} 255:255 if 255 "
+               "means 'ignore'")
+    else:
+        how = option
+    return f"holds only the values 0 and 255, which reads as a binary mask: {how}"

@@ -33,6 +33,8 @@ from segstudio.core.io.workspace import save_class_colours, with_saved_colours
 from segstudio.inference.catalog import list_available
 from segstudio.ui import settings as keys
 from segstudio.ui.canvas import CanvasView
+from segstudio.ui.binary_mapping import open_dataset_asking, prediction_binary_mapping
+from segstudio.ui.class_notice import ClassTableNotice
 from segstudio.ui.class_panel import ClassPanel
 from segstudio.ui.dataset_browser import DatasetBrowser
 from segstudio.ui.document_view import DocumentPresenter
@@ -115,6 +117,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.editor = editor_factory(self) if editor_factory is not None else None
         self._connect()
+        self.class_notice = ClassTableNotice(self)   # class tables that differ: status bar + metrics
         self._restore_layout()
         self._update_mode_text()
 
@@ -248,12 +251,10 @@ class MainWindow(QMainWindow):
     # --- opening ------------------------------------------------------------------------------
     def open_path(self, path: str) -> bool:
         """Open a dataset folder, annotation file or single image; keep the current one on failure."""
-        from segstudio.core.io.datasets import open_dataset
-
         service = self.saving.service
         store = None
         try:
-            dataset = open_dataset(path)
+            dataset = open_dataset_asking(self, self.settings, path)   # asks how {0, 255} masks read
             dataset.class_table = with_saved_colours(dataset.root, dataset.class_table)
             # Built with where the corrections are saved, so the first image is decoded once, from them.
             session = ReviewSession(dataset, self.task_runner, saved_labels=service.labels_source(dataset))
@@ -376,7 +377,12 @@ class MainWindow(QMainWindow):
         if not files:
             self.show_error("Cannot open predictions", f"{folder}: no mask file is named like an image")
             return None
-        job = self.controller.load_prediction_files(self.session.dataset, files, self._labels(files))
+        asked, mapping = prediction_binary_mapping(self, self.settings, folder, files.values(),
+                                                   self.session.class_table)
+        if not asked:
+            return None
+        self.class_notice.check_predictions_folder(folder)
+        job = self.controller.load_prediction_files(self.session.dataset, files, self._labels(files), mapping)
         self._track_job(job, [self.session.dataset[i].name for i in files])
         return job
 

@@ -113,13 +113,25 @@ class MetricsPanel(QWidget):
         self.tabs.addTab(self.bars_plot, "IoU bars")
         self.tabs.addTab(self.confusion_plot, "Confusion")
 
+        self.warning = QLabel("")
+        self.warning.setObjectName("class_table_warning")
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("QLabel { background: #fff3cd; color: #7a4b00; padding: 4px; }")
+        self.warning.setVisible(False)
+
         layout = QVBoxLayout(self)
+        layout.addWidget(self.warning)
         layout.addLayout(grid)
         layout.addWidget(self.change_label)
         layout.addLayout(scope_row)
         layout.addWidget(self.tabs, 1)
 
     # --- inputs -------------------------------------------------------------------------------
+    def set_warning(self, text: str) -> None:
+        """Show ``text`` above the numbers (e.g. class tables that differ); empty hides it."""
+        self.warning.setText(f"⚠ {text[:1].upper()}{text[1:]}" if text else "")
+        self.warning.setVisible(bool(text))
+
     def set_class_table(self, class_table) -> None:
         self._class_table = class_table
         self._refresh_details()

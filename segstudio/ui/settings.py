@@ -55,3 +55,34 @@ def opacity(settings: QSettings, layer: str, default: float) -> float:
 
 def set_opacity(settings: QSettings, layer: str, value: float) -> None:
     settings.setValue(OPACITY.format(layer=layer), float(value))
+
+
+BINARY_MAPPING = "datasets/binary_mapping/{key}"
+
+
+def _path_key(path: str) -> str:
+    """A settings key for a dataset or folder path: INI keys cannot hold every path character."""
+    import hashlib  # noqa: PLC0415
+
+    return hashlib.sha1(os.path.abspath(path).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def binary_mapping(settings: QSettings, path: str) -> dict[int, int] | None:
+    """How the {0, 255} masks of the dataset (or predictions folder) at ``path`` were chosen to be
+    read, or ``None`` when the user was never asked."""
+    from segstudio.core.io.binary_masks import parse_binary_mapping  # noqa: PLC0415
+
+    text = settings.value(BINARY_MAPPING.format(key=_path_key(path)))
+    if not text:
+        return None
+    try:
+        return parse_binary_mapping(str(text))
+    except ValueError:
+        return None   # a hand-edited settings file: ask again
+
+
+def set_binary_mapping(settings: QSettings, path: str, mapping: dict[int, int]) -> None:
+    """Remember ``mapping`` for the dataset (or predictions folder) at ``path``."""
+    from segstudio.core.io.binary_masks import format_binary_mapping  # noqa: PLC0415
+
+    settings.setValue(BINARY_MAPPING.format(key=_path_key(path)), format_binary_mapping(mapping))

@@ -73,6 +73,7 @@ class _Job:
     indices: list[int] = field(default_factory=list)
     files: dict = field(default_factory=dict)   # dataset index -> prediction mask file
     labels: dict = field(default_factory=dict)  # dataset index -> sample whose mask scores it
+    binary_mapping: dict | None = None          # how {0, 255} prediction masks read (FILES)
 
 
 def _default_runner_factory(request: ModelRequest):
@@ -194,7 +195,7 @@ class InferenceWorker(QObject):
             job.cancel.raise_if_cancelled()
             sample = job.dataset[index]
             try:
-                prediction = load_prediction_file(path, sample, table)
+                prediction = load_prediction_file(path, sample, table, job.binary_mapping)
                 _with_stats(prediction, job.labels.get(index, sample), table)
             except SegStudioError as exc:
                 problems.append(str(exc))
@@ -295,11 +296,13 @@ class InferenceController(QObject):
         return self._submit(self._new_job(JobKind.DATASET, model=model, dataset=dataset, indices=list(indices),
                                           labels=dict(labels or {})))
 
-    def load_prediction_files(self, dataset, files: dict, labels: dict | None = None) -> int:
+    def load_prediction_files(self, dataset, files: dict, labels: dict | None = None,
+                              binary_mapping: dict | None = None) -> int:
         """Read prediction masks (dataset index -> file) in the worker; one ``finished`` per file,
-        scored against ``labels`` like :meth:`predict_dataset`."""
+        scored against ``labels`` like :meth:`predict_dataset`; {0, 255} masks read with
+        ``binary_mapping``."""
         return self._submit(self._new_job(JobKind.FILES, dataset=dataset, files=dict(files),
-                                          labels=dict(labels or {})))
+                                          labels=dict(labels or {}), binary_mapping=binary_mapping))
 
     # --- state and control --------------------------------------------------------------------
     @property

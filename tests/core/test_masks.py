@@ -148,7 +148,9 @@ def test_binary_gray_mask_refused_without_mapping(tmp_path):
     save_gray(path, mask)
     with pytest.raises(MaskReadError) as info:
         read_semantic_mask(path, VOC)
-    assert str(path) in str(info.value) and "binary_mapping" in str(info.value)
+    # The refusal names the CLI flag, with both readings, not a Python argument.
+    assert str(path) in str(info.value) and "--binary-mapping 255:1" in str(info.value)
+    assert "--binary-mapping 255:255" in str(info.value) and "binary_mapping=" not in str(info.value)
     out = read_semantic_mask(path, VOC, binary_mapping={0: 0, 255: 1})
     np.testing.assert_array_equal(out, (mask == 255).astype(np.uint8))
     kept = read_semantic_mask(path, VOC, binary_mapping={0: 0, 255: 255})

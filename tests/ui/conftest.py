@@ -79,3 +79,14 @@ def open_window(qtbot):
             window.close()
             window.deleteLater()
     qtbot.waitUntil(lambda: not any(shiboken6.isValid(w) for w in windows))
+
+
+@pytest.fixture(autouse=True)
+def binary_mask_dialog_cancels(monkeypatch):
+    """A modal dialog nobody answers would hang the run: unless a test answers the binary-mask dialog
+    itself, the user cancels it."""
+    from PySide6.QtWidgets import QDialog
+
+    from segstudio.ui.binary_mapping import BinaryMappingDialog
+
+    monkeypatch.setattr(BinaryMappingDialog, "exec", lambda dialog: QDialog.DialogCode.Rejected)

@@ -150,11 +150,14 @@ def match_prediction_files(dataset, folder: str | Path) -> dict[int, Path]:
     return {i: by_stem[s.name] for i, s in enumerate(dataset.samples) if s.name in by_stem}
 
 
-def load_prediction_file(path: Path, sample, class_table) -> Prediction:
-    """Read one prediction mask, decoded with the dataset's class table, checked against the image."""
+def load_prediction_file(path: Path, sample, class_table, binary_mapping: dict[int, int] | None = None
+                         ) -> Prediction:
+    """Read one prediction mask, decoded with the dataset's class table (and ``binary_mapping`` for
+    {0, 255} masks), checked against the image."""
     from segstudio.core.io.masks import read_semantic_mask
 
-    mask = read_semantic_mask(path, class_table, expected_shape=sample.image_shape())
+    mask = read_semantic_mask(path, class_table, expected_shape=sample.image_shape(),
+                              binary_mapping=binary_mapping)
     return Prediction(mask=mask, source=str(Path(path).parent))
 
 

@@ -28,7 +28,18 @@ __all__ = [
     "COCO_THING_NAMES",
     "COCO_CATEGORY_IDS",
     "COCO_CATEGORY_TO_CONTIGUOUS",
+    "BUILTIN_TABLES",
+    "LABELME_BACKGROUND",
+    "LABELME_IGNORE",
+    "builtin_class_table",
+    "class_table_from_spec",
+    "describe_table_mismatch",
 ]
+
+LABELME_BACKGROUND = "_background_"
+"""labelme's name for class 0 (in ``class_names.txt`` and its COCO export); read as ``background``."""
+LABELME_IGNORE = "__ignore__"
+"""labelme's "don't care" label (id -1): never a class, read as the ignore index."""
 
 RGBA = tuple[int, int, int, int]
 
@@ -356,9 +367,9 @@ class ClassTable:
         names = []
         for line in lines:
             name = line.strip()
-            if not name or name == "__ignore__":
+            if not name or name == LABELME_IGNORE:
                 continue
-            names.append("background" if name == "_background_" else name)
+            names.append("background" if name == LABELME_BACKGROUND else name)
         if not names:
             raise ClassTableError(path, "no class names in the file")
         table = cls.__new__(cls)
@@ -400,6 +411,93 @@ class ClassTable:
         ignore = 255 if num_classes <= 255 else 65535
         return cls(_with_voc_colors([f"class {i}" for i in range(num_classes)]), ignore,
                    f"{num_classes} classes")
+
+
+BUILTIN_TABLES = {
+    "voc": ClassTable.voc,
+    "cityscapes": ClassTable.cityscapes,
+    "coco": ClassTable.coco_things,
+}
+"""Built-in class tables by the name ``--classes`` takes: PASCAL VOC (21), Cityscapes' 19 train ids,
+COCO (background + the 80 thing classes, ids 1..80 as the COCO reader numbers an
+``instances_*.json``'s categories in id order)."""
+
+
+def builtin_class_table(name: str) -> ClassTable:
+    """The built-in table called ``name`` (case-insensitive; see ``BUILTIN_TABLES``).
+
+    Raises
+    ------
+    ClassTableError
+        No built-in table has that name; the message lists them.
+    """
+    factory = BUILTIN_TABLES.get(name.strip().lower())
+    if factory is None:
+        raise ClassTableError(name, f"not a built-in class table (built-in: {', '.join(BUILTIN_TABLES)})")
+    return factory()
+
+
+def class_table_from_spec(spec: "ClassTable | str | PathLike") -> ClassTable:
+    """A class table from what a user typed: a table file, else a built-in table's name.
+
+    A spec naming an existing file is that file (``.json`` table, else a ``class_names.txt``
+    list), so a file called ``voc`` in the working folder still reads as a file; otherwise a
+    built-in name (``voc``, ``cityscapes``, ``coco``); otherwise an error naming both.
+
+    Raises
+    ------
+    ClassTableError
+        An unreadable file, or neither a file nor a built-in name.
+    """
+    if isinstance(spec, ClassTable):
+        return spec
+    text = os.fspath(spec)
+    if os.path.exists(text):
+        if text.lower().endswith(".json"):
+            return ClassTable.load(text)
+        return ClassTable.from_names_txt(text)
+    if text.strip().lower() in BUILTIN_TABLES:
+        return builtin_class_table(text)
+    raise ClassTableError(text, "no such class table file, and not a built-in table "
+                                f"(built-in: {', '.join(BUILTIN_TABLES)})")
+
+
+def _is_generic(table: ClassTable) -> bool:
+    """A table of placeholder names (``class 0`` ...): a model without a card knows only a count."""
+    return all(name == f"class {i}" for i, name in enumerate(table.names))
+
+
+def describe_table_mismatch(reference: ClassTable, other: ClassTable, reference_label: str = "ground truth",
+                            other_label: str = "model") -> str | None:
+    """One line saying how ``other``'s classes differ from ``reference``'s, or ``None`` when they agree.
+
+    Sizes are always compared; names too (ignoring case and surrounding blanks) unless ``other``
+    holds only placeholder names (``class 0`` ...), which say nothing. The line names both tables'
+    sizes and the first class whose name differs.
+    """
+    sizes_differ = reference.num_classes != other.num_classes
+    first = None
+    if not _is_generic(other):
+        for i, (a, b) in enumerate(zip(reference.names, other.names)):
+            if a.strip().lower() != b.strip().lower():
+                first = (i, a, b)
+                break
+    if not sizes_differ and first is None:
+        return None
+
+    def label(name: str, table: ClassTable) -> str:
+        title = f" '{table.name}'" if table.name else ""
+        return f"the {name}'s class table{title} has {table.num_classes} classes"
+
+    line = f"{label(reference_label, reference)}, {label(other_label, other)}"
+    if first is not None:
+        i, a, b = first
+        line += f"; first difference: class {i} is '{a}' vs '{b}'"
+    elif sizes_differ:
+        shorter, longer = sorted((reference, other), key=lambda t: t.num_classes)
+        extra = longer.names[shorter.num_classes]
+        line += f"; the first {shorter.num_classes} names agree, then '{extra}' has no counterpart"
+    return line + "; metrics compare class ids, so they are likely meaningless"
 
 
 def _with_voc_colors(names: Sequence[str]) -> list[ClassInfo]:

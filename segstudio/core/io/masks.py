@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from segstudio.core.io._atomic import atomic_write_bytes
 from segstudio.core.io.classes import ClassTable, voc_colormap
 from segstudio.core.errors import (
+    BinaryMaskError,
     ClassIdOutOfRange,
     ImageReadError,
     MaskReadError,
@@ -188,8 +189,8 @@ def read_semantic_mask(path: str | PathLike, class_table: ClassTable | None = No
     Raises
     ------
     MaskReadError
-        Unreadable, truncated, JPEG, 16-bit colour, colour mask without a class table, or a 0/255
-        gray mask without ``binary_mapping``.
+        Unreadable, truncated, JPEG, 16-bit colour, colour mask without a class table;
+        ``BinaryMaskError`` for a 0/255 gray mask without ``binary_mapping``.
     MaskSizeMismatch
         The mask's size differs from ``expected_shape``.
     UnknownColoursError
@@ -213,10 +214,7 @@ def read_semantic_mask(path: str | PathLike, class_table: ClassTable | None = No
     elif decoded.kind == "index" and label_map is None:
         is_class_255 = class_table is not None and class_table.num_classes > 255
         if not is_class_255 and 255 in values and set(values.tolist()) <= {0, 255}:
-            raise MaskReadError(
-                path, "holds only the values 0 and 255, which reads as a binary mask: pass "
-                      "binary_mapping={0: 0, 255: 1} for background/foreground, or {0: 0, 255: 255} "
-                      "if 255 means 'ignore'")
+            raise BinaryMaskError(path)
     return _check_range(path, ids, values, class_table)
 
 

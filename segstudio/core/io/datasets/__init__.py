@@ -62,9 +62,10 @@ folder (a COCO folder has ``images/`` too)."""
 FORMATS = tuple(f.name for f in DATASET_FORMATS)
 """The format names ``open_dataset`` understands (besides ``'auto'``)."""
 
-_LAYOUTS = ("images/ with masks/ (or labels/, gt/, annotations/), image files, Pascal VOC "
-            "(JPEGImages/, SegmentationClass/), Cityscapes (leftImg8bit/, gtFine/) or COCO "
-            "(annotations/*.json)")
+_LAYOUTS = ("images/ with masks/ (or image/, img/ with mask/, labels/, label/, gt/, annotations/), "
+            "image files, Pascal VOC (JPEGImages/, SegmentationClass/), Cityscapes (leftImg8bit/, "
+            "gtFine/) or COCO (annotations/*.json, or a COCO .json beside JPEGImages/); or name the "
+            "folders with --images DIR --masks DIR")
 
 
 def find_format(name: str) -> DatasetFormat | None:
@@ -133,9 +134,9 @@ def open_dataset(path: str | PathLike, format: str | DatasetFormat = "auto",
     format : str or DatasetFormat
         ``'auto'`` (see ``detect_format``), a format's name (``'folder'``, ``'voc'``, ``'coco'``,
         ``'cityscapes'``, ``'image'``) or the format itself.
-    class_table : ClassTable, path or None
-        The classes of the ground truth, or a ``.json`` table / ``class_names.txt`` to read them
-        from. Default: the dataset's own ``classes.json`` / ``class_names.txt``, else the format's
+    class_table : ClassTable, path, str or None
+        The classes of the ground truth, a ``.json`` table / ``class_names.txt`` to read them
+        from, or a built-in table's name (``voc``, ``cityscapes``, ``coco``; a file wins). Default: the dataset's own ``classes.json`` / ``class_names.txt``, else the format's
         built-in (VOC for folder, VOC and image; Cityscapes' 19 train ids; COCO's categories).
     split : str or None
         Folder: ``images/<split>/``; VOC: ``ImageSets/Segmentation/<split>.txt``; Cityscapes:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, overlo
 
 import numpy as np
 
-from segstudio.core.io.classes import ClassTable
-from segstudio.core.errors import DatasetError, MaskSizeMismatch
+from segstudio.core.io.classes import ClassTable, class_table_from_spec
+from segstudio.core.errors import BinaryMaskError, DatasetError, MaskSizeMismatch
 from segstudio.core.io.images import image_size, read_image
 from segstudio.core.io.masks import InstanceMask, read_instance_mask, read_semantic_mask
 
@@ -232,14 +232,22 @@ class MaskDecoder:
         self.binary_mapping = binary_mapping
         self.label_map = label_map
         self.instance_format = instance_format
+        self.binary_option = "--binary-mapping"
+        """How the user answers a {0, 255} mask's refusal where it is met (a CLI flag, or the GUI's
+        words for its dialog); named in the ``BinaryMaskError``."""
 
     def load_mask(self, sample: Sample) -> np.ndarray | None:
         """Semantic class ids of ``sample`` (see ``Sample.load_mask``)."""
         if sample.mask_path is None:
             return None
-        return read_semantic_mask(sample.mask_path, self.class_table,
-                                  expected_shape=sample.image_shape(),
-                                  binary_mapping=self.binary_mapping, label_map=self.label_map)
+        try:
+            return read_semantic_mask(sample.mask_path, self.class_table,
+                                      expected_shape=sample.image_shape(),
+                                      binary_mapping=self.binary_mapping, label_map=self.label_map)
+        except BinaryMaskError as exc:
+            if exc.option == self.binary_option:
+                raise
+            raise BinaryMaskError(exc.path, self.binary_option) from None
 
     def load_instances(self, sample: Sample) -> InstanceMask | None:
         """Instances of ``sample`` (see ``Sample.load_instances``).
@@ -280,13 +288,12 @@ def resolve_class_table(class_table: ClassTable | str | PathLike | None, folders
                         default: Callable[[], ClassTable]) -> ClassTable:
     """The table to decode a dataset with.
 
-    ``class_table`` itself when it is a table, the file it names when it is a path, else the first
+    ``class_table`` itself when it is a table, the file it names when it is a path, the built-in
+    table it names (``voc``, ``cityscapes``, ``coco``; see ``class_table_from_spec``), else the first
     ``classes.json`` / ``class_names.txt`` in ``folders``, else ``default()``.
     """
-    if isinstance(class_table, ClassTable):
-        return class_table
     if class_table is not None:
-        return load_class_table(class_table)
+        return class_table_from_spec(class_table)
     return find_class_table(*folders) or default()
 
 

@@ -56,6 +56,8 @@ class CityscapesFormat(DatasetFormat):
     except for samples whose ground truth is a colour mask, which stays a colour mask."""
 
     name = "cityscapes"
+    ground_truth_layout = ("gtFine/<split>/<city>/<name>_gtFine_labelIds.png (or _color.png, "
+                           "_instanceIds.png) for each leftImg8bit/ image")
 
     def detect(self, path: Path) -> bool:
         """``leftImg8bit/`` in the folder, or the folder is ``leftImg8bit``."""

@@ -22,12 +22,19 @@ from typing import Any
 
 import numpy as np
 
-from segstudio.core.io.classes import ClassInfo, ClassTable, voc_colormap
+from segstudio.core.io.classes import (
+    LABELME_BACKGROUND,
+    LABELME_IGNORE,
+    ClassInfo,
+    ClassTable,
+    class_table_from_spec,
+    voc_colormap,
+)
 from segstudio.core.io.datasets.base import (
+    IMAGE_EXTENSIONS,
     Dataset,
     MaskDecoder,
     Sample,
-    load_class_table,
     natural_key,
     subfolders,
 )
@@ -37,8 +44,12 @@ from segstudio.core.io.jsonfile import refuse_special_file
 from segstudio.core.io.masks import InstanceMask
 from segstudio.core.io.saving import write_coco_image
 
-__all__ = ["COCO", "CocoDecoder", "CocoFormat", "find_coco_annotations", "open_coco",
-           "table_from_categories"]
+__all__ = ["COCO", "CocoDecoder", "CocoFormat", "coco_files_beside", "find_coco_annotations",
+           "open_coco", "table_from_categories"]
+
+# JSON files that sit in dataset folders without being COCO annotations.
+_NOT_COCO_JSON = frozenset({"classes.json", "model.json", "card.json", "segstudio.json"})
+_COCO_NAME_HINTS = ("annotation", "instances", "coco")
 
 
 class CocoFormat(DatasetFormat):
@@ -47,11 +58,14 @@ class CocoFormat(DatasetFormat):
     keeping every other image's annotations as that file holds them (earlier corrections included)."""
 
     name = "coco"
+    ground_truth_layout = "an 'annotations' list in the COCO JSON, with segmentations of its images"
 
     def detect(self, path: Path) -> bool:
-        """A ``.json`` file, or a folder whose ``annotations/`` holds JSON files and no masks."""
+        """A ``.json`` file; a folder whose ``annotations/`` holds JSON files and no masks; or a
+        folder without mask folders holding a JSON file beside its images (labelme's COCO export:
+        ``annotations.json`` beside ``JPEGImages/``)."""
         if path.is_dir():
-            return bool(find_coco_annotations(path))
+            return bool(find_coco_annotations(path)) or bool(coco_files_beside(path))
         return path.suffix.lower() == ".json"
 
     def open(self, path: str | PathLike, class_table: ClassTable | str | PathLike | None = None,
@@ -105,6 +119,34 @@ def find_coco_annotations(folder: Path) -> list[Path]:
                   key=lambda p: natural_key(p.name))
 
 
+def coco_files_beside(folder: Path) -> list[Path]:
+    """The ``.json`` files directly in ``folder`` that may be COCO annotations, when ``folder`` has
+    no mask folders (``SegmentationClass/``, ``masks/``, ``labels/`` ...) that would make it a VOC or
+    folder dataset. A class table (``classes.json``) and labelme's per-image shape files (a JSON
+    named like an image beside it) are not COCO files. Names only: nothing is opened.
+    """
+    from segstudio.core.io.datasets.folder import MASK_FOLDER_NAMES  # noqa: PLC0415
+
+    try:
+        with os.scandir(folder) as it:
+            entries = [(e.name, e.is_dir()) for e in it if not e.name.startswith(".")]
+    except OSError:
+        return []
+    dirs = {name for name, is_dir in entries if is_dir}
+    if dirs & {"SegmentationClass", "SegmentationObject", "instances", *MASK_FOLDER_NAMES}:
+        return []
+    files = [name for name, is_dir in entries if not is_dir]
+    image_stems = {os.path.splitext(n)[0] for n in files
+                   if os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS}
+    # Beside JPEGImages/ (labelme) any JSON; elsewhere only names that say so (Roboflow's
+    # _annotations.coco.json, instances_*.json), so a report.json left in a folder of images is no dataset.
+    any_name = "JPEGImages" in dirs
+    return sorted((folder / n for n in files if n.lower().endswith(".json")
+                   and n.lower() not in _NOT_COCO_JSON and os.path.splitext(n)[0] not in image_stems
+                   and (any_name or any(k in n.lower() for k in _COCO_NAME_HINTS))),
+                  key=lambda p: natural_key(p.name))
+
+
 def open_coco(path: str | PathLike, class_table: ClassTable | str | PathLike | None = None,
               split: str | None = None, *, allow_outside_root: bool = False) -> Dataset:
     """Open a COCO annotation file, or the one a folder's ``annotations/`` holds.
@@ -140,7 +182,7 @@ def open_coco(path: str | PathLike, class_table: ClassTable | str | PathLike | N
     if class_table is None:
         table, cat_to_class = table_from_categories(categories, name=json_path.stem)
     else:
-        table = class_table if isinstance(class_table, ClassTable) else load_class_table(class_table)
+        table = class_table_from_spec(class_table)
         cat_to_class = _map_categories_by_name(json_path, categories, table)
 
     image_dir = _find_image_dir(json_path, images) if images else json_path.parent
@@ -161,14 +203,28 @@ def open_coco(path: str | PathLike, class_table: ClassTable | str | PathLike | N
 
 
 def table_from_categories(categories: list[dict], name: str = "") -> tuple[ClassTable, dict[int, int]]:
-    """Background (0) + the categories in file order, VOC-map colours; and category id -> class id."""
+    """Background (0) + the categories in file order, VOC-map colours; and category id -> class id.
+
+    labelme's export lists ``__ignore__`` and ``_background_`` as categories: ``_background_`` (or
+    a category called ``background``) is class 0 itself, not a second background, and
+    ``__ignore__`` maps to the ignore index, so the table matches labelme's own VOC masks.
+    """
     cmap = voc_colormap(256)
     classes = [ClassInfo(0, "background", (0, 0, 0, 255))]
     cat_to_class = {}
-    for i, cat in enumerate(categories, start=1):
-        classes.append(ClassInfo(i, str(cat["name"]), (*(int(v) for v in cmap[i % 256]), 255)))
-        cat_to_class[cat["id"]] = i
+    ignored = []
+    for cat in categories:
+        cat_name = str(cat["name"])
+        if cat_name in (LABELME_BACKGROUND, "background"):
+            cat_to_class[cat["id"]] = 0
+        elif cat_name == LABELME_IGNORE:
+            ignored.append(cat["id"])
+        else:
+            i = len(classes)
+            classes.append(ClassInfo(i, cat_name, (*(int(v) for v in cmap[i % 256]), 255)))
+            cat_to_class[cat["id"]] = i
     ignore = 255 if len(classes) <= 255 else 65535
+    cat_to_class.update({cat_id: ignore for cat_id in ignored})
     return ClassTable(classes, ignore, name), cat_to_class
 
 
@@ -252,13 +308,18 @@ class CocoDecoder(MaskDecoder):
         crowd = np.zeros((height, width), dtype=bool)
         classes: dict[int, int] = {}
         next_id = 1
+        ignore = self.class_table.ignore_index
         for ann in anns:
             region = self._decode_segmentation(mask_utils, ann, height, width)
-            if ann.get("iscrowd", 0):
+            class_id = self.category_to_class[ann["category_id"]]
+            if ann.get("iscrowd", 0) or class_id == ignore:   # labelme's __ignore__ reads as crowd
                 crowd |= region
                 continue
+            if class_id == 0:          # a background region (labelme's _background_) is no instance
+                ids[region] = 0
+                continue
             ids[region] = next_id
-            classes[next_id] = self.category_to_class[ann["category_id"]]
+            classes[next_id] = class_id
             next_id += 1
         # An instance painted over entirely by a later one no longer exists.
         present = set(np.unique(ids).tolist())
@@ -364,9 +425,10 @@ def _decompress_counts(data: bytes) -> list[int] | None:
 
 
 def _choose_annotation_file(folder: Path, split: str | None) -> Path:
-    files = find_coco_annotations(folder)
+    files = find_coco_annotations(folder) or coco_files_beside(folder)
     if not files:
-        raise DatasetError(folder, "no COCO annotation file: expected annotations/*.json")
+        raise DatasetError(folder, "no COCO annotation file: expected annotations/*.json or a "
+                           "COCO .json beside the images")
     if split is not None:
         chosen = [f for f in files if split in f.stem]
         if not chosen:
@@ -471,6 +533,12 @@ def _validate(path: Path, data: Any) -> tuple[list[dict], list[dict], list[dict]
 def _map_categories_by_name(path: Path, categories: list[dict], table: ClassTable) -> dict[int, int]:
     mapping = {}
     for cat in categories:
+        if cat["name"] == LABELME_IGNORE:
+            mapping[cat["id"]] = table.ignore_index
+            continue
+        if cat["name"] == LABELME_BACKGROUND and LABELME_BACKGROUND not in table.names:
+            mapping[cat["id"]] = 0
+            continue
         try:
             mapping[cat["id"]] = table.index_of(cat["name"])
         except KeyError:
@@ -494,7 +562,7 @@ def _find_image_dir(json_path: Path, images: list[dict]) -> Path:
     """The folder the images' ``file_name`` is relative to, judged by the first image."""
     first = images[0]["file_name"]
     here, above = json_path.parent, json_path.parent.parent
-    candidates = [here, above, here / "images", above / "images"]
+    candidates = [here, above, here / "images", above / "images", here / "JPEGImages"]
     # instances_val2017.json -> val2017/ or images/val2017/
     tag = json_path.stem.split("_", 1)[-1]
     candidates += [above / tag, above / "images" / tag, here / tag]

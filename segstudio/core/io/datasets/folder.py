@@ -3,14 +3,16 @@
 ::
 
     root/
-      images/            a.jpg b.png ...            (or the image files directly in root/)
-      masks/             a.png ...                  (also accepted: labels/, gt/, annotations/)
+      images/            a.jpg b.png ...            (also image/, img/, imgs/; or the image files
+                                                    directly in root/)
+      masks/             a.png ...                  (also mask/, labels/, label/, gt/, annotations/)
       instances/         a.png ...                  optional 16-bit instance ids
       classes.json | class_names.txt                optional class table
 
 With a split, ``images/<split>/``, ``masks/<split>/`` and ``instances/<split>/`` are read instead.
-Images without a mask are kept (``mask_path`` is ``None``); masks without an image are reported in
-``Dataset.warnings``.
+Singular names (``image/`` + ``label/``, the ISBI cell-tracking layout) and ``img/`` + ``mask/`` are
+the same layout. Images without a mask are kept (``mask_path`` is ``None``); masks without an image
+are reported in ``Dataset.warnings``.
 """
 from __future__ import annotations
 
@@ -32,19 +34,27 @@ from segstudio.core.io.datasets.base import (
 from segstudio.core.io.datasets.formats import DatasetFormat
 from segstudio.core.errors import DatasetError
 
-__all__ = ["FOLDER", "FolderFormat", "MASK_FOLDER_NAMES", "open_folder", "looks_like_folder"]
+__all__ = ["FOLDER", "FolderFormat", "IMAGE_FOLDER_NAMES", "MASK_FOLDER_NAMES", "open_folder",
+           "looks_like_folder", "find_image_folder", "find_mask_folder"]
 
-MASK_FOLDER_NAMES = ("masks", "labels", "gt", "annotations")
-"""Names tried, in this order, for the semantic mask folder beside ``images/``."""
+IMAGE_FOLDER_NAMES = ("images", "image", "img", "imgs")
+"""Names tried, in this order, for the image folder."""
+MASK_FOLDER_NAMES = ("masks", "mask", "labels", "label", "gt", "annotations")
+"""Names tried, in this order, for the semantic mask folder beside the image folder."""
+GROUND_TRUTH_LAYOUT = (f"a mask folder ({'/, '.join(MASK_FOLDER_NAMES)}/) beside the image folder "
+                       f"({'/, '.join(IMAGE_FOLDER_NAMES)}/ or the folder itself), masks named like "
+                       "the images; or instances/")
 
 
 class FolderFormat(DatasetFormat):
     """``images/`` beside ``masks/`` (or a flat folder of images); corrections mirror ``masks/``."""
 
     name = "folder"
+    ground_truth_layout = GROUND_TRUTH_LAYOUT
 
     def detect(self, path: Path) -> bool:
-        """A folder with ``images/`` or image files in it (asked after the stricter layouts)."""
+        """A folder with an image folder (``images/``, ``image/`` ...) or image files in it (asked
+        after the stricter layouts)."""
         return path.is_dir() and looks_like_folder(path)
 
     def open(self, path: str | PathLike, class_table: ClassTable | str | PathLike | None = None,
@@ -58,8 +68,19 @@ FOLDER = FolderFormat()
 
 
 def looks_like_folder(root: Path) -> bool:
-    """Whether ``root`` has an ``images/`` folder or image files directly inside it."""
-    return (root / "images").is_dir() or bool(scan_files(root))
+    """Whether ``root`` has an image folder (``images/``, ``image/``, ``img/``, ``imgs/``) or image
+    files directly inside it."""
+    return find_image_folder(root) is not None or bool(scan_files(root))
+
+
+def find_image_folder(root: Path) -> Path | None:
+    """The first of ``IMAGE_FOLDER_NAMES`` that is a folder in ``root``, else ``None``."""
+    return next((root / n for n in IMAGE_FOLDER_NAMES if (root / n).is_dir()), None)
+
+
+def find_mask_folder(root: Path) -> Path | None:
+    """The first of ``MASK_FOLDER_NAMES`` that is a folder in ``root``, else ``None``."""
+    return next((root / n for n in MASK_FOLDER_NAMES if (root / n).is_dir()), None)
 
 
 def open_folder(root: str | PathLike, class_table: ClassTable | str | PathLike | None = None,
@@ -94,8 +115,8 @@ def open_folder(root: str | PathLike, class_table: ClassTable | str | PathLike |
             raise DatasetError(mask_dir, "no such mask folder")
         table_folders = [mask_dir, images_dir, images_dir.parent]
     else:
-        images_dir = root / "images" if (root / "images").is_dir() else root
-        mask_dir = next((root / n for n in MASK_FOLDER_NAMES if (root / n).is_dir()), None)
+        images_dir = find_image_folder(root) or root
+        mask_dir = find_mask_folder(root)
         instance_dir = root / "instances" if (root / "instances").is_dir() else None
         table_folders = [root]
     if split is not None:

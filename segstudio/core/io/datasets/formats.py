@@ -39,9 +39,14 @@ class DatasetFormat(ABC):
     ----------
     name : str
         The layout's name as ``open_dataset(format=...)`` takes it and reports show it.
+    ground_truth_layout : str
+        Where the layout keeps its ground truth, in words.
     """
 
     name: ClassVar[str]
+    ground_truth_layout: ClassVar[str] = "one mask file per image"
+    """Where this layout keeps its ground truth, in words: what an evaluation that found none says
+    it looked for."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

@@ -20,6 +20,7 @@ class ImageFormat(DatasetFormat):
     """One image file; its corrections are written as a new palette PNG named after it."""
 
     name = "image"
+    ground_truth_layout = "nothing: a single image opened alone has no ground truth"
 
     def detect(self, path: Path) -> bool:
         """A file with an image suffix."""

@@ -39,10 +39,23 @@ class VocFormat(DatasetFormat):
     """Pascal VOC: corrections mirror ``SegmentationClass/`` palette PNGs, palette kept."""
 
     name = "voc"
+    ground_truth_layout = ("SegmentationClass/<image>.png (instances: SegmentationObject/) beside "
+                           "JPEGImages/")
 
     def detect(self, path: Path) -> bool:
-        """``JPEGImages/`` in the folder or under ``VOCdevkit/VOC*/`` / ``VOC*/``."""
-        return path.is_dir() and find_voc_root(path) is not None
+        """``JPEGImages/`` in the folder or under ``VOCdevkit/VOC*/`` / ``VOC*/`` -- unless it has
+        no VOC masks and a COCO annotation file lies beside it (labelme's COCO export), which is
+        COCO's."""
+        if not path.is_dir():
+            return False
+        root = find_voc_root(path)
+        if root is None:
+            return False
+        if any((root / d).is_dir() for d in ("SegmentationClass", "SegmentationObject")):
+            return True
+        from segstudio.core.io.datasets.coco import coco_files_beside  # noqa: PLC0415 - coco imports voc's peers
+
+        return not (coco_files_beside(root) or coco_files_beside(path))
 
     def open(self, path: str | PathLike, class_table: ClassTable | str | PathLike | None = None,
              split: str | None = None, *, binary_mapping: dict[int, int] | None = None) -> Dataset:
