@@ -28,6 +28,7 @@ import ast
 import io
 import json
 import re
+import warnings
 import zipfile
 from os import PathLike
 from pathlib import Path
@@ -118,7 +119,9 @@ def _weights_only(payload: bytes, member: str, path: Path) -> None:
     import torch  # noqa: PLC0415
 
     try:
-        torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # torch notes pickle protocols it did not write
+            torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - any failure means torch would fall back to a full pickle
         message = " ".join(str(exc).split())
         found = re.search(r"GLOBAL ([\w.]+)", message)
