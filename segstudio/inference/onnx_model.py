@@ -53,8 +53,9 @@ class OnnxProgram(nn.Module):
         self.session = self._open(self.device)
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
-            raise CheckpointError(self.path, f"the ONNX model takes {len(inputs)} inputs "
-                                  f"({', '.join(i.name for i in inputs)}); segstudio feeds one N x 3 x H x W image batch")
+            names = ", ".join(i.name for i in inputs)
+            raise CheckpointError(self.path, f"the ONNX model takes {len(inputs)} inputs ({names}); "
+                                  "segstudio feeds one N x 3 x H x W image batch")
         self.input_name = inputs[0].name
         if inputs[0].type not in _INPUT_TYPES:
             raise CheckpointError(self.path, f"the ONNX model's input is {inputs[0].type}; segstudio feeds "

@@ -4,7 +4,8 @@ The dock never touches torch: the registry listing comes from ``inference.catalo
 and descriptions only, ``set_models``), the GPU report from the worker's GPU check (``set_gpu_report``),
 which runs before the first model does or when the device list is opened (``device_info_requested``).
 What the user picks leaves as a :class:`segstudio.ui.worker.ModelRequest`, resolved only when it runs;
-a model file that is code (TorchScript, a torch.export program) leaves only once the user trusts it (``request_to_run``, ADR 0016).
+a model file that is code (TorchScript, a torch.export program) leaves only once the user trusts
+it (``request_to_run``, ADR 0016).
 """
 from __future__ import annotations
 

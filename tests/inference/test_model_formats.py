@@ -317,3 +317,26 @@ def test_a_damaged_pt2_says_what_is_wrong_whole(tmp_path):
     message = str(err.value)
     assert "models/model.json is not valid JSON" in message and "data.pkl" not in message
     assert message.endswith(")")   # the parser's reason, whole, then the closing parenthesis
+
+
+def test_onnx_external_data_outside_the_model_folder_is_refused(tmp_path):
+    """An .onnx naming weights in '../' would read any file the user can; onnxruntime refuses it
+    and segstudio says so as a CheckpointError naming the model."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    np.ones(3, np.float32).tofile(tmp_path / "outside.bin")
+    weights = numpy_helper.from_array(np.ones((1, 3, 1, 1), np.float32), "w")
+    weights.data_location = TensorProto.EXTERNAL
+    weights.ClearField("raw_data")
+    for key, value in (("location", "../outside.bin"), ("offset", "0"), ("length", "12")):
+        entry = weights.external_data.add()
+        entry.key, entry.value = key, value
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])], [weights])
+    (tmp_path / "inner").mkdir()
+    path = tmp_path / "inner" / "m.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    with pytest.raises(CheckpointError) as err:
+        resolve_model(path)
+    assert err.value.path == str(path) and "escapes model directory" in err.value.reason
