@@ -354,3 +354,25 @@ def test_onnx_external_data_outside_the_model_folder_is_refused(tmp_path):
     with pytest.raises(CheckpointError) as err:
         resolve_model(path)
     assert err.value.path == str(path) and "escapes model directory" in err.value.reason
+
+
+@pytest.mark.parametrize("form", ["pt2", "onnx"])
+def test_predict_command_runs_pt2_only_when_trusted_and_onnx_as_data(tmp_path, capsys, form):
+    from PIL import Image
+
+    net = tiny_net(3, seed=13)
+    path = save_pt2(net, tmp_path / "net.pt2", batch=2, dynamic=True, trusted=False) if form == "pt2" else \
+        save_onnx(net, tmp_path / "net.onnx")
+    write_card(path, classes=CLASSES, **NORM)
+    (tmp_path / "images").mkdir()
+    image = random_image(64, 96, seed=14)
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), image[..., ::-1])
+    argv = ["predict", "--model", str(path), "--images", str(tmp_path / "images"), "--out", str(tmp_path / "out"),
+            "--device", "cpu", "--quiet"]
+    if form == "pt2":
+        assert cli.main(argv) == 2
+        assert "contains code (torch.export program)" in capsys.readouterr().err
+        argv.append("--trust-model")
+    assert cli.main(argv) == 0
+    written = np.array(Image.open(tmp_path / "out" / "a.png"))   # palette PNG: the indices
+    assert np.array_equal(written, labels(net, image))
