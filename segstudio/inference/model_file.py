@@ -45,7 +45,8 @@ class InputSizeNeeded(CheckpointError):
     """
 
     CLI_HINT = "set input_size in the model card or pass --input-size W H"
-    WINDOW_HINT = "set the input size in the model card, or in the dialog when loading the model file"
+    WINDOW_HINT = ("set input_size in the model card (for a file without a card: the input size in the "
+                   "dialog when loading it)")
 
     def __init__(self, path: str | PathLike, what: str):
         super().__init__(path, f"{what}; {self.CLI_HINT}")
