@@ -67,9 +67,13 @@ class OnnxProgram(nn.Module):
         ort = onnxruntime_module(self.path)
         options = ort.SessionOptions()
         options.log_severity_level = 3   # errors only: ORT's warnings are for developers
+        providers = providers_for(device, ort.get_available_providers())
+        self.load_notice = None
+        if device.type != "cpu" and providers == ["CPUExecutionProvider"]:
+            self.load_notice = (f"onnxruntime has no {device.type.upper()} execution provider here; the ONNX "
+                                "model runs on the CPU (install onnxruntime-gpu for CUDA)")
         try:
-            return ort.InferenceSession(str(self.path), sess_options=options,
-                                        providers=providers_for(device, ort.get_available_providers()))
+            return ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise CheckpointError(self.path, "onnxruntime cannot load this model: "
                                   f"{' '.join(str(exc).split())}") from None

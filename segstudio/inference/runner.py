@@ -116,6 +116,8 @@ class Runner:
         self.mask_threshold = float(mask_threshold)
         self.precision = precision
         self.model = entry.load(str(self.device), download_progress)
+        if getattr(self.model, "load_notice", None):   # e.g. an ONNX model kept on the CPU
+            self._notice(self.model.load_notice)
         self._cancel: CancelToken | None = None
         self._install_cancel_hooks()
         if self.device.type == "cuda":

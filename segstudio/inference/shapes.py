@@ -76,6 +76,11 @@ class ShapeAdapter(nn.Module):
         self.program = program
         self.spec = spec
 
+    @property
+    def load_notice(self) -> str | None:
+        """What the program had to settle for when loaded (the runner shows it), if anything."""
+        return getattr(self.program, "load_notice", None)
+
     def to(self, *args, **kwargs):  # noqa: D102 - the program may hold a session to move (ONNX)
         self.program = self.program.to(*args, **kwargs)
         return super().to(*args, **kwargs)

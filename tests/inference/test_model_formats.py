@@ -205,6 +205,29 @@ def test_onnx_execution_providers_follow_the_device():
     assert providers_for("cuda", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
 
 
+def test_onnx_kept_on_the_cpu_says_so(tmp_path, monkeypatch):
+    """Device cuda with the CPU onnxruntime wheel: the session runs on the CPU and the runner's
+    notices say why (the GPU itself is not needed to choose the providers)."""
+    import onnxruntime
+
+    from segstudio.inference.onnx_model import load_onnx
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    module = load_onnx(save_onnx(tiny_net(3), tmp_path / "net.onnx"), "cpu")
+    assert module.load_notice is None
+    module.program.to("cuda")
+    assert module.program.providers == ["CPUExecutionProvider"]
+    assert "install onnxruntime-gpu" in module.load_notice
+
+    class Entry:   # what Runner needs of an entry to load it
+        kind, name, input_size, short_side = "semantic", "net.onnx", None, None
+
+        def load(self, device, progress=None):
+            return module
+
+    assert any("onnxruntime-gpu" in notice for notice in Runner(Entry(), device="cpu").notices)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_onnx_on_cuda_matches_the_network(tmp_path):
     """With onnxruntime-gpu the session runs on the CUDA provider; with the CPU wheel it runs on the
