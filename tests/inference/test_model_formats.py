@@ -399,3 +399,30 @@ def test_predict_command_runs_pt2_only_when_trusted_and_onnx_as_data(tmp_path, c
     assert cli.main(argv) == 0
     written = np.array(Image.open(tmp_path / "out" / "a.png"))   # palette PNG: the indices
     assert np.array_equal(written, labels(net, image))
+
+
+@pytest.mark.parametrize("form", ["pt2", "onnx"])
+def test_cancel_lands_between_the_calls_a_batch_is_split_into(tmp_path, form):
+    """A one-image program given a batch of 3 is called 3 times; a cancel during the first call
+    stops the batch before the second, and between dataset batches as for any model."""
+    from segstudio.inference.runner import CancelToken, Cancelled
+
+    net = tiny_net(3, seed=15)
+    path = save_pt2(net, tmp_path / "one.pt2", batch=1) if form == "pt2" else \
+        save_onnx(net, tmp_path / "one.onnx", dynamic=False)
+    write_card(path, classes=CLASSES, **NORM)
+    runner = Runner(resolve_model(path), device="cpu", batch_size=3)
+    token, calls = CancelToken(), []
+
+    def cancel_during_the_first_call(module, args, output):
+        calls.append(args[0].shape[0])
+        token.cancel()
+
+    runner.model.program.register_forward_hook(cancel_during_the_first_call)
+    images = Images([random_image(32, 32, seed=s) for s in range(6)])
+    with pytest.raises(Cancelled):
+        list(runner.predict_dataset(images, cancel=token))
+    assert calls == [1]
+    calls.clear()
+    results = dict(runner.predict_dataset(images, indices=[4]))   # a later job is unaffected
+    assert calls == [1] and np.array_equal(results[4].mask, labels(net, images[4].image))
