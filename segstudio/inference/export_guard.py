@@ -163,6 +163,8 @@ def _collect(value, targets: set[str], expressions: set[str]) -> None:
     if isinstance(value, dict):
         if "target" in value and "inputs" in value:
             targets.add(str(value["target"]))
+        if isinstance(value.get("as_operator"), str):   # an op passed as an argument, resolved the same way
+            targets.add(value["as_operator"])
         if isinstance(value.get("expr_str"), str):
             expressions.add(value["expr_str"])
         for item in value.values():

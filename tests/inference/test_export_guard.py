@@ -87,6 +87,15 @@ def test_node_targets_outside_the_rule_are_refused(program, target, named):
     assert named in refused(program)
 
 
+def test_an_operator_passed_as_an_argument_is_checked_too(program):
+    def edit(data):
+        node = data["graph_module"]["graph"]["nodes"][-1]
+        node["inputs"].append({"name": "fn", "arg": {"as_operator": "torch.hub.load"}, "kind": 1})
+
+    edit_program_json(program, edit)
+    assert "torch.hub.load" in refused(program)
+
+
 def test_a_full_pickle_payload_is_refused_before_torch_unpickles_it(program, tmp_path):
     marker = tmp_path / "pickle-ran"
 
