@@ -31,8 +31,8 @@ def say(prog: str, message: str) -> None:
 
 ALLOW_OUTSIDE_ROOT_HELP = ("accept COCO image file_names that are absolute or climb out of the dataset "
                            "with '..' (refused by default)")
-TRUST_MODEL_HELP = ("run a TorchScript model file (which is code) and remember its hash as trusted; "
-                    "without it such a file runs only if trusted before, else exit 2")
+TRUST_MODEL_HELP = ("run a TorchScript or torch.export (.pt2) model file (which is code) and remember its "
+                    "hash as trusted; without it such a file runs only if trusted before, else exit 2")
 
 
 def trust_if_asked(args) -> None:

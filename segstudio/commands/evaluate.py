@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images per forward pass for --model (default: 1)")
     parser.add_argument("--tile", type=int, default=None, metavar="N",
                         help="tile size in pixels for --model on large images (default: whole image)")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"), default=None,
+                        help="--model: resize every image to W x H for the model (scores keep the image size)")
+    parser.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), default=None,
+                        help="--model: input mean in 0-1 units (default: model card, else ImageNet)")
+    parser.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), default=None,
+                        help="--model: input standard deviation in 0-1 units")
     parser.add_argument("--report", metavar="FILE", default=None,
                         help="write the full report to FILE.json or FILE.csv")
     parser.add_argument("--iou-threshold", type=float, default=0.5,
@@ -131,7 +137,7 @@ def _model_predictions(args: argparse.Namespace, dataset, failures: list[str]):
     from segstudio.inference.runner import CancelToken, Runner
 
     trust_if_asked(args)
-    entry = resolve_model(args.model)
+    entry = resolve_model(args.model, **_preprocessing(args))
     mismatch = describe_table_mismatch(dataset.class_table, entry.class_table, "ground truth",
                                        f"model {args.model}")
     if mismatch:
@@ -142,6 +148,15 @@ def _model_predictions(args: argparse.Namespace, dataset, failures: list[str]):
     predictions = runner.predict_dataset(dataset, indices=indices, cancel=token,
                                          on_error=lambda index, exc: failures.append(_failure_line(dataset, index, exc)))
     return predictions, token, f"{args.model} ({runner.device_name})", len(indices)
+
+
+def _preprocessing(args: argparse.Namespace) -> dict:
+    """``--input-size``, ``--mean``, ``--std`` as model-card overrides (as ``predict`` takes them)."""
+    if args.input_size is not None and min(args.input_size) < 1:
+        raise SegStudioError(None, f"--input-size: {args.input_size}: must be positive")
+    overrides = {"input_size": tuple(args.input_size) if args.input_size else None,
+                 "mean": args.mean, "std": args.std}
+    return {k: v for k, v in overrides.items() if v is not None}
 
 
 def _failure_line(dataset, index: int, exc: BaseException) -> str:

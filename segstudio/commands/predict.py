@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``segstudio predict``."""
     parser.add_argument("--model", required=True, metavar="SPEC",
                         help="'demo', 'torchvision:NAME' (e.g. torchvision:deeplabv3_resnet50), "
-                        "'smp:ARCH' with --weights, a model file (.pt/.pth/.ts) or an SMP folder")
+                        "'smp:ARCH' with --weights, a model file (.pth/.pt/.ts/.pt2/.onnx/.safetensors) or an "
+                        "SMP folder")
     parser.add_argument("--images", required=True, metavar="PATH",
                         help="an image, a folder of images or a dataset folder")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the masks")

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from segstudio.core.errors import CheckpointError
-from segstudio.inference import script_guard
+from segstudio.inference import model_format, script_guard
 from segstudio.inference.model_file import reading_model_file, unreadable
 from segstudio.inference.model_trust import TrustStore, UntrustedModelError, is_torchscript, sha256_of
 
@@ -52,12 +52,11 @@ def safe_load(path: str | PathLike, map_location="cpu") -> object:
                                   "running code from the file, not just reading weights. Save "
                                   "model.state_dict() or a TorchScript file instead") from None
         detail = re.search(r"(Unsupported operand \d+|invalid load key[^\n]*)", message)
-        raise CheckpointError(path, "not a PyTorch checkpoint (not a weights-only pickle"
-                              + (f": {detail.group(1)}" if detail else "") + ")") from None
+        raise model_format.unsupported(path, detail="not a weights-only pickle"
+                                       + (f": {detail.group(1)}" if detail else "")) from None
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, UnicodeDecodeError,
             OSError, AttributeError, ImportError, TypeError, KeyError) as exc:
-        raise CheckpointError(path, f"not a PyTorch checkpoint ({type(exc).__name__}: "
-                              f"{_first_line(str(exc))})") from None
+        raise model_format.unsupported(path, detail=f"{type(exc).__name__}: {_one_line(str(exc))}") from None
     except Exception as exc:  # noqa: BLE001 - zipfile/struct/zlib/assertions on a damaged file
         raise unreadable(path, exc) from None
 
@@ -114,7 +113,7 @@ def load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path, a
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(path, f"does not fit {arch_name}: {_first_line(str(exc))}") from None
+        raise CheckpointError(path, f"does not fit {arch_name}: {_one_line(str(exc))}") from None
 
 
 def state_dict_mismatch(expected: Mapping[str, torch.Tensor], actual: Mapping[str, torch.Tensor]) -> str:
@@ -168,6 +167,6 @@ def _is_tensor_mapping(obj: Mapping) -> bool:
         and all(isinstance(k, str) for k in obj)
 
 
-def _first_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[0][:300] if lines else ""
+def _one_line(text: str) -> str:
+    """The message on one line, whole: a reason cut mid-sentence explains nothing."""
+    return " ".join(text.split())

@@ -11,7 +11,8 @@ optional::
       "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],   # 0-1 units
       "channel_order": "RGB",                                        # or "BGR"
       "input_size": [512, 512],                                      # [W, H] or null
-      "kind": "semantic"                                             # or "instance"
+      "kind": "semantic",                                            # or "instance"
+      "output": "logits"                                             # or "probabilities"
     }
 
 ``resolve_model(spec, **overrides)`` takes the same names as keyword overrides (the CLI flags).
@@ -31,7 +32,8 @@ from segstudio.core.io.jsonfile import read_json
 
 SMP_CARD_NAME = "segstudio.json"
 CARD_KEYS = ("architecture", "arch_kwargs", "classes", "mean", "std", "channel_order", "input_size",
-             "kind", "scale", "short_side")
+             "kind", "scale", "short_side", "output")
+OUTPUTS = ("logits", "probabilities")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class ModelCard:
         Multiplier from raw pixel values to 0-1 (None: by the image dtype, 1/255 or 1/65535).
     short_side : int or None
         Resize so that the shorter image side has this length (torchvision's ``resize_size``).
+    output : ``"logits"`` or ``"probabilities"`` or None
+        What a semantic model returns per class: raw scores (the default) or probabilities
+        (softmax, or sigmoid for a single channel), as exported ONNX models often do.
     """
 
     architecture: str | None = None
@@ -68,6 +73,7 @@ class ModelCard:
     kind: str | None = None
     scale: float | None = None
     short_side: int | None = None
+    output: str | None = None
     path: str | None = None
 
     def merged(self, overrides: "ModelCard") -> "ModelCard":
@@ -164,6 +170,10 @@ def parse_card(data: Mapping[str, Any], path: str | PathLike | None = None) -> M
         if not _is_int(data["short_side"]) or data["short_side"] <= 0:
             raise bad("short_side", f"expected a positive integer, got {data['short_side']!r}")
         out["short_side"] = int(data["short_side"])
+    if data.get("output") is not None:
+        if data["output"] not in OUTPUTS:
+            raise bad("output", f"expected 'logits' or 'probabilities', got {data['output']!r}")
+        out["output"] = data["output"]
     return ModelCard(**out)
 
 

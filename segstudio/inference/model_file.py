@@ -35,3 +35,23 @@ def reading_model_file(path: str | PathLike) -> Iterator[None]:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure means the file cannot be read
         raise unreadable(path, exc) from None
+
+
+class InputSizeNeeded(CheckpointError):
+    """A model of unstated input size failed on the small test input used to count its classes.
+
+    ``str()`` carries the command-line remedy; the window shows ``window_message`` instead, which
+    points at the model card and the load dialog.
+    """
+
+    CLI_HINT = "set input_size in the model card or pass --input-size W H"
+    WINDOW_HINT = ("set input_size in the model card (for a file without a card: the input size in the "
+                   "dialog when loading it)")
+
+    def __init__(self, path: str | PathLike, what: str):
+        super().__init__(path, f"{what}; {self.CLI_HINT}")
+        self.what = what
+
+    @property
+    def window_message(self) -> str:
+        return f"{self.path}: {self.what}; {self.WINDOW_HINT}"

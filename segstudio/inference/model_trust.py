@@ -30,8 +30,8 @@ TrustAsker = Callable[[Path], bool]
 class UntrustedModelError(CheckpointError):
     """A model file holds code that the user has not agreed to run."""
 
-    def __init__(self, path: str | PathLike):
-        super().__init__(path, "this model file contains code (TorchScript), which runs with your "
+    def __init__(self, path: str | PathLike, kind: str = "TorchScript"):
+        super().__init__(path, f"this model file contains code ({kind}), which runs with your "
                          "permissions; run it only if you trust where it came from: pass --trust-model "
                          "on the command line, or confirm when the window asks")
 
@@ -47,6 +47,17 @@ def is_torchscript(path: str | PathLike) -> bool:
     except Exception:  # noqa: BLE001 - a damaged zip is not TorchScript; reading it says why
         return False
     return any(n.endswith("/constants.pkl") or "/code/" in n or n.startswith("code/") for n in names)
+
+
+def is_code_model(path: str | PathLike) -> bool:
+    """True for the model files that are programs: TorchScript and ``torch.export`` (.pt2) archives.
+
+    A .pt2 is a graph of ATen ops, but reading it evaluates expressions and unpickles payloads
+    from the file (``export_guard``), so it is trusted like TorchScript.
+    """
+    from segstudio.inference.model_format import EXPORT_PROGRAM, TORCHSCRIPT, detect  # noqa: PLC0415
+
+    return is_torchscript(path) or detect(path).kind in (TORCHSCRIPT, EXPORT_PROGRAM)
 
 
 def sha256_of(data: bytes) -> str:
@@ -106,9 +117,9 @@ def trust_file(path: str | PathLike, store: TrustStore | None = None) -> None:
 def needs_trust(spec: str | PathLike, store: TrustStore | None = None) -> Path | None:
     """The model file behind ``spec`` when it is code the user has not trusted yet, else None.
 
-    Cheap enough for the GUI thread: a zip listing, and a hash only for TorchScript archives.
+    Cheap enough for the GUI thread: a zip listing, and a hash only for code archives.
     """
     path = Path(spec)
-    if not path.is_file() or not is_torchscript(path):
+    if not path.is_file() or not is_code_model(path):
         return None
     return None if (store or TrustStore()).is_trusted(file_sha256(path)) else path

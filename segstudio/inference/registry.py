@@ -6,8 +6,10 @@
 * ``"torchvision:<name>"`` — a torchvision model with its pretrained weights, fetched on first
   use into the torch hub cache (``weights=FILE`` loads a local checkpoint into it instead);
 * ``"smp:<Arch>"`` with ``weights=FILE_OR_DIR`` — a segmentation_models_pytorch model;
-* a file: TorchScript (``.pt``/``.ts``) or a state-dict checkpoint (``.pth``/``.pt``, plain or
-  wrapped), its architecture taken from the model card or matched from its keys and shapes;
+* a file: TorchScript (``.pt``/``.ts``), a ``torch.export`` program (``.pt2``), an ONNX model
+  (``.onnx``, through onnxruntime) or a state-dict checkpoint (``.pth``/``.pt``/``.safetensors``,
+  plain or wrapped), its architecture taken from the model card or matched from its keys and
+  shapes; the format is told by content, and a file of another format is refused naming it;
 * a directory saved with SMP's ``save_pretrained`` (``config.json`` + weights).
 
 Resolving reads the checkpoint (``weights_only``) to check it fits, so a bad file fails here with a
@@ -40,7 +42,7 @@ IDENTITY_MEAN = (0.0, 0.0, 0.0)
 IDENTITY_STD = (1.0, 1.0, 1.0)
 TORCHVISION_SHORT_SIDE = 520  # torchvision's SemanticSegmentation preset resize_size
 OVERRIDE_KEYS = ("classes", "mean", "std", "channel_order", "input_size", "kind", "scale",
-                 "short_side", "architecture", "arch_kwargs", "weights", "encoder")
+                 "short_side", "architecture", "arch_kwargs", "weights", "encoder", "output")
 
 
 @dataclass
@@ -79,6 +81,8 @@ class ModelEntry:
         (32 for SMP and TorchScript models, 1 otherwise).
     source : str
         The file, directory or URL the weights come from.
+    output : str
+        ``"logits"`` or ``"probabilities"``: what a semantic model returns per class.
     """
 
     name: str
@@ -96,6 +100,7 @@ class ModelEntry:
     architecture: str | None = None
     size_divisor: int = 1
     source: str = ""
+    output: str = "logits"
 
     def load(self, device: str = "cpu", progress: Callable[[int, int], None] | None = None) -> "torch.nn.Module":
         """Build the module in eval mode on ``device`` (downloading pretrained weights if needed)."""
@@ -208,6 +213,7 @@ def _entry(name: str, card: ModelCard, kind: str, class_table: ClassTable | None
         architecture=architecture,
         size_divisor=32 if architecture is None or architecture.startswith("smp.") else 1,
         source=source,
+        output=card.output or "logits",
     )
 
 
@@ -272,12 +278,22 @@ def _from_file(path: str | PathLike, user: ModelCard, name: str) -> ModelEntry:
     if path.is_dir():
         return _from_smp_dir(path, user, name)
     card = read_card(path).merged(user)
-    from segstudio.inference import checkpoints  # noqa: PLC0415
+    from segstudio.inference import checkpoints, model_format, program_entries  # noqa: PLC0415
 
+    detected = model_format.detect(path)
     with reading_model_file(path):
+        if detected.kind == model_format.EXPORT_PROGRAM:
+            return program_entries.from_export(path, card, name, _entry)
+        if detected.kind == model_format.ONNX:
+            return program_entries.from_onnx(path, card, name, _entry)
         if checkpoints.is_torchscript(path):
             return _from_torchscript(path, card, name)
-        state = checkpoints.load_state_dict_file(path)
+        if not detected.readable:
+            raise model_format.unsupported(path, detected)
+        if detected.kind == model_format.SAFETENSORS:
+            state = _read_safetensors(path)
+        else:
+            state = checkpoints.load_state_dict_file(path)
         return _from_state_dict(path, state, card, name)
 
 
@@ -345,19 +361,24 @@ def _read_smp_weights(path: Path) -> dict:
 
     safetensors_file = path / "model.safetensors"
     if safetensors_file.is_file():
-        try:
-            from safetensors.torch import load_file  # noqa: PLC0415
-        except ImportError:
-            raise CheckpointError(safetensors_file, "reading .safetensors needs the safetensors "
-                                  "package") from None
-        try:
-            return checkpoints.strip_prefixes(load_file(str(safetensors_file)))
-        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-            raise CheckpointError(safetensors_file, f"not a valid safetensors file ({exc})") from None
+        return _read_safetensors(safetensors_file)
     for candidate in ("pytorch_model.bin", "model.pth", "model.pt"):
         if (path / candidate).is_file():
             return checkpoints.load_state_dict_file(path / candidate)
     raise CheckpointError(path, "no weights in the SMP directory (model.safetensors or pytorch_model.bin)")
+
+
+def _read_safetensors(path: Path) -> dict:
+    from segstudio.inference import checkpoints  # noqa: PLC0415
+
+    try:
+        from safetensors.torch import load_file  # noqa: PLC0415
+    except ImportError:
+        raise CheckpointError(path, "reading .safetensors needs the safetensors package") from None
+    try:
+        return checkpoints.strip_prefixes(load_file(str(path)))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+        raise CheckpointError(path, f"not a valid safetensors file ({' '.join(str(exc).split())})") from None
 
 
 def _load_state_dict_model(path: Path, arch, count: int | None, kwargs: dict, device: str):
@@ -365,7 +386,12 @@ def _load_state_dict_model(path: Path, arch, count: int | None, kwargs: dict, de
     from segstudio.inference import checkpoints  # noqa: PLC0415
 
     with reading_model_file(path):
-        state = _read_smp_weights(path) if Path(path).is_dir() else checkpoints.load_state_dict_file(path)
+        if Path(path).is_dir():
+            state = _read_smp_weights(path)
+        elif str(path).endswith(".safetensors"):
+            state = _read_safetensors(Path(path))
+        else:
+            state = checkpoints.load_state_dict_file(path)
         state, count, kwargs = A.fit_state(arch, state, count, kwargs, path)
         model = arch.build(count, kwargs)
         checkpoints.load_into(model, state, path, arch.name)
@@ -398,6 +424,7 @@ def _probe_num_classes(module, path: Path, card: ModelCard) -> int:
     """Run the (inspected, trusted) TorchScript module once on a small zero image for its class count."""
     import torch  # noqa: PLC0415
 
+    from segstudio.inference.model_file import InputSizeNeeded  # noqa: PLC0415
     from segstudio.inference.runner import model_logits  # noqa: PLC0415
 
     width, height = card.input_size or (64, 64)
@@ -405,9 +432,9 @@ def _probe_num_classes(module, path: Path, card: ModelCard) -> int:
         with torch.inference_mode():
             logits = model_logits(module(torch.zeros(1, 3, height, width)))
     except Exception as exc:  # noqa: BLE001 - arbitrary scripted code can raise anything
-        raise CheckpointError(path, f"the TorchScript model failed on a {width}x{height} test input "
-                              f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''})"
-                              ) from None
+        message = " ".join(str(exc).split())
+        raise InputSizeNeeded(path, f"the TorchScript model failed on a {width}x{height} test input "
+                              f"({type(exc).__name__}{': ' + message if message else ''})") from None
     if logits.ndim != 4:
         raise CheckpointError(path, f"expected N x C x H x W logits, got shape {tuple(logits.shape)}")
     return int(logits.shape[1])

@@ -22,7 +22,8 @@ from segstudio.core.tasks import TaskKind, TaskRunner
 from segstudio.inference import memory, preprocess
 from segstudio.inference.cancel import CancelToken, Cancelled  # noqa: F401 - re-exported API
 from segstudio.inference.devices import check_cuda_usable, gpu_report, is_out_of_memory, select_device
-from segstudio.inference.tiling import Outputs, TileBlender, tile_starts, two_class_logits, write_resized
+from segstudio.inference.tiling import (Outputs, TileBlender, probabilities_to_logits, tile_starts, two_class_logits,
+                                        write_resized)
 
 __all__ = ["CancelToken", "Cancelled", "Prediction", "Runner", "gpu_report", "check_cuda_usable",
            "model_logits"]
@@ -119,6 +120,8 @@ class Runner:
         self.precision = precision
         self.probabilities = bool(probabilities)
         self.model = entry.load(str(self.device), download_progress)
+        if getattr(self.model, "load_notice", None):   # e.g. an ONNX model kept on the CPU
+            self._notice(self.model.load_notice)
         self._cancel: CancelToken | None = None
         self._install_cancel_hooks()
         if self.device.type == "cuda":
@@ -312,6 +315,8 @@ class Runner:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         with torch.inference_mode(), self._autocast():
             logits = model_logits(self.model(x))
+            if getattr(self.entry, "output", "logits") == "probabilities":
+                logits = probabilities_to_logits(logits)
         if logits.ndim != 4 or logits.shape[0] != x.shape[0]:
             raise RuntimeError(f"the model returned {tuple(logits.shape)}, expected N x C x H x W")
         return two_class_logits(logits[..., :height, :width].float())

@@ -65,8 +65,8 @@ def load_inspected(data: bytes, path: str | PathLike, device="cpu") -> torch.jit
             warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit")
             module = torch.jit.load(io.BytesIO(data), map_location=device)
     except (RuntimeError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(path, f"cannot load TorchScript file: {first}") from None
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise CheckpointError(path, f"cannot load TorchScript file: {message}") from None
     except Exception as exc:  # noqa: BLE001 - the C++ deserialiser raises IndexError and more
         raise unreadable(path, exc) from None
     with reading_model_file(path):

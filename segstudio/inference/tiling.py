@@ -67,6 +67,19 @@ def two_class_logits(logits: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.zeros_like(logits), logits], dim=-3)
 
 
+def probabilities_to_logits(probabilities: torch.Tensor) -> torch.Tensor:
+    """Per-class probabilities (softmax over dim -3, or one sigmoid channel) as logits.
+
+    ``log p`` has the same softmax as the logits that produced ``p``; one channel ``p`` becomes
+    ``log(p / (1 - p))``, whose ``two_class_logits`` softmax is ``p`` again. Clamped so that 0 and 1
+    stay finite.
+    """
+    p = probabilities.float().clamp(1e-7, 1.0 - 1e-7)
+    if p.shape[-3] == 1:
+        return torch.log(p) - torch.log1p(-p)
+    return torch.log(p)
+
+
 def logit_stats(logits: torch.Tensor, inplace: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(argmax, max softmax, entropy / log C) over dim -3 of float logits (..., C, H, W).
 

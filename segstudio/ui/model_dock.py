@@ -4,7 +4,8 @@ The dock never touches torch: the registry listing comes from ``inference.catalo
 and descriptions only, ``set_models``), the GPU report from the worker's GPU check (``set_gpu_report``),
 which runs before the first model does or when the device list is opened (``device_info_requested``).
 What the user picks leaves as a :class:`segstudio.ui.worker.ModelRequest`, resolved only when it runs;
-a model file that is code (TorchScript) leaves only once the user trusts it (``request_to_run``, ADR 0016).
+a model file that is code (TorchScript, a torch.export program) leaves only once the user trusts
+it (``request_to_run``, ADR 0016).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QMessageBox, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
-from segstudio.inference.model_trust import TrustAsker, needs_trust, trust_file
+from segstudio.inference.model_trust import TrustAsker, is_torchscript, needs_trust, trust_file
 from segstudio.ui.worker import ModelRequest
 
 __all__ = ["ModelDock", "ModelFormDialog", "format_duration"]
@@ -53,10 +54,11 @@ def has_model_card(path: str) -> bool:
 
 
 def ask_to_trust(parent: QWidget | None, path: Path) -> bool:
-    """The once-per-file question before a TorchScript model first runs."""
+    """The once-per-file question before a TorchScript model or torch.export program first runs."""
+    kind = "TorchScript" if is_torchscript(path) else "a torch.export program"
     answer = QMessageBox.warning(
         parent, "Run code from this model file?",
-        f"{path.name} contains code (TorchScript), not just weights. Running it runs that code with "
+        f"{path.name} contains code ({kind}), not just weights. Running it runs that code with "
         "your permissions. Before it runs it is checked for operations that touch files, the network or "
         "the process (such a file is refused), but the check is no sandbox.\n\nRun it only if you trust where it came from. "
         "Your answer is remembered for this exact file.",
@@ -65,7 +67,7 @@ def ask_to_trust(parent: QWidget | None, path: Path) -> bool:
 
 
 class ModelFormDialog(QDialog):
-    """Asks for what a model file without a card cannot tell: classes and normalisation."""
+    """Asks for what a model file without a card cannot tell: classes, normalisation, input size."""
 
     def __init__(self, path: str, parent: QWidget | None = None):
         super().__init__(parent)
@@ -76,12 +78,15 @@ class ModelFormDialog(QDialog):
         self.std = QLineEdit("0.229, 0.224, 0.225")
         self.channel_order = QComboBox()
         self.channel_order.addItems(["RGB", "BGR"])
+        self.input_size = QLineEdit()
+        self.input_size.setPlaceholderText("width x height, for models of one fixed size (e.g. 512 x 512)")
         form = QFormLayout(self)
         form.addRow(QLabel("No model card was found beside this file."))
         form.addRow("Classes", self.classes)
         form.addRow("Mean (0-1)", self.mean)
         form.addRow("Std (0-1)", self.std)
         form.addRow("Channel order", self.channel_order)
+        form.addRow("Input size", self.input_size)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -98,6 +103,12 @@ class ModelFormDialog(QDialog):
             values = [v.strip() for v in field.text().split(",") if v.strip()]
             if values:
                 result[key] = tuple(float(v) for v in values)
+        size = self.input_size.text().lower().replace("×", "x").replace(",", "x").split("x")
+        if any(part.strip() for part in size):
+            values = [int(part) for part in size if part.strip()]
+            if len(values) != 2 or min(values) < 1:
+                raise ValueError(f"input size {self.input_size.text()!r}: expected width x height")
+            result["input_size"] = (values[0], values[1])
         return result
 
 
@@ -216,7 +227,8 @@ class ModelDock(QWidget):
 
     def choose_model_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load model file", "",
-                                              "Models (*.pt *.pth *.ts *.ckpt *.bin *.safetensors);;All files (*)")
+                                              "Models (*.pt *.pth *.ts *.pt2 *.onnx *.ckpt *.bin *.safetensors);;"
+                                              "All files (*)")
         if not path:
             return
         overrides = {}

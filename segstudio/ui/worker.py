@@ -224,6 +224,10 @@ def _with_stats(prediction, labels_sample, table):
 
 
 def _describe(exc: BaseException) -> str:
+    from segstudio.inference.model_file import InputSizeNeeded  # noqa: PLC0415 - no torch
+
+    if isinstance(exc, InputSizeNeeded):
+        return exc.window_message   # the card and the load dialog, not command-line flags
     if isinstance(exc, SegStudioError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -58,15 +58,17 @@ def test_pickled_whole_module_is_refused_with_advice(tmp_path):
     assert "state_dict()" in err.value.reason and "TinyNet" in err.value.reason
 
 
-@pytest.mark.parametrize("content", [b"hello, I am a text file\n", bytes(np.random.default_rng(1).integers(
-    0, 256, 4096, dtype=np.uint8)), b""], ids=["text", "random", "empty"])
-def test_non_model_files_raise_checkpoint_error_naming_the_file(tmp_path, content):
+@pytest.mark.parametrize(("content", "detected"), [
+    (b"hello, I am a text file\n", "a text file"),
+    (bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8)), "unknown format"),
+    (b"", "an empty file")], ids=["text", "random", "empty"])
+def test_non_model_files_raise_checkpoint_error_naming_the_file(tmp_path, content, detected):
     path = tmp_path / "model.pth"
     path.write_bytes(content)
     with pytest.raises(CheckpointError) as err:
         resolve_model(path)
     assert err.value.path == str(path)
-    assert "not a PyTorch checkpoint" in err.value.reason
+    assert detected in err.value.reason and "segstudio reads" in err.value.reason
 
 
 def test_missing_file_and_unknown_spec(tmp_path):
