@@ -19,6 +19,7 @@ EXIT_CANCELLED = 130
 SUBCOMMANDS = {
     "evaluate": "Evaluate predictions (or a model) against a dataset's ground truth.",
     "predict": "Run a model over images and write palette PNG masks.",
+    "merge-reports": "Sum the JSON reports of sharded evaluate runs into one, exactly.",
 }
 
 
@@ -64,7 +65,7 @@ def _check_gui_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 def _run_module(module_name: str, parser: argparse.ArgumentParser, argv: list[str]) -> int:
-    module = importlib.import_module(f"segstudio.commands.{module_name}")
+    module = importlib.import_module(f"segstudio.commands.{module_name.replace('-', '_')}")
     module.add_arguments(parser)
     args = parser.parse_args(argv)
     return int(module.run(args) or 0)

@@ -5,6 +5,10 @@ The summary table goes to stdout, a progress bar to stderr. Bad input ends the r
 written too, after the summary is printed); Ctrl+C cancels between images and exits with 130. With
 ``--model``, an image that cannot be read or that the model fails on is left out of the scores and
 reported after the summary, one line each, then ``N of M images failed`` and exit code 1.
+
+``--engine ray`` runs the same per-image scoring on Ray workers (``segstudio.distributed``) and gives
+the same report bit for bit; ``--shard i/N`` evaluates one part of the dataset for a job array
+(``segstudio merge-reports`` adds the parts up exactly); ``--stats`` writes per-image Parquet.
 """
 from __future__ import annotations
 
@@ -12,7 +16,10 @@ import argparse
 import sys
 
 from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
-                                        ProgressBar, print_error, printable, say, trust_if_asked)
+                                        print_error, printable, say, trust_if_asked)
+from segstudio.commands._progress import Progress
+from segstudio.commands.engines.options import (add_engine_arguments, check_engine_arguments, parse_shard,
+                                                shard_dataset, write_stats_or_error)
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio evaluate"
@@ -29,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-outside-root", action="store_true", help=ALLOW_OUTSIDE_ROOT_HELP)
     parser.add_argument("--classes", metavar="FILE", default=None,
                         help="class table: a classes.json or a class_names.txt")
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--predictions", metavar="DIR",
                         help="folder of prediction masks named like the images (index or palette PNG)")
     source.add_argument("--model", metavar="SPEC",
@@ -45,6 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the full report to FILE.json or FILE.csv")
     parser.add_argument("--iou-threshold", type=float, default=0.5,
                         help="IoU for an instance match (default: 0.5)")
+    parser.add_argument("--per-image-confusion", action="store_true",
+                        help="keep each image's confusion matrix in the JSON report (and --stats)")
+    parser.add_argument("--instance-predictions", metavar="DIR|FILE.json", default=None,
+                        help="instance predictions: a folder of <name>.png instance ids + <name>.json "
+                        "classes/scores, or a COCO results JSON (RLE); scored as TP/FP/FN and PQ")
+    parser.add_argument("--instance-score-threshold", type=float, default=0.0, metavar="S",
+                        help="drop --instance-predictions scoring below S (default: keep all)")
+    add_engine_arguments(parser)
 
 
 def _print_stdout(text: str) -> None:
@@ -63,22 +78,40 @@ def run(args: argparse.Namespace) -> int:
 
     if args.report and not args.report.lower().endswith((".json", ".csv")):
         return print_error(PROG, f"{args.report}: the report must be a .json or .csv file")
-    bar = ProgressBar(sys.stderr)
+    if args.predictions is None and args.model is None and args.instance_predictions is None:
+        return print_error(PROG, "nothing to evaluate: give --predictions DIR, --model SPEC or "
+                           "--instance-predictions DIR|FILE.json")
+    problem = check_engine_arguments(args)
+    if problem:
+        return print_error(PROG, problem)
+    bar = Progress(sys.stderr, PROG)
     token = stream = None
     failures: list[str] = []
+    failed: list[tuple[str, str]] = []
     total = 0
     try:
         dataset = open_dataset(args.dataset, args.format, class_table=args.classes, split=args.split,
                                allow_outside_root=args.allow_outside_root)
         for warning in dataset.warnings:
             say(PROG, f"warning: {warning}")
-        if args.predictions is not None:
-            report = evaluate(dataset, args.predictions, progress=bar,
-                              iou_threshold=args.iou_threshold)
+        dataset = shard_dataset(dataset, parse_shard(args.shard))
+        if args.engine == "ray":
+            from segstudio.distributed.ray_engine import evaluate_on_ray  # noqa: PLC0415
+
+            total = sum(1 for s in dataset if s.mask_path or s.instance_path)
+            report = evaluate_on_ray(args, dataset, progress=bar, failures=failures,
+                                     warn=lambda m: say(PROG, f"warning: {m}"))
+        elif args.model is None:
+            report = evaluate(dataset, args.predictions, progress=bar, iou_threshold=args.iou_threshold,
+                              instance_predictions=_instance_source(args, dataset),
+                              per_image_confusion=args.per_image_confusion, source=_source_name(args))
         else:
-            stream, token, source, total = _model_predictions(args, dataset, failures)
+            stream, token, source, total = _model_predictions(args, dataset, failures, failed)
             report = evaluate(dataset, stream, progress=bar, iou_threshold=args.iou_threshold,
-                              source=source)
+                              source=source, per_image_confusion=args.per_image_confusion,
+                              failures=failed)
+        if args.shard:
+            report["settings"]["shard"] = args.shard
         bar.close()
         if report["missing_predictions"]:
             missing = report["missing_predictions"]
@@ -107,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
             write_report(report, args.report)
         except OSError as exc:
             return print_error(PROG, f"{args.report}: cannot write the report: {exc.strerror or exc}")
+    if args.stats and write_stats_or_error(PROG, report, args.stats):
+        return 2
     if failures:
         for message in failures:
             print_error(PROG, message)
@@ -115,7 +150,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_predictions(args: argparse.Namespace, dataset, failures: list[str]):
+def _source_name(args: argparse.Namespace) -> str:
+    return args.predictions if args.predictions is not None else args.instance_predictions
+
+
+def _instance_source(args: argparse.Namespace, dataset):
+    """``--instance-predictions`` opened for ``dataset``, or ``None``."""
+    if args.instance_predictions is None:
+        return None
+    from segstudio.core.evaluation.instance_predictions import open_instance_predictions  # noqa: PLC0415
+
+    return open_instance_predictions(args.instance_predictions, dataset, args.instance_score_threshold)
+
+
+def _model_predictions(args: argparse.Namespace, dataset, failures: list[str],
+                       failed: list[tuple[str, str]] | None = None):
     """Run ``--model`` over the samples that have ground truth, lazily, as ``(index, prediction)``;
     an image that fails is skipped and its error line added to ``failures``."""
     from segstudio.inference.registry import resolve_model
@@ -130,8 +179,16 @@ def _model_predictions(args: argparse.Namespace, dataset, failures: list[str]):
     token = CancelToken()
     indices = [i for i, s in enumerate(dataset) if s.mask_path or s.instance_path]
     predictions = runner.predict_dataset(dataset, indices=indices, cancel=token,
-                                         on_error=lambda index, exc: failures.append(_failure_line(dataset, index, exc)))
+                                         on_error=lambda index, exc: _record_failure(dataset, index, exc,
+                                                                                     failures, failed))
     return predictions, token, f"{args.model} ({runner.device_name})", len(indices)
+
+
+def _record_failure(dataset, index: int, exc: BaseException, failures: list[str],
+                    failed: list[tuple[str, str]] | None) -> None:
+    failures.append(_failure_line(dataset, index, exc))
+    if failed is not None:
+        failed.append((dataset[index].name, getattr(exc, "reason", None) or str(exc)))
 
 
 def _failure_line(dataset, index: int, exc: BaseException) -> str:
