@@ -8,7 +8,9 @@ the next unreviewed or needs-attention image in the queue after the current one.
 
 Images that are not open need their ground truth decoded to be ranked: that happens on the window's
 task runner (:class:`_StatsComputer`), and the table fills in as results arrive; until then such an
-image is listed with the unranked ones.
+image is listed with the unranked ones. "Load statistics…" reads the per-image figures of an earlier
+``segstudio evaluate --stats`` run (Parquet) into the session instead: a 100,000-image evaluation is
+ranked at once, nothing decoded; an image edited since is ranked from its live figures again.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QPushButton, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QLabel, QLineEdit, QMessageBox, QPushButton, QTableWidgetItem, QVBoxLayout,
+                               QWidget)
 
 from segstudio.core.errors import SegStudioError
 from segstudio.core.evaluation.metrics import ConfusionMatrix
@@ -120,6 +123,7 @@ class ReviewDock(QWidget):
     image_requested = Signal(int)        # dataset index to show
     status_changed = Signal(str, str)    # image name, status
     exported = Signal(str)               # path written
+    statistics_loaded = Signal(str, int)  # statistics file, images it ranked
 
     def __init__(self, task_runner, parent: QWidget | None = None):
         super().__init__(parent)
@@ -134,6 +138,8 @@ class ReviewDock(QWidget):
         self._wanted: set[str] = set()
         self._generations: dict[str, int] = {}
         self._epoch = 0
+        self._stale_loaded: set[str] = set()   # loaded figures that an edit has made out of date
+        self._unsubscribe = None
         self._computer = _StatsComputer(task_runner)
         self._computer.computed.connect(self._on_computed)
         self.destroyed.connect(self._computer.stop)   # on quit the runner itself joins
@@ -177,15 +183,23 @@ class ReviewDock(QWidget):
         self.json_button = QPushButton("Export JSON…")
         self.csv_button.clicked.connect(lambda: self._choose_export("csv"))
         self.json_button.clicked.connect(lambda: self._choose_export("json"))
+        self.load_stats_button = QPushButton("Load stats…")
+        self.load_stats_button.setToolTip("Rank from the per-image statistics of 'segstudio evaluate --stats' "
+                                          "(Parquet) instead of computing them")
+        self.load_stats_button.clicked.connect(self._choose_statistics)
+        self.stats_label = QLabel("")
+        self.stats_label.setVisible(False)       # shown once a file is loaded: no space taken before
         bottom = QGridLayout()
-        bottom.addWidget(self.next_button, 0, 0, 1, 2)
+        bottom.addWidget(self.next_button, 0, 0, 1, 3)
         bottom.addWidget(self.csv_button, 1, 0)
         bottom.addWidget(self.json_button, 1, 1)
+        bottom.addWidget(self.load_stats_button, 1, 2)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(top)
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.stats_label)
         layout.addLayout(status_grid)
         layout.addWidget(self.note_edit)
         layout.addLayout(bottom)
@@ -195,7 +209,15 @@ class ReviewDock(QWidget):
     def set_source(self, session, store) -> None:
         """Review ``session``'s images with statuses and notes kept in ``store`` (either may be None)."""
         self._computer.stop()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         self.session, self.store = session, store
+        self._stale_loaded = set()
+        self.stats_label.setText("")
+        self.stats_label.setVisible(False)
+        if session is not None:
+            self._unsubscribe = session.subscribe_statistics(self._on_statistics_loaded)
         self._stats = {}
         self._wanted = set()
         self._epoch += 1
@@ -214,6 +236,7 @@ class ReviewDock(QWidget):
             self._epoch += 1
         else:
             self._stats.pop(name, None)
+            self._stale_loaded.add(name)
             self._generations[name] = self._generations.get(name, 0) + 1
 
     @property
@@ -237,8 +260,11 @@ class ReviewDock(QWidget):
         session = self.session
         result = None
         document = session.document if session.current_name == name else None
+        loaded = session.loaded_statistics.get(name) if name not in self._stale_loaded else None
         if document is not None and document.gt is not None and document.pred is not None:
             result = review_stats_of(name, document.comparison, self.threshold)   # O(C²), live
+        elif loaded is not None:
+            result = ImageReviewStats(name, loaded.mean_iou, int(loaded.error_pixels or 0), None, self.threshold)
         elif name in session.predictions:
             self._wanted.add(name)
             return None
@@ -358,6 +384,43 @@ class ReviewDock(QWidget):
         """The table's text, row by row (tests, debugging)."""
         return [tuple(self.table.item(r, c).text() for c in range(self.table.columnCount()))
                 for r in range(self.table.rowCount())]
+
+    # --- statistics of an earlier evaluation ------------------------------------------------------
+    def _choose_statistics(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load statistics", "", "Parquet (*.parquet)")
+        if not path:
+            return
+        try:
+            self.load_statistics(path)
+        except SegStudioError as exc:
+            QMessageBox.warning(self, "Load statistics", str(exc))
+
+    def load_statistics(self, path: str) -> int:
+        """Rank (and show in the dataset browser) from an ``evaluate --stats`` file; returns the
+        number of this dataset's images it holds.
+
+        Raises
+        ------
+        StatisticsError
+            pyarrow missing, not a statistics file, or other classes than the session's.
+        """
+        from segstudio.core.evaluation.stats import read_stats  # noqa: PLC0415 - pyarrow is optional
+
+        if self.session is None:
+            return 0
+        statistics = read_stats(path, self.session.class_table.names)
+        count = self.session.load_statistics(statistics)   # -> _on_statistics_loaded
+        self.stats_label.setText(f"Ranked from {path.rsplit('/', 1)[-1]}: {count:,} images")
+        self.stats_label.setVisible(True)
+        self.statistics_loaded.emit(str(path), count)
+        return count
+
+    def _on_statistics_loaded(self, _count: int) -> None:
+        self._stale_loaded = set()
+        self._stats = {n: s for n, s in self._stats.items()
+                       if self.session is not None and self.session.document is not None
+                       and n == self.session.current_name}
+        self.refresh()
 
     # --- export ---------------------------------------------------------------------------------
     def _choose_export(self, suffix: str) -> None:
