@@ -33,6 +33,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+try:
+    import resource
+except ImportError:   # Windows: no peak-memory figure
+    resource = None
+
 from segstudio.core.errors import SegStudioError
 
 __all__ = ["evaluate_on_ray", "predict_on_ray", "RemoteError"]
@@ -41,8 +46,10 @@ __all__ = ["evaluate_on_ray", "predict_on_ray", "RemoteError"]
 # it first), i.e. exactly one worker death per run. Read by the driver and shipped in the job spec.
 FAULT_ENV = "SEGSTUDIO_RAY_FAULT"
 MAX_RESTARTS = 4
-# Images per Ray Data batch: enough to amortise a call, small enough to spread over the workers.
-BATCH_IMAGES = 16
+# Images per Ray Data batch: enough to amortise a call, small enough to spread over the workers
+# (reading and scoring files is ~100x cheaper per image than running a model).
+BATCH_IMAGES_MODEL = 16
+BATCH_IMAGES_FILES = 128
 
 log = logging.getLogger(__name__)
 
@@ -120,17 +127,20 @@ def _model_spec(args, *, evaluate: bool) -> dict | None:
 
 
 def _run_pipeline(ray, args, dataset, worker_cls, job: dict, on_row: Callable[[dict], None],
-                  progress) -> None:
-    """Stream the dataset's names through ``worker_cls`` actors; ``on_row`` for each result row."""
+                  progress, info: dict | None = None) -> None:
+    """Stream the dataset's names through ``worker_cls`` actors; ``on_row`` for each result row.
+    ``info`` (optional) receives ``workers`` and ``worker_peak_rss_mib``."""
     names = [s.name for s in dataset]
     if not names:
         return
     workers = min(_worker_count(ray, args), len(names))
+    if info is not None:
+        info.update(workers=workers, worker_peak_rss_mib=0.0)
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.execution_options.preserve_order = False   # the driver sorts; no head-of-line waits
-    job = dict(job, dataset=ray.put(dataset), cpus=args.cpus_per_worker)
+    job = dict(job, dataset=ray.put(dataset), cpus=args.cpus_per_worker)   # one copy, shared
     blocks = max(1, min(len(names), workers * 4, -(-len(names) // 2)))
     ds = ray.data.from_items([{"name": n} for n in names], override_num_blocks=blocks)
     with warnings.catch_warnings():
@@ -138,7 +148,8 @@ def _run_pipeline(ray, args, dataset, worker_cls, job: dict, on_row: Callable[[d
         # here (an image that kills every worker must end the run), through the remote args that
         # Ray 2.60 flags as deprecated in favour of parameters it does not have yet.
         warnings.simplefilter("ignore", DeprecationWarning)
-        ds = ds.map_batches(worker_cls, batch_size=min(BATCH_IMAGES, max(1, -(-len(names) // workers))),
+        per_batch = BATCH_IMAGES_MODEL if job.get("model") is not None else BATCH_IMAGES_FILES
+        ds = ds.map_batches(worker_cls, batch_size=min(per_batch, max(1, -(-len(names) // workers))),
                             batch_format="numpy", fn_constructor_kwargs={"job": job},
                             compute=ray.data.ActorPoolStrategy(size=workers),
                             num_cpus=args.cpus_per_worker, num_gpus=args.gpus_per_worker or None,
@@ -150,6 +161,8 @@ def _run_pipeline(ray, args, dataset, worker_cls, job: dict, on_row: Callable[[d
                 row = {key: values[i] for key, values in batch.items()}
                 if row["fatal"]:
                     raise RemoteError(str(row["fatal"]))
+                if info is not None:
+                    info["worker_peak_rss_mib"] = max(info["worker_peak_rss_mib"], float(row["rss_mib"]))
                 on_row(row)
                 done += 1
                 if progress is not None:
@@ -177,7 +190,7 @@ def _check_model(spec: dict | None, dataset=None, warn: Callable[[str], None] | 
 
 
 def evaluate_on_ray(args, dataset, *, progress=None, failures: list[str] | None = None,
-                    warn: Callable[[str], None] | None = None) -> dict:
+                    warn: Callable[[str], None] | None = None, info: dict | None = None) -> dict:
     """``segstudio evaluate --engine ray``: the report the local engine would write.
 
     Raises
@@ -218,7 +231,7 @@ def evaluate_on_ray(args, dataset, *, progress=None, failures: list[str] | None 
         builder.add(SampleScore(str(row["name"]), str(row["status"]), confusion, instances))
 
     with ray_session(args) as ray:
-        _run_pipeline(ray, args, dataset, EvaluateWorker, job, on_row, progress)
+        _run_pipeline(ray, args, dataset, EvaluateWorker, job, on_row, progress, info)
     if args.model is not None:
         source = f"{args.model} ({', '.join(sorted(devices)) or args.device})"
     else:
@@ -226,8 +239,8 @@ def evaluate_on_ray(args, dataset, *, progress=None, failures: list[str] | None 
     return builder.report(str(dataset.root), source)
 
 
-def predict_on_ray(args, dataset, out_dir: Path, *, progress=None,
-                   failures: list[str] | None = None) -> tuple[int, str]:
+def predict_on_ray(args, dataset, out_dir: Path, *, progress=None, failures: list[str] | None = None,
+                   info: dict | None = None) -> tuple[int, str]:
     """``segstudio predict --engine ray``: masks written by the workers; ``(written, device)``."""
     job = {"model": _model_spec(args, evaluate=False), "out": str(out_dir), "fault": _fault_spec()}
     from segstudio.commands._common import trust_if_asked  # noqa: PLC0415
@@ -247,7 +260,7 @@ def predict_on_ray(args, dataset, out_dir: Path, *, progress=None,
             written += 1
 
     with ray_session(args) as ray:
-        _run_pipeline(ray, args, dataset, PredictWorker, job, on_row, progress)
+        _run_pipeline(ray, args, dataset, PredictWorker, job, on_row, progress, info)
     if failures is not None:
         # In dataset order, as the local engine reports them.
         order = {s.name: i for i, s in enumerate(dataset)}
@@ -307,7 +320,7 @@ class _Worker:
 
 def _row(name: str, device: str) -> dict:
     return {"name": name, "status": "", "confusion": None, "tp": 0, "fp": 0, "fn": 0, "iou_sum": "",
-            "error_line": "", "error_reason": "", "fatal": "", "device": device}
+            "error_line": "", "error_reason": "", "fatal": "", "device": device, "rss_mib": 0.0}
 
 
 def _columns(rows: list[dict], num_classes: int) -> dict[str, np.ndarray]:
@@ -315,6 +328,9 @@ def _columns(rows: list[dict], num_classes: int) -> dict[str, np.ndarray]:
            for key in ("name", "status", "iou_sum", "error_line", "error_reason", "fatal", "device")}
     for key in ("tp", "fp", "fn"):
         out[key] = np.array([r[key] for r in rows], dtype=np.int64)
+    # This worker process's peak memory so far (KiB on Linux), for the bench and capacity planning.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 if resource is not None else 0.0
+    out["rss_mib"] = np.full(len(rows), peak)
     out["confusion"] = np.stack([r["confusion"] if r["confusion"] is not None
                                  else np.zeros((num_classes, num_classes), np.int64) for r in rows])
     return out
