@@ -53,6 +53,11 @@ def test_shards_merge_to_the_unsharded_report_byte_for_byte(dataset, tmp_path, c
     assert main(["merge-reports", str(tmp_path / "s0.json"), str(tmp_path / "s1.json"),
                  "--report", str(tmp_path / "merged.csv")]) == 0
     assert (tmp_path / "merged.csv").read_text().count("\nimage,") == 5
+    pq = pytest.importorskip("pyarrow.parquet")
+    assert main(["merge-reports", *(str(tmp_path / f"s{i}.json") for i in range(3)),
+                 "--stats", str(tmp_path / "merged.parquet")]) == 0
+    assert main(base + ["--stats", str(tmp_path / "all.parquet")]) == 0
+    assert pq.read_table(tmp_path / "merged.parquet").equals(pq.read_table(tmp_path / "all.parquet"))
 
 
 def test_merge_reports_refuses_with_one_line(dataset, tmp_path, capsys):

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             stream, token, source, total = _model_predictions(args, dataset, failures, failed)
             report = evaluate(dataset, stream, progress=bar, iou_threshold=args.iou_threshold,
                               source=source, per_image_confusion=args.per_image_confusion,
-                              failures=failed)
+                              failures=failed, instance_predictions=_instance_source(args, dataset))
         if args.shard:
             report["settings"]["shard"] = args.shard
         bar.close()

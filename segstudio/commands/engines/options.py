@@ -72,6 +72,8 @@ def check_engine_arguments(args: argparse.Namespace) -> str | None:
         return f"--cpus-per-worker: {args.cpus_per_worker}: must be positive"
     if args.engine == "local" and (args.ray_address is not None or args.workers is not None):
         return "--ray-address and --workers need --engine ray"
+    if args.engine == "ray" and getattr(args, "device", None) == "cuda" and not args.gpus_per_worker:
+        return "--device cuda with --engine ray needs --gpus-per-worker F (Ray hides GPUs from workers that reserve none)"
     if args.engine == "ray" and not ray_available():
         return RAY_HINT
     stats = getattr(args, "stats", None)
