@@ -64,7 +64,7 @@ def test_evaluate_folder_ray_equals_local_and_survives_a_killed_worker(local_ray
     assert (tmp_path / "ray.json").read_bytes() == (tmp_path / "local.json").read_bytes()
     monkeypatch.delenv("SEGSTUDIO_RAY_FAULT")
     # A shard on Ray, merged with the other shard run locally: the whole report again.
-    assert main(base + ["--engine", "ray", "--workers", "2", "--shard", "0/2",
+    assert main(base + ["--engine", "ray", "--workers", "1", "--shard", "0/2",
                         "--report", str(tmp_path / "s0.json")]) == 0
     assert main(base + ["--shard", "1/2", "--report", str(tmp_path / "s1.json")]) == 0
     assert main(["merge-reports", str(tmp_path / "s0.json"), str(tmp_path / "s1.json"),
@@ -73,7 +73,7 @@ def test_evaluate_folder_ray_equals_local_and_survives_a_killed_worker(local_ray
     capsys.readouterr()
     # Bad input met on a worker: the local engine's one line, exit 2.
     (pred / "im4.png").write_bytes(b"not a png")
-    assert main(base + ["--engine", "ray", "--workers", "2"]) == 2
+    assert main(base + ["--engine", "ray", "--workers", "1"]) == 2
     err = capsys.readouterr().err
     assert f"segstudio evaluate: error: {pred / 'im4.png'}: " in err
 

@@ -138,8 +138,17 @@ def _run_pipeline(ray, args, dataset, worker_cls, job: dict, on_row: Callable[[d
         info.update(workers=workers, worker_peak_rss_mib=0.0)
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
+    saved = context.enable_progress_bars, context.execution_options.preserve_order
     context.enable_progress_bars = False
     context.execution_options.preserve_order = False   # the driver sorts; no head-of-line waits
+    try:
+        _stream(ray, args, dataset, names, workers, worker_cls, job, on_row, progress, info)
+    finally:
+        # The context is the process's: a caller that runs its own Ray Data jobs gets its settings back.
+        context.enable_progress_bars, context.execution_options.preserve_order = saved
+
+
+def _stream(ray, args, dataset, names, workers, worker_cls, job, on_row, progress, info) -> None:
     job = dict(job, dataset=ray.put(dataset), cpus=args.cpus_per_worker)   # one copy, shared
     blocks = max(1, min(len(names), workers * 4, -(-len(names) // 2)))
     ds = ray.data.from_items([{"name": n} for n in names], override_num_blocks=blocks)
