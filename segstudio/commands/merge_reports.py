@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.report and not args.report.lower().endswith((".json", ".csv")):
         return print_error(PROG, f"{args.report}: the report must be a .json or .csv file")
+    if args.stats and not args.stats.lower().endswith(".parquet"):
+        return print_error(PROG, f"{args.stats}: --stats writes a .parquet file")
     try:
         merged = merge_reports([load_report(p) for p in args.reports], list(args.reports))
     except SegStudioError as exc:
