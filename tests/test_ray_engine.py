@@ -70,7 +70,21 @@ def test_evaluate_folder_ray_equals_local_and_survives_a_killed_worker(local_ray
     assert main(["merge-reports", str(tmp_path / "s0.json"), str(tmp_path / "s1.json"),
                  "--report", str(tmp_path / "merged.json")]) == 0
     assert (tmp_path / "merged.json").read_bytes() == (tmp_path / "local.json").read_bytes()
+    # Ctrl+C while the job runs: exit 130, one line, and no report, not even a partial one.
+    import segstudio.commands.evaluate as evaluate_command
+
+    class InterruptedProgress(evaluate_command.Progress):
+        def __call__(self, done, total):
+            if done == 3:
+                raise KeyboardInterrupt
+            super().__call__(done, total)
+
+    monkeypatch.setattr(evaluate_command, "Progress", InterruptedProgress)
     capsys.readouterr()
+    assert main(base + ["--engine", "ray", "--workers", "1", "--report", str(tmp_path / "cut.json")]) == 130
+    assert "segstudio evaluate: cancelled" in capsys.readouterr().err
+    assert not (tmp_path / "cut.json").exists()
+    monkeypatch.undo()
     # Bad input met on a worker: the local engine's one line, exit 2.
     (pred / "im4.png").write_bytes(b"not a png")
     assert main(base + ["--engine", "ray", "--workers", "1"]) == 2
