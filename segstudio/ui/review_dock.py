@@ -19,11 +19,10 @@ import math
 import time
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QMessageBox, QPushButton, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
+                               QLabel, QLineEdit, QMessageBox, QPushButton, QVBoxLayout, QWidget)
 
 from segstudio.core.errors import SegStudioError
 from segstudio.core.evaluation.metrics import ConfusionMatrix
@@ -32,7 +31,7 @@ from segstudio.core.editing.review import (DEFAULT_CONFIDENCE_THRESHOLD, ImageRe
                                    review_order)
 from segstudio.core.editing.store import STATUSES
 from segstudio.core.tasks import TaskKind
-from segstudio.ui.tables import row_list_table
+from segstudio.ui.tables import row_list_view
 
 __all__ = ["ReviewDock", "ORDER_LABELS", "STATUS_LABELS"]
 
@@ -117,6 +116,51 @@ class _StatsComputer(QObject):
         self.computed.emit(chunk)          # after the job ended the dock may start the next
 
 
+class _QueueModel(QAbstractTableModel):
+    """The queue's rows, formatted when the view asks (only the visible ones)."""
+
+    def __init__(self, dock: ReviewDock):
+        super().__init__(dock)
+        self.dock = dock
+        self.order: list[str] = []
+        self.statuses: dict[str, str] = {}
+
+    def reset(self, order: list[str], statuses: dict[str, str]) -> None:
+        self.beginResetModel()
+        self.order, self.statuses = list(order), dict(statuses)
+        self.endResetModel()
+
+    def current_changed(self) -> None:
+        if self.order:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.order) - 1, 0),
+                                  [Qt.ItemDataRole.FontRole])
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt override
+        return 0 if parent.isValid() else len(self.order)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt override
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        name = self.order[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.dock.cells(name, self.statuses)[index.column()]
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() >= 2:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.FontRole and index.column() == 0 and name == self.dock.current:
+            font = QFont()
+            font.setBold(True)
+            return font
+        return None
+
+
 class ReviewDock(QWidget):
     """Review queue, status buttons, note, next-to-review and export (see the module docstring)."""
 
@@ -161,8 +205,9 @@ class ReviewDock(QWidget):
         top.addWidget(QLabel("conf ≥"))
         top.addWidget(self.threshold_spin)
 
-        self.table = row_list_table(COLUMNS)
-        self.table.cellClicked.connect(lambda row, _col: self._request(self._order[row]))
+        self._model = _QueueModel(self)
+        self.table = row_list_view(self._model)
+        self.table.clicked.connect(lambda index: self._request(self._order[index.row()]))
 
         self.status_group = QButtonGroup(self)
         self.status_buttons: dict[str, QPushButton] = {}
@@ -354,36 +399,29 @@ class ReviewDock(QWidget):
     # --- table ----------------------------------------------------------------------------------
     def refresh(self) -> None:
         self._order = self.queue()
-        statuses = self.statuses()
-        self.table.setRowCount(len(self._order))
-        for row, name in enumerate(self._order):
-            stats = self._stats.get(name)
-            errors = stats.label_errors_at(self.threshold) if stats is not None else None
-            iou = stats.mean_iou if stats is not None else None
-            cells = (name, STATUS_LABELS[statuses.get(name, "unreviewed")],
-                     "–" if iou is None or math.isnan(iou) else f"{iou:.3f}",
-                     "–" if stats is None else f"{stats.error_pixels:,}",
-                     "–" if errors is None else f"{errors:,}")
-            for col, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if col >= 2:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.table.setItem(row, col, item)
-        self._highlight_current()
+        # The model formats only the rows the view shows: a 100,000-image queue refreshes in the
+        # time of its sort, not of 500,000 table items.
+        self._model.reset(self._order, self.statuses())
         self._sync_current_widgets()
 
+    def cells(self, name: str, statuses: dict[str, str]) -> tuple[str, ...]:
+        """The text of ``name``'s row."""
+        stats = self._stats.get(name)
+        errors = stats.label_errors_at(self.threshold) if stats is not None else None
+        iou = stats.mean_iou if stats is not None else None
+        return (name, STATUS_LABELS[statuses.get(name, "unreviewed")],
+                "–" if iou is None or math.isnan(iou) else f"{iou:.3f}",
+                "–" if stats is None else f"{stats.error_pixels:,}",
+                "–" if errors is None else f"{errors:,}")
+
     def _highlight_current(self) -> None:
-        for row, name in enumerate(self._order):
-            item = self.table.item(row, 0)
-            if item is not None:
-                font = QFont(item.font())
-                font.setBold(name == self.current)
-                item.setFont(font)
+        self._model.current_changed()
 
     def rows(self) -> list[tuple[str, ...]]:
         """The table's text, row by row (tests, debugging)."""
-        return [tuple(self.table.item(r, c).text() for c in range(self.table.columnCount()))
-                for r in range(self.table.rowCount())]
+        model = self._model
+        return [tuple(model.data(model.index(r, c)) for c in range(model.columnCount()))
+                for r in range(model.rowCount())]
 
     # --- statistics of an earlier evaluation ------------------------------------------------------
     def _choose_statistics(self) -> None:

@@ -29,7 +29,7 @@ def evaluated(tmp_path):
 
 def test_loaded_statistics_rank_the_queue_and_fill_the_browser(qtbot, evaluated, tmp_path):
     root, stats = evaluated
-    win = editing_window(qtbot, root)
+    win = editing_window(qtbot, root, size=(1200, 1100))
     dock = win.editor.review
     assert not win.session.predictions          # no model ran: without the file nothing is ranked
     assert all(row[2] == "–" for row in dock.rows())
