@@ -57,6 +57,13 @@ def _stats_from_disk(task, num_classes: int, ignore_index: int, threshold: float
     return image_review_stats(name, gt, pred, num_classes, ignore_index, confidence, threshold)
 
 
+def _read_statistics(_context, path: str, class_names: list[str]) -> dict:
+    """``read_stats`` on the task runner (pyarrow imported there, not on the GUI thread)."""
+    from segstudio.core.evaluation.stats import read_stats  # noqa: PLC0415 - pyarrow is optional
+
+    return read_stats(path, class_names)
+
+
 def _rank_from_disk(_context, images: list, args: tuple, chunk_size: int, interval_s: float):
     """Rank ``images`` with :func:`_stats_from_disk`, yielding results in chunks; returns the rest.
 
@@ -184,6 +191,8 @@ class ReviewDock(QWidget):
         self._epoch = 0
         self._stale_loaded: set[str] = set()   # loaded figures that an edit has made out of date
         self._unsubscribe = None
+        self._task_runner = task_runner
+        self._statistics_task = None
         self._computer = _StatsComputer(task_runner)
         self._computer.computed.connect(self._on_computed)
         self.destroyed.connect(self._computer.stop)   # on quit the runner itself joins
@@ -426,12 +435,33 @@ class ReviewDock(QWidget):
     # --- statistics of an earlier evaluation ------------------------------------------------------
     def _choose_statistics(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load statistics", "", "Parquet (*.parquet)")
-        if not path:
+        if path:
+            self.load_statistics_in_background(path)
+
+    def load_statistics_in_background(self, path: str) -> None:
+        """``load_statistics`` with the file read on the task runner (100,000 rows take a second or
+        two); ``statistics_loaded`` when applied, a message box naming the reason when refused."""
+        if self.session is None:
             return
-        try:
-            self.load_statistics(path)
-        except SegStudioError as exc:
+        session = self.session
+        if self._statistics_task is not None:
+            self._statistics_task.cancel()
+        self.stats_label.setText(f"Reading {path.rsplit('/', 1)[-1]}…")
+        self.stats_label.setVisible(True)
+
+        def returned(statistics) -> None:
+            self._statistics_task = None
+            if self.session is session:        # a file read for another dataset is dropped
+                self._apply_statistics(path, statistics)
+
+        def errored(exc: Exception) -> None:
+            self._statistics_task = None
+            self.stats_label.setVisible(False)
             QMessageBox.warning(self, "Load statistics", str(exc))
+
+        self._statistics_task = self._task_runner.submit(
+            _read_statistics, path, list(session.class_table.names), kind=TaskKind.LOAD_STATISTICS,
+            on_returned=returned, on_errored=errored)
 
     def load_statistics(self, path: str) -> int:
         """Rank (and show in the dataset browser) from an ``evaluate --stats`` file; returns the
@@ -446,7 +476,9 @@ class ReviewDock(QWidget):
 
         if self.session is None:
             return 0
-        statistics = read_stats(path, self.session.class_table.names)
+        return self._apply_statistics(path, read_stats(path, self.session.class_table.names))
+
+    def _apply_statistics(self, path: str, statistics: dict) -> int:
         count = self.session.load_statistics(statistics)   # -> _on_statistics_loaded
         self.stats_label.setText(f"Ranked from {path.rsplit('/', 1)[-1]}: {count:,} images")
         self.stats_label.setVisible(True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import cv2
 import pytest
+from PySide6.QtWidgets import QFileDialog
 
 from segstudio.cli import main
 from segstudio.core.evaluation.stats import StatisticsError
@@ -27,7 +28,7 @@ def evaluated(tmp_path):
     return root, stats
 
 
-def test_loaded_statistics_rank_the_queue_and_fill_the_browser(qtbot, evaluated, tmp_path):
+def test_loaded_statistics_rank_the_queue_and_fill_the_browser(qtbot, evaluated, tmp_path, monkeypatch):
     root, stats = evaluated
     win = editing_window(qtbot, root, size=(1200, 1100))
     dock = win.editor.review
@@ -36,7 +37,10 @@ def test_loaded_statistics_rank_the_queue_and_fill_the_browser(qtbot, evaluated,
     figures = {name: (reference_metrics(gt, pred, 3)["mean_iou"], int((gt != pred).sum()))
                for name, (gt, pred) in truth_and_prediction().items()}
     dock.order_combo.setCurrentIndex(dock.order_combo.findData("mean_iou"))
-    assert dock.load_statistics(str(stats)) == 2
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(stats), "Parquet (*.parquet)"))
+    with qtbot.waitSignal(dock.statistics_loaded, timeout=10000) as loaded:
+        dock.load_stats_button.click()          # read on the task runner, applied on the GUI thread
+    assert loaded.args == [str(stats), 2]
     assert dock.queue() == sorted(figures, key=lambda n: figures[n][0]) == ["b", "a"]
     assert not dock.computing
     rows = {row[0]: row for row in dock.rows()}
