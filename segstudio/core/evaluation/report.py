@@ -455,7 +455,8 @@ def format_summary(report: dict, worst: int = 5) -> str:
         f"Predictions  {report['predictions']}",
         f"Images       {len(report['images'])} evaluated, "
         f"{len(report.get('missing_predictions', []))} without prediction, "
-        f"{len(report.get('missing_ground_truth', []))} without ground truth",
+        f"{len(report.get('missing_ground_truth', []))} without ground truth"
+        + (f", {len(report['failed'])} failed" if report.get("failed") else ""),
         "",
         f"pixel accuracy  {_fmt(s['pixel_accuracy'])}",
         f"mean IoU        {_fmt(s['mean_iou'])}",
