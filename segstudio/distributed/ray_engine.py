@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from contextlib import contextmanager
 from fractions import Fraction
@@ -166,6 +167,12 @@ def _stream(ray, args, dataset, names, workers, worker_cls, job, on_row, progres
     done = 0
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            if info is not None:
+                # Steady-state throughput for the bench: from the first batch back (workers up,
+                # model loaded) to the last.
+                now = time.perf_counter()
+                info.setdefault("first_batch", (now, len(batch["name"])))
+                info["last_batch_at"] = now
             for i in range(len(batch["name"])):
                 row = {key: values[i] for key, values in batch.items()}
                 if row["fatal"]:
