@@ -52,6 +52,7 @@ def dataset(tmp_path):
 
 def test_evaluate_folder_ray_equals_local_and_survives_a_killed_worker(local_ray, dataset, tmp_path,
                                                                        monkeypatch, capsys):
+    """(Shards + merge-reports == unsharded is engine-independent: tests/test_cli_merge_reports.py.)"""
     ds, pred = dataset
     base = ["evaluate", "--dataset", str(ds), "--predictions", str(pred), "--per-image-confusion"]
     assert main(base + ["--report", str(tmp_path / "local.json")]) == 0
@@ -63,13 +64,6 @@ def test_evaluate_folder_ray_equals_local_and_survives_a_killed_worker(local_ray
     assert marker.exists(), "the fault hook never fired: the test proved nothing"
     assert (tmp_path / "ray.json").read_bytes() == (tmp_path / "local.json").read_bytes()
     monkeypatch.delenv("SEGSTUDIO_RAY_FAULT")
-    # A shard on Ray, merged with the other shard run locally: the whole report again.
-    assert main(base + ["--engine", "ray", "--workers", "1", "--shard", "0/2",
-                        "--report", str(tmp_path / "s0.json")]) == 0
-    assert main(base + ["--shard", "1/2", "--report", str(tmp_path / "s1.json")]) == 0
-    assert main(["merge-reports", str(tmp_path / "s0.json"), str(tmp_path / "s1.json"),
-                 "--report", str(tmp_path / "merged.json")]) == 0
-    assert (tmp_path / "merged.json").read_bytes() == (tmp_path / "local.json").read_bytes()
     # Ctrl+C while the job runs: exit 130, one line, and no report, not even a partial one.
     import segstudio.commands.evaluate as evaluate_command
 
