@@ -21,9 +21,8 @@ SUBCOMMANDS = {
     "predict": "Run a model over images and write palette PNG masks.",
     "compare": "Compare two models (or original vs corrected labels) on a dataset, with a paired bootstrap.",
     "label-errors": "Find likely label errors from a model's per-pixel probabilities (confident learning).",
+    "merge-reports": "Sum the JSON reports of sharded evaluate runs into one, exactly.",
 }
-# Subcommands whose module name differs from the command.
-SUBCOMMAND_MODULES = {"label-errors": "label_errors"}
 
 
 def _gui_parser() -> argparse.ArgumentParser:
@@ -68,7 +67,7 @@ def _check_gui_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 def _run_module(module_name: str, parser: argparse.ArgumentParser, argv: list[str]) -> int:
-    module = importlib.import_module(f"segstudio.commands.{module_name}")
+    module = importlib.import_module(f"segstudio.commands.{module_name.replace('-', '_')}")
     module.add_arguments(parser)
     args = parser.parse_args(argv)
     return int(module.run(args) or 0)
@@ -103,7 +102,7 @@ def _main(argv: list[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         name = argv[0]
         parser = argparse.ArgumentParser(prog=f"segstudio {name}", description=SUBCOMMANDS[name])
-        return _run_module(SUBCOMMAND_MODULES.get(name, name), parser, argv[1:])
+        return _run_module(name, parser, argv[1:])
     parser = _gui_parser()
     args = parser.parse_args(argv)
     if not args.self_test:

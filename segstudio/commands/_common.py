@@ -1,10 +1,8 @@
-"""What the command-line subcommands share: exit codes, the escaped message line and the progress bar."""
+"""What the command-line subcommands share: exit codes and the escaped message line (progress: _progress.py)."""
 from __future__ import annotations
 
 import re
 import sys
-import time
-from typing import TextIO
 
 EXIT_BAD_INPUT = 2
 EXIT_SOME_FAILED = 1     # the run went on past images that could not be read or predicted
@@ -48,39 +46,3 @@ def print_error(prog: str, message: str) -> int:
     """Print ``<prog>: error: <message>`` on stderr; return ``EXIT_BAD_INPUT`` (to return in turn)."""
     say(prog, f"error: {message}")
     return EXIT_BAD_INPUT
-
-
-class ProgressBar:
-    """A one-line ``\\r`` progress bar; redraws at most ten times a second.
-
-    With ``rate_unit`` (e.g. ``"img/s"``) the line ends with the items done per second since the bar
-    was made.
-    """
-
-    def __init__(self, stream: TextIO, width: int = 30, rate_unit: str | None = None):
-        self.stream = stream
-        self.width = width
-        self.rate_unit = rate_unit
-        self._start = time.monotonic()
-        self._last = 0.0
-        self._drawn = False
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done < total and now - self._last < 0.1:
-            return
-        self._last = now
-        filled = self.width * done // total if total else self.width
-        line = f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}"
-        if self.rate_unit is not None:
-            line += f" {done / max(now - self._start, 1e-6):.1f} {self.rate_unit}"
-        self.stream.write(line)
-        self.stream.flush()
-        self._drawn = True
-
-    def close(self) -> None:
-        """End the bar's line so that later output starts on a fresh one."""
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False

@@ -7,6 +7,10 @@ written too, after the summary is printed); Ctrl+C cancels between images and ex
 reported after the summary, one line each, then ``N of M images failed`` and exit code 1. A run
 that scores no image at all (no ground truth, or no prediction named like an image) is bad input
 too: exit 2 with what was looked for and what was found.
+
+``--engine ray`` runs the same per-image scoring on Ray workers (``segstudio.distributed``) and gives
+the same report bit for bit; ``--shard i/N`` evaluates one part of the dataset for a job array
+(``segstudio merge-reports`` adds the parts up exactly); ``--stats`` writes per-image Parquet.
 """
 from __future__ import annotations
 
@@ -14,9 +18,12 @@ import argparse
 import sys
 
 from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
-                                        ProgressBar, print_error, printable, say, trust_if_asked)
+                                        print_error, printable, say, trust_if_asked)
 from segstudio.commands._data import (CLASSES_HELP, add_ground_truth_arguments, check_evaluated,
                                       check_ground_truth, open_ground_truth, prediction_folder)
+from segstudio.commands._progress import Progress
+from segstudio.commands.engines.options import (add_engine_arguments, check_engine_arguments, parse_shard,
+                                                shard_dataset, write_stats_or_error)
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio evaluate"
@@ -33,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-outside-root", action="store_true", help=ALLOW_OUTSIDE_ROOT_HELP)
     parser.add_argument("--classes", metavar="NAME|FILE", default=None, help=CLASSES_HELP)
     add_ground_truth_arguments(parser)
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--predictions", metavar="DIR",
                         help="folder of prediction masks named like the images (index or palette PNG)")
     source.add_argument("--model", metavar="SPEC",
@@ -55,6 +62,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the full report to FILE.json or FILE.csv")
     parser.add_argument("--iou-threshold", type=float, default=0.5,
                         help="IoU for an instance match (default: 0.5)")
+    parser.add_argument("--per-image-confusion", action="store_true",
+                        help="keep each image's confusion matrix in the JSON report (and --stats)")
+    parser.add_argument("--instance-predictions", metavar="DIR|FILE.json", default=None,
+                        help="instance predictions: a folder of <name>.png instance ids + <name>.json "
+                        "classes/scores, or a COCO results JSON (RLE); scored as TP/FP/FN and PQ")
+    parser.add_argument("--instance-score-threshold", type=float, default=0.0, metavar="S",
+                        help="drop --instance-predictions scoring below S (default: keep all)")
+    add_engine_arguments(parser)
 
 
 def _print_stdout(text: str) -> None:
@@ -72,28 +87,49 @@ def run(args: argparse.Namespace) -> int:
 
     if args.report and not args.report.lower().endswith((".json", ".csv")):
         return print_error(PROG, f"{args.report}: the report must be a .json or .csv file")
-    bar = ProgressBar(sys.stderr)
+    if args.predictions is None and args.model is None and args.instance_predictions is None:
+        return print_error(PROG, "nothing to evaluate: give --predictions DIR, --model SPEC or "
+                           "--instance-predictions DIR|FILE.json")
+    problem = check_engine_arguments(args)
+    if problem:
+        return print_error(PROG, problem)
+    bar = Progress(sys.stderr, PROG)
     token = stream = None
     failures: list[str] = []
+    failed: list[tuple[str, str]] = []
     total = 0
     try:
         dataset = open_ground_truth(args)
         for warning in dataset.warnings:
             say(PROG, f"warning: {warning}")
+        dataset = shard_dataset(dataset, parse_shard(args.shard))
         predictions = None
-        if args.predictions is not None:
+        if args.engine == "ray":
+            from segstudio.distributed.ray_engine import evaluate_on_ray  # noqa: PLC0415
+
             check_ground_truth(dataset)
-            predictions = prediction_folder(args, dataset, lambda line: say(PROG, f"warning: {line}"))
-            report = evaluate(dataset, predictions, progress=bar,
-                              iou_threshold=args.iou_threshold)
+            total = sum(1 for s in dataset if s.mask_path or s.instance_path)
+            report = evaluate_on_ray(args, dataset, progress=bar, failures=failures,
+                                     warn=lambda m: say(PROG, f"warning: {m}"))
+        elif args.model is None:
+            check_ground_truth(dataset)
+            if args.predictions is not None:
+                predictions = prediction_folder(args, dataset, lambda line: say(PROG, f"warning: {line}"))
+            report = evaluate(dataset, predictions, progress=bar, iou_threshold=args.iou_threshold,
+                              instance_predictions=_instance_source(args, dataset),
+                              per_image_confusion=args.per_image_confusion, source=_source_name(args))
         else:
-            stream, token, source, total = _model_predictions(args, dataset, failures)
+            stream, token, source, total = _model_predictions(args, dataset, failures, failed)
             check_ground_truth(dataset)   # after the model is read: a bad model file is named first
             report = evaluate(dataset, stream, progress=bar, iou_threshold=args.iou_threshold,
-                              source=source)
+                              source=source, per_image_confusion=args.per_image_confusion,
+                              failures=failed, instance_predictions=_instance_source(args, dataset))
+        if args.shard:
+            report["settings"]["shard"] = args.shard
         bar.close()
         if not failures:   # images that failed are listed below, which says more
-            check_evaluated(dataset, report, predictions, args.predictions or args.model)
+            check_evaluated(dataset, report, predictions,
+                            args.predictions or args.model or args.instance_predictions)
         if report["missing_predictions"]:
             missing = report["missing_predictions"]
             say(PROG, f"warning: {len(missing)} image(s) have no prediction, e.g. {missing[0]}")
@@ -121,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
             write_report(report, args.report)
         except OSError as exc:
             return print_error(PROG, f"{args.report}: cannot write the report: {exc.strerror or exc}")
+    if args.stats and write_stats_or_error(PROG, report, args.stats):
+        return 2
     if failures:
         for message in failures:
             print_error(PROG, message)
@@ -129,7 +167,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_predictions(args: argparse.Namespace, dataset, failures: list[str]):
+def _source_name(args: argparse.Namespace) -> str:
+    return args.predictions if args.predictions is not None else args.instance_predictions
+
+
+def _instance_source(args: argparse.Namespace, dataset):
+    """``--instance-predictions`` opened for ``dataset``, or ``None``."""
+    if args.instance_predictions is None:
+        return None
+    from segstudio.core.evaluation.instance_predictions import open_instance_predictions  # noqa: PLC0415
+
+    return open_instance_predictions(args.instance_predictions, dataset, args.instance_score_threshold)
+
+
+def _model_predictions(args: argparse.Namespace, dataset, failures: list[str],
+                       failed: list[tuple[str, str]] | None = None):
     """Run ``--model`` over the samples that have ground truth, lazily, as ``(index, prediction)``;
     an image that fails is skipped and its error line added to ``failures``."""
     from segstudio.core.io.classes import describe_table_mismatch
@@ -146,7 +198,8 @@ def _model_predictions(args: argparse.Namespace, dataset, failures: list[str]):
     token = CancelToken()
     indices = [i for i, s in enumerate(dataset) if s.mask_path or s.instance_path]
     predictions = runner.predict_dataset(dataset, indices=indices, cancel=token,
-                                         on_error=lambda index, exc: failures.append(_failure_line(dataset, index, exc)))
+                                         on_error=lambda index, exc: _record_failure(dataset, index, exc,
+                                                                                     failures, failed))
     return predictions, token, f"{args.model} ({runner.device_name})", len(indices)
 
 
@@ -157,6 +210,13 @@ def _preprocessing(args: argparse.Namespace) -> dict:
     overrides = {"input_size": tuple(args.input_size) if args.input_size else None,
                  "mean": args.mean, "std": args.std}
     return {k: v for k, v in overrides.items() if v is not None}
+
+
+def _record_failure(dataset, index: int, exc: BaseException, failures: list[str],
+                    failed: list[tuple[str, str]] | None) -> None:
+    failures.append(_failure_line(dataset, index, exc))
+    if failed is not None:
+        failed.append((dataset[index].name, getattr(exc, "reason", None) or str(exc)))
 
 
 def _failure_line(dataset, index: int, exc: BaseException) -> str:

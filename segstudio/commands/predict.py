@@ -17,7 +17,10 @@ import time
 from pathlib import Path
 
 from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED,
-                                        TRUST_MODEL_HELP, ProgressBar, print_error, say, trust_if_asked)
+                                        TRUST_MODEL_HELP, print_error, say, trust_if_asked)
+from segstudio.commands._progress import Progress
+from segstudio.commands.engines.options import (add_engine_arguments, check_engine_arguments, parse_shard,
+                                                shard_dataset)
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio predict"
@@ -62,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"), default=None,
                         help="resize every image to W x H for the model (outputs keep the image size)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_engine_arguments(parser, stats=False)
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -92,14 +96,17 @@ def _check_numbers(args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Predict every image; return 0, 1 (some images failed), 2 (bad input) or 130 (interrupted)."""
-    problem = _check_numbers(args)
+    problem = _check_numbers(args) or check_engine_arguments(args)
     if problem:
         return print_error(PROG, problem)
     from segstudio.core.io.datasets import open_dataset  # noqa: PLC0415 - keeps --help light
 
-    bar = None if args.quiet else ProgressBar(sys.stderr, rate_unit="img/s")
+    bar = None if args.quiet else Progress(sys.stderr, PROG)
     try:
-        dataset = open_dataset(args.images, allow_outside_root=args.allow_outside_root)
+        dataset = shard_dataset(open_dataset(args.images, allow_outside_root=args.allow_outside_root),
+                                parse_shard(args.shard))
+        if args.engine == "ray":
+            return _predict_on_ray(args, dataset, bar)
         out_dir = Path(args.out)
         if out_dir.exists() and not out_dir.is_dir():
             raise SegStudioError(out_dir, "--out exists and is not a folder")
@@ -157,6 +164,47 @@ def run(args: argparse.Namespace) -> int:
         say(PROG, f"{len(failures)} of {len(dataset)} images failed")
         return EXIT_SOME_FAILED
     return 0
+
+
+def _predict_on_ray(args: argparse.Namespace, dataset, bar) -> int:
+    """``--engine ray``: the same masks, written by Ray workers; the same exit codes."""
+    from segstudio.distributed.ray_engine import predict_on_ray  # noqa: PLC0415
+
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        return print_error(PROG, f"{out_dir}: --out exists and is not a folder")
+    failures: list[str] = []
+    started = time.monotonic()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written, device = predict_on_ray(args, dataset, out_dir, progress=bar, failures=failures)
+    except KeyboardInterrupt:
+        if bar:
+            bar.close()
+        say(PROG, f"interrupted; the Ray job was cancelled (masks already written stay in {out_dir})")
+        return EXIT_CANCELLED
+    except SegStudioError as exc:
+        if bar:
+            bar.close()
+        return print_error(PROG, str(exc))
+    except OSError as exc:
+        if bar:
+            bar.close()
+        return print_error(PROG, f"{exc.filename or out_dir}: {exc.strerror or exc}")
+    if bar:
+        bar.close()
+    for message in failures:
+        print_error(PROG, message)
+    say(PROG, f"wrote {written} mask(s) to {out_dir} in {time.monotonic() - started:.1f} s on {device}")
+    if failures:
+        say(PROG, f"{len(failures)} of {len(dataset)} images failed")
+        return EXIT_SOME_FAILED
+    return 0
+
+
+def write_prediction(out_dir: Path, name: str, prediction, class_table) -> None:
+    """Write one prediction's mask (and instance ids) under ``out_dir``, each file atomically."""
+    _write(out_dir, name, prediction, class_table)
 
 
 def _write(out_dir: Path, name: str, prediction, class_table) -> None:

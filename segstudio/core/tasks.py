@@ -87,6 +87,7 @@ class TaskKind(Enum):
     BEFORE_METRICS = "before-metrics"
     COMPARISON = "comparison"
     PREFETCH = "prefetch"
+    LOAD_STATISTICS = "load-statistics"
 
 
 class Task:

@@ -37,12 +37,18 @@ class DatasetTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._session = None
         self._names: list[str] = []
+        self._unsubscribe = None
 
     def set_session(self, session) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         self.beginResetModel()
         self._session = session
         self._names = session.names if session is not None else []
         self.endResetModel()
+        if session is not None:
+            self._unsubscribe = session.subscribe_statistics(lambda _count: self.refresh())
 
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt override
         return 0 if parent.isValid() else len(self._names)
@@ -62,7 +68,7 @@ class DatasetTableModel(QAbstractTableModel):
         name = self._names[row]
         if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.ForegroundRole):
             return self._problem_data(name, role)
-        stats = self._session.stats.get(name)
+        stats = self._session.statistics_of(name)   # live, else loaded from an evaluate --stats file
         if col == 0:
             return row + 1 if role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE) else None
         if col == 1:

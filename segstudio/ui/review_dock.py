@@ -8,7 +8,9 @@ the next unreviewed or needs-attention image in the queue after the current one.
 
 Images that are not open need their ground truth decoded to be ranked: that happens on the window's
 task runner (:class:`_StatsComputer`), and the table fills in as results arrive; until then such an
-image is listed with the unranked ones.
+image is listed with the unranked ones. "Load statistics…" reads the per-image figures of an earlier
+``segstudio evaluate --stats`` run (Parquet) into the session instead: a 100,000-image evaluation is
+ranked at once, nothing decoded; an image edited since is ranked from its live figures again.
 """
 from __future__ import annotations
 
@@ -17,10 +19,10 @@ import math
 import time
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QPushButton, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QLabel, QLineEdit, QMessageBox, QPushButton, QVBoxLayout, QWidget)
 
 from segstudio.core.errors import SegStudioError
 from segstudio.core.evaluation.metrics import ConfusionMatrix
@@ -29,7 +31,7 @@ from segstudio.core.editing.review import (DEFAULT_CONFIDENCE_THRESHOLD, ImageRe
                                    review_order)
 from segstudio.core.editing.store import STATUSES
 from segstudio.core.tasks import TaskKind
-from segstudio.ui.tables import row_list_table
+from segstudio.ui.tables import row_list_view
 
 __all__ = ["ReviewDock", "ORDER_LABELS", "STATUS_LABELS"]
 
@@ -53,6 +55,13 @@ def _stats_from_disk(task, num_classes: int, ignore_index: int, threshold: float
     if gt is None or gt.shape != pred.shape:
         return None
     return image_review_stats(name, gt, pred, num_classes, ignore_index, confidence, threshold)
+
+
+def _read_statistics(_context, path: str, class_names: list[str]) -> dict:
+    """``read_stats`` on the task runner (pyarrow imported there, not on the GUI thread)."""
+    from segstudio.core.evaluation.stats import read_stats  # noqa: PLC0415 - pyarrow is optional
+
+    return read_stats(path, class_names)
 
 
 def _rank_from_disk(_context, images: list, args: tuple, chunk_size: int, interval_s: float):
@@ -114,12 +123,58 @@ class _StatsComputer(QObject):
         self.computed.emit(chunk)          # after the job ended the dock may start the next
 
 
+class _QueueModel(QAbstractTableModel):
+    """The queue's rows, formatted when the view asks (only the visible ones)."""
+
+    def __init__(self, dock: ReviewDock):
+        super().__init__(dock)
+        self.dock = dock
+        self.order: list[str] = []
+        self.statuses: dict[str, str] = {}
+
+    def reset(self, order: list[str], statuses: dict[str, str]) -> None:
+        self.beginResetModel()
+        self.order, self.statuses = list(order), dict(statuses)
+        self.endResetModel()
+
+    def current_changed(self) -> None:
+        if self.order:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.order) - 1, 0),
+                                  [Qt.ItemDataRole.FontRole])
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt override
+        return 0 if parent.isValid() else len(self.order)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt override
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        name = self.order[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.dock.cells(name, self.statuses)[index.column()]
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() >= 2:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.FontRole and index.column() == 0 and name == self.dock.current:
+            font = QFont()
+            font.setBold(True)
+            return font
+        return None
+
+
 class ReviewDock(QWidget):
     """Review queue, status buttons, note, next-to-review and export (see the module docstring)."""
 
     image_requested = Signal(int)        # dataset index to show
     status_changed = Signal(str, str)    # image name, status
     exported = Signal(str)               # path written
+    statistics_loaded = Signal(str, int)  # statistics file, images it ranked
 
     def __init__(self, task_runner, parent: QWidget | None = None):
         super().__init__(parent)
@@ -134,6 +189,10 @@ class ReviewDock(QWidget):
         self._wanted: set[str] = set()
         self._generations: dict[str, int] = {}
         self._epoch = 0
+        self._stale_loaded: set[str] = set()   # loaded figures that an edit has made out of date
+        self._unsubscribe = None
+        self._task_runner = task_runner
+        self._statistics_task = None
         self._computer = _StatsComputer(task_runner)
         self._computer.computed.connect(self._on_computed)
         self.destroyed.connect(self._computer.stop)   # on quit the runner itself joins
@@ -155,8 +214,9 @@ class ReviewDock(QWidget):
         top.addWidget(QLabel("conf ≥"))
         top.addWidget(self.threshold_spin)
 
-        self.table = row_list_table(COLUMNS)
-        self.table.cellClicked.connect(lambda row, _col: self._request(self._order[row]))
+        self._model = _QueueModel(self)
+        self.table = row_list_view(self._model)
+        self.table.clicked.connect(lambda index: self._request(self._order[index.row()]))
 
         self.status_group = QButtonGroup(self)
         self.status_buttons: dict[str, QPushButton] = {}
@@ -177,15 +237,23 @@ class ReviewDock(QWidget):
         self.json_button = QPushButton("Export JSON…")
         self.csv_button.clicked.connect(lambda: self._choose_export("csv"))
         self.json_button.clicked.connect(lambda: self._choose_export("json"))
+        self.load_stats_button = QPushButton("Load stats…")
+        self.load_stats_button.setToolTip("Rank from the per-image statistics of 'segstudio evaluate --stats' "
+                                          "(Parquet) instead of computing them")
+        self.load_stats_button.clicked.connect(self._choose_statistics)
+        self.stats_label = QLabel("")
+        self.stats_label.setVisible(False)       # shown once a file is loaded: no space taken before
         bottom = QGridLayout()
-        bottom.addWidget(self.next_button, 0, 0, 1, 2)
+        bottom.addWidget(self.next_button, 0, 0, 1, 3)
         bottom.addWidget(self.csv_button, 1, 0)
         bottom.addWidget(self.json_button, 1, 1)
+        bottom.addWidget(self.load_stats_button, 1, 2)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(top)
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.stats_label)
         layout.addLayout(status_grid)
         layout.addWidget(self.note_edit)
         layout.addLayout(bottom)
@@ -195,7 +263,15 @@ class ReviewDock(QWidget):
     def set_source(self, session, store) -> None:
         """Review ``session``'s images with statuses and notes kept in ``store`` (either may be None)."""
         self._computer.stop()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         self.session, self.store = session, store
+        self._stale_loaded = set()
+        self.stats_label.setText("")
+        self.stats_label.setVisible(False)
+        if session is not None:
+            self._unsubscribe = session.subscribe_statistics(self._on_statistics_loaded)
         self._stats = {}
         self._wanted = set()
         self._epoch += 1
@@ -214,6 +290,7 @@ class ReviewDock(QWidget):
             self._epoch += 1
         else:
             self._stats.pop(name, None)
+            self._stale_loaded.add(name)
             self._generations[name] = self._generations.get(name, 0) + 1
 
     @property
@@ -237,8 +314,11 @@ class ReviewDock(QWidget):
         session = self.session
         result = None
         document = session.document if session.current_name == name else None
+        loaded = session.loaded_statistics.get(name) if name not in self._stale_loaded else None
         if document is not None and document.gt is not None and document.pred is not None:
             result = review_stats_of(name, document.comparison, self.threshold)   # O(C²), live
+        elif loaded is not None:
+            result = ImageReviewStats(name, loaded.mean_iou, int(loaded.error_pixels or 0), None, self.threshold)
         elif name in session.predictions:
             self._wanted.add(name)
             return None
@@ -328,36 +408,89 @@ class ReviewDock(QWidget):
     # --- table ----------------------------------------------------------------------------------
     def refresh(self) -> None:
         self._order = self.queue()
-        statuses = self.statuses()
-        self.table.setRowCount(len(self._order))
-        for row, name in enumerate(self._order):
-            stats = self._stats.get(name)
-            errors = stats.label_errors_at(self.threshold) if stats is not None else None
-            iou = stats.mean_iou if stats is not None else None
-            cells = (name, STATUS_LABELS[statuses.get(name, "unreviewed")],
-                     "–" if iou is None or math.isnan(iou) else f"{iou:.3f}",
-                     "–" if stats is None else f"{stats.error_pixels:,}",
-                     "–" if errors is None else f"{errors:,}")
-            for col, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if col >= 2:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.table.setItem(row, col, item)
-        self._highlight_current()
+        # The model formats only the rows the view shows: a 100,000-image queue refreshes in the
+        # time of its sort, not of 500,000 table items.
+        self._model.reset(self._order, self.statuses())
         self._sync_current_widgets()
 
+    def cells(self, name: str, statuses: dict[str, str]) -> tuple[str, ...]:
+        """The text of ``name``'s row."""
+        stats = self._stats.get(name)
+        errors = stats.label_errors_at(self.threshold) if stats is not None else None
+        iou = stats.mean_iou if stats is not None else None
+        return (name, STATUS_LABELS[statuses.get(name, "unreviewed")],
+                "–" if iou is None or math.isnan(iou) else f"{iou:.3f}",
+                "–" if stats is None else f"{stats.error_pixels:,}",
+                "–" if errors is None else f"{errors:,}")
+
     def _highlight_current(self) -> None:
-        for row, name in enumerate(self._order):
-            item = self.table.item(row, 0)
-            if item is not None:
-                font = QFont(item.font())
-                font.setBold(name == self.current)
-                item.setFont(font)
+        self._model.current_changed()
 
     def rows(self) -> list[tuple[str, ...]]:
         """The table's text, row by row (tests, debugging)."""
-        return [tuple(self.table.item(r, c).text() for c in range(self.table.columnCount()))
-                for r in range(self.table.rowCount())]
+        model = self._model
+        return [tuple(model.data(model.index(r, c)) for c in range(model.columnCount()))
+                for r in range(model.rowCount())]
+
+    # --- statistics of an earlier evaluation ------------------------------------------------------
+    def _choose_statistics(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load statistics", "", "Parquet (*.parquet)")
+        if path:
+            self.load_statistics_in_background(path)
+
+    def load_statistics_in_background(self, path: str) -> None:
+        """``load_statistics`` with the file read on the task runner (100,000 rows take a second or
+        two); ``statistics_loaded`` when applied, a message box naming the reason when refused."""
+        if self.session is None:
+            return
+        session = self.session
+        if self._statistics_task is not None:
+            self._statistics_task.cancel()
+        self.stats_label.setText(f"Reading {path.rsplit('/', 1)[-1]}…")
+        self.stats_label.setVisible(True)
+
+        def returned(statistics) -> None:
+            self._statistics_task = None
+            if self.session is session:        # a file read for another dataset is dropped
+                self._apply_statistics(path, statistics)
+
+        def errored(exc: Exception) -> None:
+            self._statistics_task = None
+            self.stats_label.setVisible(False)
+            QMessageBox.warning(self, "Load statistics", str(exc))
+
+        self._statistics_task = self._task_runner.submit(
+            _read_statistics, path, list(session.class_table.names), kind=TaskKind.LOAD_STATISTICS,
+            on_returned=returned, on_errored=errored)
+
+    def load_statistics(self, path: str) -> int:
+        """Rank (and show in the dataset browser) from an ``evaluate --stats`` file; returns the
+        number of this dataset's images it holds.
+
+        Raises
+        ------
+        StatisticsError
+            pyarrow missing, not a statistics file, or other classes than the session's.
+        """
+        from segstudio.core.evaluation.stats import read_stats  # noqa: PLC0415 - pyarrow is optional
+
+        if self.session is None:
+            return 0
+        return self._apply_statistics(path, read_stats(path, self.session.class_table.names))
+
+    def _apply_statistics(self, path: str, statistics: dict) -> int:
+        count = self.session.load_statistics(statistics)   # -> _on_statistics_loaded
+        self.stats_label.setText(f"Ranked from {path.rsplit('/', 1)[-1]}: {count:,} images")
+        self.stats_label.setVisible(True)
+        self.statistics_loaded.emit(str(path), count)
+        return count
+
+    def _on_statistics_loaded(self, _count: int) -> None:
+        self._stale_loaded = set()
+        self._stats = {n: s for n, s in self._stats.items()
+                       if self.session is not None and self.session.document is not None
+                       and n == self.session.current_name}
+        self.refresh()
 
     # --- export ---------------------------------------------------------------------------------
     def _choose_export(self, suffix: str) -> None:

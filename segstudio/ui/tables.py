@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from PySide6.QtWidgets import QTableWidget
+from PySide6.QtCore import QAbstractItemModel
+from PySide6.QtWidgets import QAbstractItemView, QTableView, QTableWidget
 
-__all__ = ["row_list_table"]
+__all__ = ["row_list_table", "row_list_view"]
 
 
 def row_list_table(columns: Sequence[str]) -> QTableWidget:
@@ -19,3 +20,15 @@ def row_list_table(columns: Sequence[str]) -> QTableWidget:
     table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
     table.horizontalHeader().setStretchLastSection(True)
     return table
+
+
+def row_list_view(model: QAbstractItemModel) -> QTableView:
+    """``row_list_table``'s look for a model of any size: rows are formatted only when shown."""
+    view = QTableView()
+    view.setModel(model)
+    view.verticalHeader().setVisible(False)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    view.horizontalHeader().setStretchLastSection(True)
+    return view

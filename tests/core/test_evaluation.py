@@ -83,8 +83,14 @@ def test_report_shape_and_dataset_figures_match_numpy(tmp_path):
     ds = open_dataset(ds_path)
     calls = []
     report = evaluate(ds, pred_path, progress=lambda done, total: calls.append((done, total)))
-    assert set(report) == {"dataset", "predictions", "classes", "summary", "images",
-                           "missing_predictions", "missing_ground_truth"}
+    assert set(report) == {"dataset", "predictions", "classes", "settings", "summary", "confusion",
+                           "images", "missing_predictions", "missing_ground_truth", "failed"}
+    assert report["settings"] == {"ignore_index": 255, "iou_threshold": 0.5, "per_image_confusion": False}
+    g = np.concatenate([gts[n].ravel() for n in sorted(gts)]).astype(np.int64)
+    p = np.concatenate([preds[n].ravel() for n in sorted(gts)]).astype(np.int64)
+    ok = (g < len(NAMES)) & (p < len(NAMES))
+    counts = np.bincount(g[ok] * len(NAMES) + p[ok], minlength=len(NAMES) ** 2).reshape(len(NAMES), -1)
+    assert report["confusion"] == counts.tolist()
     assert report["dataset"] == str(ds_path) and report["predictions"] == str(pred_path)
     assert report["classes"] == NAMES
     assert calls == [(i, 5) for i in range(1, 6)]
@@ -115,7 +121,7 @@ def test_images_sorted_worst_first_with_their_own_figures(tmp_path):
     assert [e["name"] for e in images] == ["im4", "im3", "im2", "im1", "im0"]
     assert [e["mean_iou"] for e in images] == sorted(e["mean_iou"] for e in images)
     for entry in images:
-        assert set(entry) == {"name", "pixel_accuracy", "mean_iou", "per_class"}
+        assert set(entry) == {"name", "pixel_accuracy", "mean_iou", "per_class", "error_pixels"}
         ref = reference([gts[entry["name"]]], [preds[entry["name"]]])
         assert entry["pixel_accuracy"] == pytest.approx(ref["pixel_accuracy"])
         assert entry["mean_iou"] == pytest.approx(ref["mean_iou"])

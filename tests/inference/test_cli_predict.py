@@ -194,7 +194,7 @@ def test_ctrl_c_stops_between_batches(tmp_path):
                              str(REPO / "resources" / "demo" / "images"), "--out", str(out), "--device", "cpu"],
                             stderr=subprocess.PIPE, cwd=REPO, env=env)
     seen = b""
-    while b"] 1/" not in seen:  # the bar after the first image
+    while b"/20 [" not in seen:  # the first progress line (10 %: two images)
         chunk = proc.stderr.read1(256)
         assert chunk, seen.decode(errors="replace")
         seen += chunk

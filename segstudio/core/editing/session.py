@@ -199,6 +199,9 @@ class ReviewSession:
         self.mask_problems: dict[str, str] = {}
         # Unreadable images passed over on the way to the image now shown (see open_readable).
         self.skipped: list[str] = []
+        # Per-image figures of an earlier evaluation (``evaluate --stats``), by name; see load_statistics.
+        self.loaded_statistics: dict[str, Any] = {}
+        self._statistics_listeners: list[Callable[[int], None]] = []
 
     # --- images -------------------------------------------------------------------------------
     @property
@@ -417,6 +420,33 @@ class ReviewSession:
         for stats in self.stats.values():
             cm.matrix += stats.confusion
         return cm
+
+    # --- statistics of an earlier evaluation ---------------------------------------------------
+    def load_statistics(self, statistics: dict[str, Any]) -> int:
+        """Keep the per-image figures of an earlier evaluation (``read_stats`` of an
+        ``evaluate --stats`` file) for the images of this dataset, so that the browser and the
+        review queue rank them without decoding anything; then tell the subscribers.
+
+        Live figures (an image predicted or edited in this session) take precedence over them.
+        Returns the number of images the file had figures for.
+        """
+        names = set(self.names)
+        self.loaded_statistics = {n: s for n, s in statistics.items() if n in names}
+        for callback in list(self._statistics_listeners):
+            callback(len(self.loaded_statistics))
+        return len(self.loaded_statistics)
+
+    def statistics_of(self, name: str):
+        """The live ``ImageStats`` of ``name``, else its loaded statistics, else ``None``; both have
+        ``mean_iou`` and ``error_pixels``."""
+        live = self.stats.get(name)
+        return live if live is not None else self.loaded_statistics.get(name)
+
+    def subscribe_statistics(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``callback(count)`` after every :meth:`load_statistics`; returns the unsubscriber."""
+        self._statistics_listeners.append(callback)
+        return lambda: (self._statistics_listeners.remove(callback)
+                        if callback in self._statistics_listeners else None)
 
     # --- dataset browser ----------------------------------------------------------------------
     def classes_present(self, name: str) -> frozenset[int]:

@@ -475,7 +475,9 @@ class InstanceMetrics:
     ``precision``, ``recall``, ``f1``, ``pq``, ``sq`` and ``rq`` are ``None`` where undefined (no
     instance on either side, or no match for ``sq``). ``matches`` holds ``(gt_id, pred_id, iou)``.
     ``iou_sum`` (sum of matched IoUs) lets figures be summed over images with ``+``: dataset PQ is
-    computed from the summed counts, never averaged.
+    computed from the summed counts, never averaged. ``iou_sum`` is a float, so ``+`` in another
+    order may differ in the last bit; the evaluate report sums the matched IoUs exactly instead (as a
+    ``Fraction``, see ``report.score_sample``), which is what merged and distributed runs rely on.
     """
 
     iou_threshold: float

@@ -5,13 +5,20 @@ per-image figures) and instance figures from TP/FP/FN and matched IoUs summed ov
 report is a JSON-ready dict::
 
     {"dataset": str, "predictions": str, "classes": [name, ...],
+     "settings": {"ignore_index", "iou_threshold", "per_image_confusion"[, "shard": "i/N"]},
      "summary": {"pixel_accuracy", "mean_iou", "fw_iou", "mean_f1",
                  "per_class": {name: {"iou", "precision", "recall", "f1", "gt_pixels", "pred_pixels"}}},
-     "images": [{"name", "pixel_accuracy", "mean_iou", "per_class": {...}}, ...],   # worst first
-     "missing_predictions": [name, ...], "missing_ground_truth": [name, ...],
+     "confusion": [[int, ...], ...],                      # C x C, rows = ground truth, summed exactly
+     "images": [{"name", "pixel_accuracy", "mean_iou", "per_class": {...}, "error_pixels"
+                 [, "confusion"]}, ...],                  # worst first, ties by name
+     "missing_predictions": [name, ...], "missing_ground_truth": [name, ...],   # by name
+     "failed": [{"name", "reason"}, ...],                # images left out (unreadable, model failed)
      "instances": {"iou_threshold", "tp", "fp", "fn", "precision", "recall", "f1",
-                   "pq", "sq", "rq"}}                                 # only with instances on both sides
+                   "pq", "sq", "rq", "iou_sum", "iou_sum_exact"}}   # only with instances on both sides
 
+Every figure is derived from summed integers (and, for instances, the exact sum of the matched
+IoUs as a fraction) and divided once, so a report does not depend on the order in which images were
+added, and ``merge_reports`` of shard reports equals the report of the whole run bit for bit.
 Undefined values are ``None`` (JSON null).
 """
 from __future__ import annotations
@@ -20,6 +27,8 @@ import csv
 import io
 import json
 import math
+from dataclasses import dataclass
+from fractions import Fraction
 from os import PathLike
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -32,9 +41,10 @@ from segstudio.core.io.datasets import Dataset, Sample
 from segstudio.core.io.datasets.base import files_by_stem, natural_key, scan_files
 from segstudio.core.errors import DatasetError, PredictionError
 from segstudio.core.io.masks import InstanceMask, read_semantic_mask
-from segstudio.core.evaluation.metrics import ConfusionMatrix, InstanceMetrics, match_instances
+from segstudio.core.evaluation.metrics import ConfusionMatrix, match_instances
 
-__all__ = ["PredictionFolder", "evaluate", "format_summary", "write_report"]
+__all__ = ["PredictionFolder", "ReportBuilder", "SampleScore", "build_report", "evaluate", "format_summary",
+           "image_entry", "instance_figures", "score_sample", "write_report"]
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -152,7 +162,8 @@ def _check_prediction(sample: Sample, pred: np.ndarray, gt: np.ndarray, table) -
 
 def evaluate(dataset: Dataset, predictions: Any, *, progress: ProgressCallback | None = None,
              instance_predictions: Any = None, iou_threshold: float = 0.5,
-             source: str | None = None) -> dict:
+             source: str | None = None, per_image_confusion: bool = False,
+             failures: list[tuple[str, str]] | None = None) -> dict:
     """Score predictions against every sample of ``dataset`` that has ground truth.
 
     Parameters
@@ -163,7 +174,7 @@ def evaluate(dataset: Dataset, predictions: Any, *, progress: ProgressCallback |
         ``f(sample) -> array | None``; or an iterable of ``(index, value)`` pairs, e.g. a runner's
         ``predict_dataset``; or a folder of prediction masks (read with ``PredictionFolder``).
         A value is an HxW array of class ids, or a ``Prediction`` (``.mask``; for instance models
-        also ``.instances``, which are scored too).
+        also ``.instances``, which are scored too). ``None`` scores instances only.
     progress : callable, optional
         ``progress(done, total)`` after each sample.
     instance_predictions : callable or iterable, optional
@@ -172,6 +183,11 @@ def evaluate(dataset: Dataset, predictions: Any, *, progress: ProgressCallback |
         IoU at which a predicted instance matches a ground-truth instance.
     source : str, optional
         What ``"predictions"`` says in the report; default the folder path, or ``""``.
+    per_image_confusion : bool
+        Also keep each image's confusion matrix in its entry.
+    failures : list of (name, reason), optional
+        Images left out of the scores, filled while ``predictions`` streams (a runner's
+        ``on_error``); read once the stream is exhausted, they become the report's ``"failed"``.
 
     Returns
     -------
@@ -190,64 +206,188 @@ def evaluate(dataset: Dataset, predictions: Any, *, progress: ProgressCallback |
         predictions = PredictionFolder(predictions, table)
     if source is None:
         source = str(getattr(predictions, "path", ""))
-    names = table.names
     semantic_of = _lookup(predictions)
     instances_of = _lookup(instance_predictions)
-    total = ConfusionMatrix(table.num_classes, table.ignore_index)
-    instance_total: InstanceMetrics | None = None
-    images, missing_pred, missing_gt = [], [], []
+    builder = ReportBuilder(table, iou_threshold=iou_threshold, per_image_confusion=per_image_confusion)
     count = len(dataset)
     for index, sample in enumerate(dataset):
-        pred, pred_instances = _split_prediction(semantic_of(index, sample))
+        pred, pred_instances = _split_prediction(None if semantic_of is None else semantic_of(index, sample))
         if instances_of is not None:
             pred_instances = instances_of(index, sample)
-        if pred is None:
-            if pred_instances is None:
-                missing_pred.append(sample.name)
-        else:
-            gt = sample.load_mask()
-            if gt is None:
-                missing_gt.append(sample.name)
-            else:
-                _check_prediction(sample, pred, gt, table)
-                cm = ConfusionMatrix(table.num_classes, table.ignore_index)
-                cm.update(gt, pred)
-                total += cm
-                images.append(_image_entry(sample.name, cm, names))
-        if pred_instances is not None:
-            gt_instances = sample.load_instances()
-            if gt_instances is not None:
-                scores = match_instances(gt_instances, pred_instances, iou_threshold)
-                instance_total = scores if instance_total is None else instance_total + scores
+        builder.add(score_sample(sample, pred, pred_instances, table, iou_threshold))
         if progress is not None:
             progress(index + 1, count)
-    images.sort(key=lambda e: (e["mean_iou"] is None, e["mean_iou"] or 0.0, natural_key(e["name"])))
+    for name, reason in failures or ():
+        builder.add_failure(name, reason)
+    return builder.report(str(dataset.root), source)
+
+
+@dataclass
+class SampleScore:
+    """What one sample adds to a report: plain integers, picklable, summed exactly.
+
+    ``status`` is ``"scored"`` (``confusion`` set), ``"missing_prediction"``,
+    ``"missing_ground_truth"`` or ``"instances_only"``; ``instances`` holds
+    ``(tp, fp, fn, iou_sum)`` with ``iou_sum`` an exact ``Fraction`` of the matched IoUs, or ``None``.
+    """
+
+    name: str
+    status: str
+    confusion: np.ndarray | None = None
+    instances: tuple[int, int, int, Fraction] | None = None
+
+
+def score_sample(sample: Sample, pred: np.ndarray | None, pred_instances: InstanceMask | None, table,
+                 iou_threshold: float = 0.5) -> SampleScore:
+    """Score one sample's prediction against its ground truth (loaded here).
+
+    The one step every engine runs per image, so that the local and the distributed engines add
+    up the very same integers.
+
+    Raises
+    ------
+    PredictionError, MaskReadError, ImageReadError
+        As ``evaluate``.
+    """
+    score = SampleScore(sample.name, "instances_only")
+    if pred is None:
+        if pred_instances is None:
+            score.status = "missing_prediction"
+    else:
+        gt = sample.load_mask()
+        if gt is None:
+            score.status = "missing_ground_truth"
+        else:
+            _check_prediction(sample, pred, gt, table)
+            cm = ConfusionMatrix(table.num_classes, table.ignore_index)
+            cm.update(gt, pred)
+            score.status = "scored"
+            score.confusion = cm.matrix
+    if pred_instances is not None:
+        gt_instances = sample.load_instances()
+        if gt_instances is not None:
+            m = match_instances(gt_instances, pred_instances, iou_threshold)
+            # Each IoU is a float; their exact sum (a dyadic fraction) does not depend on the order
+            # in which images, shards or workers are added up.
+            score.instances = (m.tp, m.fp, m.fn, sum((Fraction(iou) for _, _, iou in m.matches), Fraction(0)))
+    return score
+
+
+class ReportBuilder:
+    """Adds ``SampleScore`` s in any order and builds the report; integers only until the end.
+
+    Parameters
+    ----------
+    table : ClassTable
+        The dataset's classes.
+    iou_threshold : float
+        Recorded in the report's settings.
+    per_image_confusion : bool
+        Keep each image's confusion matrix in its entry.
+    """
+
+    def __init__(self, table, *, iou_threshold: float = 0.5, per_image_confusion: bool = False):
+        self.names = list(table.names)
+        self.ignore_index = int(table.ignore_index)
+        self.iou_threshold = float(iou_threshold)
+        self.per_image_confusion = per_image_confusion
+        self.total = ConfusionMatrix(table.num_classes, table.ignore_index)
+        self.instances: list | None = None  # [tp, fp, fn, Fraction]
+        self.images: list[dict] = []
+        self.missing_predictions: list[str] = []
+        self.missing_ground_truth: list[str] = []
+        self.failed: list[dict] = []
+
+    def add(self, score: SampleScore) -> None:
+        """Add one sample's counts."""
+        if score.status == "missing_prediction":
+            self.missing_predictions.append(score.name)
+        elif score.status == "missing_ground_truth":
+            self.missing_ground_truth.append(score.name)
+        elif score.status == "scored":
+            cm = ConfusionMatrix(len(self.names), self.ignore_index)
+            cm += score.confusion
+            self.total += cm
+            self.images.append(image_entry(score.name, cm, self.names, self.per_image_confusion))
+        if score.instances is not None:
+            if self.instances is None:
+                self.instances = [0, 0, 0, Fraction(0)]
+            for i, value in enumerate(score.instances):
+                self.instances[i] += value
+
+    def add_failure(self, name: str, reason: str) -> None:
+        """Record an image left out of the scores (unreadable, or the model failed on it)."""
+        self.failed.append({"name": name, "reason": reason})
+
+    def report(self, dataset: str, source: str, shard: str | None = None) -> dict:
+        """The report dict; lists in a fixed order whatever order the samples came in."""
+        settings = {"ignore_index": self.ignore_index, "iou_threshold": self.iou_threshold,
+                    "per_image_confusion": self.per_image_confusion}
+        if shard is not None:
+            settings["shard"] = shard
+        return build_report(dataset, source, self.names, settings, self.total.matrix, self.images,
+                            self.missing_predictions, self.missing_ground_truth, self.failed,
+                            self.instances)
+
+
+def build_report(dataset: str, source: str, names: list[str], settings: dict, confusion: np.ndarray,
+                 images: list[dict], missing_predictions: list[str], missing_ground_truth: list[str],
+                 failed: list[dict], instances: list | None) -> dict:
+    """Assemble a report from summed integers: every figure derived here, each divided once."""
+    cm = ConfusionMatrix(len(names), settings["ignore_index"])
+    cm += np.asarray(confusion, dtype=np.int64)
+    by_name = lambda n: (natural_key(n), n)  # noqa: E731
+    images = sorted(images, key=lambda e: (e["mean_iou"] is None, e["mean_iou"] or 0.0,
+                                           natural_key(e["name"]), e["name"]))
     report = {
-        "dataset": str(dataset.root),
+        "dataset": dataset,
         "predictions": source,
-        "classes": names,
-        "summary": total.summary(names),
+        "classes": list(names),
+        "settings": dict(settings),
+        "summary": cm.summary(names),
+        "confusion": cm.matrix.tolist(),
         "images": images,
-        "missing_predictions": missing_pred,
-        "missing_ground_truth": missing_gt,
+        # A failed image has no prediction for the reason "failed"; it is listed there only.
+        "missing_predictions": sorted(set(missing_predictions) - {f["name"] for f in failed}, key=by_name),
+        "missing_ground_truth": sorted(missing_ground_truth, key=by_name),
+        "failed": sorted(failed, key=lambda f: by_name(f["name"])),
     }
-    if instance_total is not None:
-        report["instances"] = {key: getattr(instance_total, key) for key in
-                               ("iou_threshold", "tp", "fp", "fn", "precision", "recall", "f1",
-                                "pq", "sq", "rq")}
+    if instances is not None:
+        report["instances"] = instance_figures(*instances, iou_threshold=settings["iou_threshold"])
     return report
 
 
-def _image_entry(name: str, cm: ConfusionMatrix, names: list[str]) -> dict:
+def instance_figures(tp: int, fp: int, fn: int, iou_sum: Fraction, *, iou_threshold: float) -> dict:
+    """The report's ``"instances"``: counts, the exact IoU sum, and every ratio divided once from them.
+
+    ``iou_sum_exact`` is ``"numerator/denominator"``, what ``merge-reports`` adds up.
+    """
+    iou_sum = Fraction(iou_sum)
+
+    def div(num, den) -> float | None:
+        return float(Fraction(num) / Fraction(den)) if den else None
+
+    rq_den = Fraction(2 * tp + fp + fn, 2)
+    return {"iou_threshold": iou_threshold, "tp": int(tp), "fp": int(fp), "fn": int(fn),
+            "precision": div(tp, tp + fp), "recall": div(tp, tp + fn), "f1": div(2 * tp, 2 * tp + fp + fn),
+            "pq": div(iou_sum, rq_den), "sq": div(iou_sum, tp), "rq": div(tp, rq_den),
+            "iou_sum": float(iou_sum), "iou_sum_exact": f"{iou_sum.numerator}/{iou_sum.denominator}"}
+
+
+def image_entry(name: str, cm: ConfusionMatrix, names: list[str], with_confusion: bool = False) -> dict:
     """One image's figures; ``per_class`` lists only the classes present in its gt or prediction."""
     summary = cm.summary(names)
     present = cm.present()
-    return {
+    entry = {
         "name": name,
         "pixel_accuracy": summary["pixel_accuracy"],
         "mean_iou": summary["mean_iou"],
         "per_class": {n: v for (n, v), p in zip(summary["per_class"].items(), present) if p},
+        "error_pixels": int(cm.total - np.trace(cm.matrix)),
     }
+    if with_confusion:
+        entry["confusion"] = cm.matrix.tolist()
+    return entry
 
 
 def write_report(report: dict, path: str | PathLike) -> None:
@@ -315,7 +455,8 @@ def format_summary(report: dict, worst: int = 5) -> str:
         f"Predictions  {report['predictions']}",
         f"Images       {len(report['images'])} evaluated, "
         f"{len(report.get('missing_predictions', []))} without prediction, "
-        f"{len(report.get('missing_ground_truth', []))} without ground truth",
+        f"{len(report.get('missing_ground_truth', []))} without ground truth"
+        + (f", {len(report['failed'])} failed" if report.get("failed") else ""),
         "",
         f"pixel accuracy  {_fmt(s['pixel_accuracy'])}",
         f"mean IoU        {_fmt(s['mean_iou'])}",

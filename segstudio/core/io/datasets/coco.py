@@ -240,6 +240,16 @@ class CocoDecoder(MaskDecoder):
         self._saved: dict[Path, tuple[tuple[int, int] | None, dict[str, tuple[dict, list[dict]]]]] = {}
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict:
+        # A dataset is pickled to Ray workers (segstudio.distributed); a lock is not picklable.
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def records_for(self, sample: Sample) -> tuple[dict, list[dict]]:
         """``sample``'s (image, annotations) from the JSON its ``mask_path`` names: the file opened,
         or a saved correction (read again when it changes); the opened file's record for an image

@@ -1,0 +1,116 @@
+"""``--engine ray`` on a local Ray started once for this module: results equal the local engine's.
+
+Ray takes 10-20 s to start on two cores, so the tests are few and each checks several things.
+"""
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from segstudio.cli import main
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_MODEL = REPO / "resources" / "demo" / "model" / "demo_unet.pth"
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A two-CPU Ray whose workers import this checkout of segstudio."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
+    yield
+    ray.shutdown()
+
+
+def write_png(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), array)
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    rng = np.random.default_rng(8)
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "class_names.txt").write_text("background\nroad\ncar\nsky\n")
+    for i in range(10):
+        h, w = 24 + i, 32 + 3 * i
+        gt = rng.integers(0, 4, (h, w)).astype(np.uint8)
+        gt[:2] = 255
+        pred = np.where(rng.random(gt.shape) < 0.3, rng.integers(0, 4, gt.shape), gt).astype(np.uint8)
+        write_png(tmp_path / "ds" / "images" / f"im{i}.png", rng.integers(0, 255, (h, w, 3), np.uint8))
+        write_png(tmp_path / "ds" / "masks" / f"im{i}.png", gt)
+        write_png(tmp_path / "pred" / f"im{i}.png", pred)
+    return tmp_path / "ds", tmp_path / "pred"
+
+
+def test_evaluate_folder_ray_equals_local_and_survives_a_killed_worker(local_ray, dataset, tmp_path,
+                                                                       monkeypatch, capsys):
+    """(Shards + merge-reports == unsharded is engine-independent: tests/test_cli_merge_reports.py.)"""
+    ds, pred = dataset
+    base = ["evaluate", "--dataset", str(ds), "--predictions", str(pred), "--per-image-confusion"]
+    assert main(base + ["--report", str(tmp_path / "local.json")]) == 0
+    # The first worker to reach its 3rd image exits hard (os._exit) once; Ray restarts it and
+    # retries its batch.
+    marker = tmp_path / "died"
+    monkeypatch.setenv("SEGSTUDIO_RAY_FAULT", f"3:{marker}")
+    assert main(base + ["--engine", "ray", "--workers", "2", "--report", str(tmp_path / "ray.json")]) == 0
+    assert marker.exists(), "the fault hook never fired: the test proved nothing"
+    assert (tmp_path / "ray.json").read_bytes() == (tmp_path / "local.json").read_bytes()
+    monkeypatch.delenv("SEGSTUDIO_RAY_FAULT")
+    # Ctrl+C while the job runs: exit 130, one line, and no report, not even a partial one.
+    import segstudio.commands.evaluate as evaluate_command
+
+    class InterruptedProgress(evaluate_command.Progress):
+        def __call__(self, done, total):
+            if done == 3:
+                raise KeyboardInterrupt
+            super().__call__(done, total)
+
+    monkeypatch.setattr(evaluate_command, "Progress", InterruptedProgress)
+    capsys.readouterr()
+    assert main(base + ["--engine", "ray", "--workers", "1", "--report", str(tmp_path / "cut.json")]) == 130
+    assert "segstudio evaluate: cancelled" in capsys.readouterr().err
+    assert not (tmp_path / "cut.json").exists()
+    monkeypatch.undo()
+    # Bad input met on a worker: the local engine's one line, exit 2.
+    (pred / "im4.png").write_bytes(b"not a png")
+    assert main(base + ["--engine", "ray", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"segstudio evaluate: error: {pred / 'im4.png'}: " in err
+
+
+@pytest.mark.skipif(not DEMO_MODEL.exists(), reason="demo model not built")
+def test_model_runs_on_ray_equal_local_with_a_failing_image_reported(local_ray, dataset, tmp_path, capsys):
+    ds, _ = dataset
+    (ds / "images" / "im7.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    base = ["evaluate", "--dataset", str(ds), "--model", "demo", "--device", "cpu", "--classes",
+            str(ds / "class_names.txt")]
+    assert main(base + ["--report", str(tmp_path / "local.json")]) == 1
+    local_err = capsys.readouterr().err
+    assert main(base + ["--engine", "ray", "--workers", "2", "--report", str(tmp_path / "ray.json")]) == 1
+    ray_err = capsys.readouterr().err
+    assert (tmp_path / "ray.json").read_bytes() == (tmp_path / "local.json").read_bytes()
+    report = json.loads((tmp_path / "ray.json").read_text())
+    assert [f["name"] for f in report["failed"]] == ["im7"] and len(report["images"]) == 9
+    for err in (local_err, ray_err):
+        assert f"segstudio evaluate: error: {ds / 'images' / 'im7.png'}: " in err
+        assert "1 of 10 images failed" in err
+    # predict: byte-identical masks, the same failure line, the same exit code.
+    images = ds / "images"
+    assert main(["predict", "--model", "demo", "--images", str(images), "--out", str(tmp_path / "pl"),
+                 "--device", "cpu", "--quiet"]) == 1
+    assert main(["predict", "--model", "demo", "--images", str(images), "--out", str(tmp_path / "pr"),
+                 "--device", "cpu", "--quiet", "--engine", "ray", "--workers", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err.count(f"segstudio predict: error: {images / 'im7.png'}: ") == 2
+    local = sorted(p.name for p in (tmp_path / "pl").iterdir())
+    assert local == sorted(p.name for p in (tmp_path / "pr").iterdir()) and len(local) == 9
+    for name in local:
+        assert (tmp_path / "pl" / name).read_bytes() == (tmp_path / "pr" / name).read_bytes(), name
