@@ -87,6 +87,11 @@ class TaskKind(Enum):
     BEFORE_METRICS = "before-metrics"
     COMPARISON = "comparison"
     PREFETCH = "prefetch"
+    DISAGREEMENT = "disagreement"
+    DISAGREEMENT_REGIONS = "disagreement-regions"
+    BOOTSTRAP = "bootstrap"
+    LABEL_FIX_IMPACT = "label-fix-impact"
+    LABEL_ERRORS = "label-errors"
 
 
 class Task:

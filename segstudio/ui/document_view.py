@@ -20,16 +20,18 @@ from segstudio.core.editing.document import DocumentEvent, EventKind, ImageDocum
 __all__ = ["DocumentPresenter", "LAYERS", "HIGHLIGHT_COLOR", "MARK_COLORS"]
 
 # Bottom to top. "misclassified" hatches wrong-class pixels with the (gt, pred) pair's colours.
-LAYERS = ("image", "confidence", "entropy", "gt", "pred", "errors", "misclassified",
-          "instance_marks", "highlight")
+LAYERS = ("image", "confidence", "entropy", "gt", "pred", "source_a", "source_b", "errors", "misclassified",
+          "disagreement", "instance_marks", "highlight")
 DEFAULTS = {  # layer -> (visible, opacity)
     "confidence": (False, 0.6), "entropy": (False, 0.6), "gt": (True, 0.5), "pred": (False, 0.5),
     "errors": (True, 0.8), "misclassified": (True, 0.8), "instance_marks": (True, 1.0),
     "highlight": (True, 0.9),
+    "source_a": (False, 0.5), "source_b": (False, 0.5), "disagreement": (True, 0.8),
 }
 LABELS = {"image": "Image", "confidence": "Confidence", "entropy": "Entropy", "gt": "Ground truth",
           "pred": "Prediction", "errors": "Error map", "misclassified": "Misclassified (gt/pred hatch)",
-          "instance_marks": "Instance errors", "highlight": "Highlight"}
+          "instance_marks": "Instance errors", "highlight": "Highlight",
+          "source_a": "Source A", "source_b": "Source B", "disagreement": "Disagreement A vs B"}
 HIGHLIGHT_COLOR = (255, 255, 0, 255)
 MARK_KINDS = ("missed", "spurious", "split", "merged")
 MARK_COLORS = {"missed": (0, 114, 178, 255), "spurious": (213, 94, 0, 255),
@@ -122,6 +124,14 @@ class DocumentPresenter(QObject):
             code = MARK_KINDS.index(mark.kind) + 1
             cv2.rectangle(frame, (x - 1, y - 1), (x + w, y + h), code, 1)
         self._set("instance_marks", frame, _mark_lut())
+
+    def set_extra_layer(self, name: str, array: np.ndarray | None, lut: np.ndarray | None = None) -> None:
+        """Show (or with None remove) a layer another controller owns (the A-vs-B compare layers),
+        stacked where :data:`LAYERS` puts it, keeping the user's visibility and opacity."""
+        had = name in self.canvas.layer_names()
+        self._set(name, array, lut)
+        if had != (array is not None) or array is not None:
+            self.layers_changed.emit()
 
     # --- layers -------------------------------------------------------------------------------
     def _set(self, name: str, array, lut=None) -> None:
