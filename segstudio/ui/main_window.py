@@ -36,6 +36,7 @@ from segstudio.ui import settings as keys
 from segstudio.ui.canvas import CanvasView
 from segstudio.ui.class_panel import ClassPanel
 from segstudio.ui.compare_dock import install_compare
+from segstudio.ui.label_error_dock import install_label_errors
 from segstudio.ui.dataset_browser import DatasetBrowser
 from segstudio.ui.document_view import DocumentPresenter
 from segstudio.ui.edit_saving import EditPersistence
@@ -108,6 +109,8 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self._docks["regions"], self._docks["dataset"])
         self._add_dock("compare", "Compare A/B", install_compare(self), Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self._docks["dataset"], self._docks["compare"])
+        self._add_dock("label_errors", "Label errors", install_label_errors(self), Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self._docks["compare"], self._docks["label_errors"])
         self._docks["regions"].raise_()
 
         self.status_pixel = QLabel("")

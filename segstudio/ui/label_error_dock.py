@@ -1,0 +1,284 @@
+"""The label-error queue: regions whose labels a model confidently contradicts, best first.
+
+Find scans the dataset on the task runner (cancellable, with progress) from a folder of per-image class
+probabilities (``<image>.npy``, ``(C, H, W)``) or from a source whose predictions carry them. Selecting
+a region opens its image, zooms to it and highlights its pixels. **Accept** relabels those pixels to the
+suggested class as one undoable edit; **Reject** is remembered in the dataset's project store and the
+region is never proposed again; **Skip** moves it to the end. The counts table shows the decisions per
+class. The queue's rules live in :mod:`segstudio.core.evaluation.label_error_scan`; this module binds them.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from segstudio.core.evaluation.label_error_scan import (LabelErrorQueue, ScanItem, probability_files,
+                                                        read_probabilities, scan_label_errors)
+from segstudio.core.tasks import TaskKind
+from segstudio.ui.tables import row_list_table
+
+if TYPE_CHECKING:
+    from segstudio.ui.main_window import MainWindow
+
+__all__ = ["LabelErrorDock", "install_label_errors"]
+
+COLUMNS = ("Image", "Label → suggestion", "Pixels", "Score")
+COUNT_COLUMNS = ("Class", "Accepted", "Rejected")
+
+
+def _scan_items(session, probabilities: dict) -> list[ScanItem]:
+    """One item per image with probabilities: live labels of an open document (copied now), else the
+    labels as the session loads them (saved corrections first)."""
+    items = []
+    for name, read in probabilities.items():
+        index = session.dataset.index_of(name)
+        document = session.kept_document(name)
+        if document is not None and document.gt is not None:
+            live = document.gt.copy()
+            labels = lambda live=live: live   # noqa: E731 - bound now, read on the worker
+        else:
+            labels = session.sample_to_load(index).load_mask
+        items.append(ScanItem(name, labels, read))
+    return items
+
+
+class LabelErrorDock(QWidget):
+    """Widgets and bindings of the label-error queue (see the module docstring)."""
+
+    scan_finished = Signal(object)       # ScanResult
+    decided = Signal(str, object)        # 'accepted' / 'rejected' / 'skipped', the region
+
+    def __init__(self, window: MainWindow, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.window = window
+        self.queue: LabelErrorQueue | None = None
+        self._task = None
+        self._store = None
+
+        self.folder_button = QPushButton("Find from probabilities folder…")
+        self.folder_button.clicked.connect(self._choose_folder)
+        self.min_area = QSpinBox()
+        self.min_area.setRange(1, 1_000_000)
+        self.min_area.setValue(16)
+        self.min_area.setPrefix("min area ")
+        self.min_area.setSuffix(" px")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.summary = QLabel("No scan yet.")
+        self.summary.setWordWrap(True)
+        self.table = row_list_table(COLUMNS)
+        self.table.currentCellChanged.connect(lambda row, *_: self._show_row(row))
+        self.accept_button = QPushButton("Accept (relabel)")
+        self.reject_button = QPushButton("Reject")
+        self.skip_button = QPushButton("Skip")
+        self.accept_button.clicked.connect(self.accept_current)
+        self.reject_button.clicked.connect(self.reject_current)
+        self.skip_button.clicked.connect(self.skip_current)
+        self.counts_table = QTableWidget(0, len(COUNT_COLUMNS))
+        self.counts_table.setHorizontalHeaderLabels(COUNT_COLUMNS)
+        self.counts_table.verticalHeader().setVisible(False)
+        self.counts_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.counts_table.setMaximumHeight(140)
+
+        top = QHBoxLayout()
+        top.addWidget(self.folder_button, 1)
+        top.addWidget(self.min_area)
+        top.addWidget(self.cancel_button)
+        actions = QHBoxLayout()
+        for button in (self.accept_button, self.reject_button, self.skip_button):
+            actions.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(top)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(actions)
+        layout.addWidget(self.counts_table)
+        self._update_buttons()
+
+    # --- scanning -----------------------------------------------------------------------------
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of <image>.npy class probabilities")
+        if folder:
+            self.scan_folder(folder)
+
+    def scan_folder(self, folder: str):
+        """Scan the open dataset with the probabilities in ``folder``; returns the task (None if none)."""
+        session = self.window.session
+        if session is None:
+            return None
+        files = probability_files(session.names, folder)
+        if not files:
+            self.window.show_error("No probabilities", f"{folder}: no <image>.npy file is named like an image")
+            return None
+        table = session.class_table
+        readers = {n: (lambda p=p: read_probabilities(p, table.num_classes)) for n, p in files.items()}
+        return self.scan(readers)
+
+    def scan_predictions(self, predictions: dict):
+        """Scan with the probabilities carried by ``predictions`` (image name -> Prediction)."""
+        readers = {n: (lambda p=p: p.probabilities) for n, p in predictions.items()
+                   if getattr(p, "probabilities", None) is not None}
+        return self.scan(readers) if readers else None
+
+    def scan(self, readers: dict):
+        """Scan the images of ``readers`` (name -> function returning its probabilities)."""
+        session = self.window.session
+        table = session.class_table
+        items = _scan_items(session, readers)
+        self._store = self.window.saving.service.store
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 2 * len(items))
+        self.progress.setValue(0)
+        self.cancel_button.setEnabled(True)
+        self.summary.setText(f"Scanning {len(items)} images…")
+        self._task = self.window.task_runner.submit(
+            scan_label_errors, items, table.num_classes, table.ignore_index, self.min_area.value(),
+            kind=TaskKind.LABEL_ERRORS, key=TaskKind.LABEL_ERRORS,
+            on_progress=lambda done, total: self.progress.setValue(done),
+            on_returned=lambda result: self._on_scanned(session, result),
+            on_errored=lambda exc: self.window.show_error("Label-error scan failed", str(exc)),
+            on_finished=self._on_scan_ended)
+        return self._task
+
+    def cancel(self) -> None:
+        self.window.task_runner.cancel(TaskKind.LABEL_ERRORS)
+
+    def _on_scan_ended(self) -> None:
+        self.progress.setVisible(False)
+        self.cancel_button.setEnabled(False)
+        if self.queue is None and self._task is not None and self._task.cancelled:
+            self.summary.setText("Scan cancelled.")
+
+    def _on_scanned(self, session, result) -> None:
+        if session is not self.window.session:
+            return
+        decisions = self._store.label_error_decisions() if self._store is not None else []
+        self.queue = LabelErrorQueue(result.regions, decisions, session.class_table.num_classes)
+        hidden = len(result.regions) - len(self.queue.pending)
+        problems = f"; {len(result.problems)} image(s) could not be read" if result.problems else ""
+        self.summary.setText(f"{len(result.regions)} suspected label errors in {len(result.quality)} images"
+                             f" ({hidden} already decided){problems}.")
+        self.refresh()
+        self.scan_finished.emit(result)
+        if self.queue.pending:
+            self.table.setCurrentCell(0, 0)
+
+    # --- the queue ----------------------------------------------------------------------------
+    def _names(self) -> list[str]:
+        return self.window.session.class_table.names if self.window.session is not None else []
+
+    def refresh(self) -> None:
+        names = self._names()
+
+        def name(k: int) -> str:
+            return names[k] if 0 <= k < len(names) else str(k)
+
+        pending = self.queue.pending if self.queue is not None else []
+        self.table.blockSignals(True)
+        self.table.setRowCount(len(pending))
+        for row, region in enumerate(pending):
+            self.table.setItem(row, 0, QTableWidgetItem(region.image))
+            self.table.setItem(row, 1, QTableWidgetItem(f"{name(region.given)} → {name(region.suggested)}"))
+            for col, text in ((2, f"{region.area:,}"), (3, f"{region.score:.3f}")):
+                item = QTableWidgetItem(text)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(row, col, item)
+        self.table.blockSignals(False)
+        counts = self.queue.counts() if self.queue is not None else None
+        self.counts_table.setRowCount(len(names) if counts is not None else 0)
+        if counts is not None:
+            for k in range(len(names)):
+                self.counts_table.setItem(k, 0, QTableWidgetItem(name(k)))
+                for col, key in ((1, "accepted"), (2, "rejected")):
+                    item = QTableWidgetItem(str(int(counts[key][k])))
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                    self.counts_table.setItem(k, col, item)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        has = self.current_region() is not None
+        for button in (self.accept_button, self.reject_button, self.skip_button):
+            button.setEnabled(has)
+
+    def current_region(self):
+        row = self.table.currentRow()
+        pending = self.queue.pending if self.queue is not None else []
+        return pending[row] if 0 <= row < len(pending) else None
+
+    def _show_row(self, row: int) -> None:
+        self._update_buttons()
+        region = self.current_region()
+        if region is None or self.window.session is None:
+            return
+        if self.window.document is None or self.window.document.name != region.image:
+            if not self.window.go_to(self.window.session.dataset.index_of(region.image)):
+                return
+        document = self.window.document
+        x, y, w, h = region.bbox
+        mask = np.zeros(document.shape, bool)
+        mask[y:y + h, x:x + w] = region.mask
+        self.window.presenter.set_highlight(mask)
+        self.window.canvas.center_on_rect(x, y, w, h)
+
+    def _after_decision(self, row: int) -> None:
+        self.refresh()
+        pending = self.queue.pending
+        if pending:
+            self.table.blockSignals(True)    # the same row may now hold another region: show it either way
+            self.table.setCurrentCell(min(row, len(pending) - 1), 0)
+            self.table.blockSignals(False)
+            self._show_row(self.table.currentRow())
+        else:
+            self.window.presenter.set_highlight(None)
+
+    def _decide(self, decision: str):
+        region, row = self.current_region(), self.table.currentRow()
+        if region is None:
+            return None
+        made = self.queue.decide(region, decision)
+        store = self.window.saving.service.store
+        if store is not None:
+            store.record_label_error_decision(made)
+        self.decided.emit(decision, region)
+        self._after_decision(row)
+        return made
+
+    def accept_current(self):
+        """Relabel the region's pixels to the suggestion (one undoable edit) and record the decision."""
+        region = self.current_region()
+        if region is None:
+            return None
+        self._show_row(self.table.currentRow())   # its image is the one shown
+        document = self.window.document
+        if document is None or document.name != region.image:
+            return None
+        atom = document.relabel_region(region.mask, region.bbox, region.suggested)
+        self._decide("accepted")
+        return atom
+
+    def reject_current(self):
+        """Never propose this region again (remembered in the project store)."""
+        return self._decide("rejected")
+
+    def skip_current(self) -> None:
+        region, row = self.current_region(), self.table.currentRow()
+        if region is None:
+            return
+        self.queue.skip(region)
+        self.decided.emit("skipped", region)
+        self._after_decision(row)
+
+
+def install_label_errors(window) -> LabelErrorDock:
+    """The label-error queue dock of ``window`` (``window.label_errors``)."""
+    window.label_errors = LabelErrorDock(window)
+    return window.label_errors
