@@ -23,7 +23,8 @@ from segstudio.core.errors import SegStudioError
 from segstudio.core.evaluation.comparison import SourceKey, SourceKind
 from segstudio.core.evaluation.disagreement import Disagreement, disagreement_codes, disagreement_regions
 from segstudio.core.evaluation.disagreement_map import DisagreementMap, disagreement_lut
-from segstudio.core.evaluation.sources import ORIGINAL_LABELS, SourceResults, label_fix_impact, label_fix_inputs
+from segstudio.core.evaluation.sources import (ORIGINAL_LABELS, DeltaRow, SourceResults, label_fix_impact,
+                                               label_fix_inputs, matrix_mean_iou)
 from segstudio.core.tasks import TaskKind
 
 if TYPE_CHECKING:
@@ -272,6 +273,14 @@ class CompareController(QObject):
                                        on_returned=found)
 
     # --- dataset ------------------------------------------------------------------------------
+    def image_values(self, name: str) -> tuple[float | None, float | None, float | None]:
+        """Mean IoU of A and B on image ``name`` and ``B - A`` (the dataset browser's columns)."""
+        if self.results is None or self.a is None or self.b is None:
+            return None, None, None
+        row = DeltaRow(name, matrix_mean_iou(self.results.confusion(self.a, name)),
+                       matrix_mean_iou(self.results.confusion(self.b, name)))
+        return row.a, row.b, row.delta
+
     def run_bootstrap(self, resamples: int = 1000, seed: int = 0):
         """Paired bootstrap over the images both sources predicted, on the task runner; returns the task."""
         if self.results is None or self.a is None or self.b is None:

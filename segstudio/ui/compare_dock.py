@@ -18,7 +18,7 @@ from segstudio.core.evaluation.comparison import SourceKey
 from segstudio.core.evaluation.disagreement import COUNT_KEYS, Disagreement
 from segstudio.core.evaluation.disagreement_map import DISAGREEMENT_COLORS, DISAGREEMENT_LABELS
 from segstudio.core.evaluation.metrics import ConfusionMatrix
-from segstudio.core.evaluation.sources import class_deltas
+from segstudio.core.evaluation.sources import class_deltas, source_label
 from segstudio.ui.metrics_panel import format_value
 from segstudio.ui.tables import row_list_table
 
@@ -28,6 +28,15 @@ METRIC_COLUMNS = ("Class", "IoU A", "IoU B", "Δ", "95 % CI of Δ")
 IMAGE_COLUMNS = ("Image", "mIoU A", "mIoU B", "Δ")
 REGION_COLUMNS = ("Kind", "Pixels", "Box (x, y, w, h)")
 IMPACT_COLUMNS = ("Source", "mIoU original labels", "mIoU corrected labels", "Δ")
+
+
+SHORT_LABELS = {Disagreement.B_BREAKS: "B breaks", Disagreement.B_FIXES: "B fixes",
+                Disagreement.BOTH_WRONG_SAME: "both wrong, same", Disagreement.BOTH_WRONG_DIFFERENT: "both wrong, diff."}
+
+
+LEGEND_LABELS = {Disagreement.BOTH_RIGHT: "both right", Disagreement.B_FIXES: "B fixes",
+                 Disagreement.B_BREAKS: "B breaks", Disagreement.BOTH_WRONG_SAME: "both wrong, same",
+                 Disagreement.BOTH_WRONG_DIFFERENT: "both wrong, diff.", Disagreement.IGNORED: "ignored"}
 
 
 def format_delta(value) -> str:
@@ -53,6 +62,43 @@ def _item(text: str, value=None, right: bool = True) -> QTableWidgetItem:
     return item
 
 
+class DisagreementLegend(QWidget):
+    """Colour, meaning and pixel count of each disagreement kind; shown beside the layers while the
+    disagreement map is on the canvas."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(4, 2, 4, 2)
+        grid.setHorizontalSpacing(4)
+        grid.setVerticalSpacing(1)
+        grid.addWidget(QLabel("<b>Disagreement A vs B</b>"), 0, 0, 1, 6)
+        self.count_labels: dict[str, QLabel] = {}
+        for i, kind in enumerate(Disagreement):
+            swatch = QLabel()
+            swatch.setPixmap(_swatch(DISAGREEMENT_COLORS[kind]))
+            name = QLabel(LEGEND_LABELS[kind])
+            name.setToolTip(DISAGREEMENT_LABELS[kind])
+            count = QLabel("–")
+            count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.count_labels[COUNT_KEYS[int(kind)]] = count
+            row, col = divmod(i, 2)
+            grid.addWidget(swatch, row + 1, col * 3)
+            grid.addWidget(name, row + 1, col * 3 + 1)
+            grid.addWidget(count, row + 1, col * 3 + 2)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(4, 1)
+
+    def set_counts(self, counts: dict[str, int] | None) -> None:
+        """Pixel counts by kind (``disagreement_counts`` keys); None hides the legend."""
+        self.setVisible(counts is not None)
+        for key, label in self.count_labels.items():
+            label.setText("–" if counts is None else f"{counts[key]:,}")
+
+    def counts(self) -> dict[str, str]:
+        return {key: label.text() for key, label in self.count_labels.items()}
+
+
 class CompareDock(QWidget):
     """Widgets of the A-vs-B comparison, bound to a ``CompareController``."""
 
@@ -67,12 +113,16 @@ class CompareDock(QWidget):
         self._rows: list = []
 
         self.source_a, self.source_b = QComboBox(), QComboBox()
+        for combo in (self.source_a, self.source_b):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(12)
         self.compare_button = QPushButton("Compare")
         self.compare_button.clicked.connect(self._on_compare)
         self.swap_button = QPushButton("Swap")
         self.swap_button.clicked.connect(self._on_swap)
         pick = QGridLayout()
-        pick.addWidget(QLabel("A (reference)"), 0, 0)
+        pick.addWidget(QLabel("A"), 0, 0)
+        self.source_a.setToolTip("A: the reference (e.g. the parent model)")
         pick.addWidget(self.source_a, 0, 1)
         pick.addWidget(QLabel("B"), 1, 0)
         pick.addWidget(self.source_b, 1, 1)
@@ -82,18 +132,8 @@ class CompareDock(QWidget):
         pick.addLayout(buttons, 2, 1)
         pick.setColumnStretch(1, 1)
 
-        legend = QGridLayout()
-        self.count_labels: dict[str, QLabel] = {}
-        for i, kind in enumerate(Disagreement):
-            swatch = QLabel()
-            swatch.setPixmap(_swatch(DISAGREEMENT_COLORS[kind]))
-            count = QLabel("–")
-            count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            self.count_labels[COUNT_KEYS[int(kind)]] = count
-            row, col = divmod(i, 2)
-            legend.addWidget(swatch, row, col * 3)
-            legend.addWidget(QLabel(DISAGREEMENT_LABELS[kind]), row, col * 3 + 1)
-            legend.addWidget(count, row, col * 3 + 2)
+        self.legend = DisagreementLegend()
+        self.legend.setVisible(False)
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_regions(), "Regions")
@@ -107,7 +147,6 @@ class CompareDock(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(pick)
         layout.addWidget(self.status)
-        layout.addLayout(legend)
         layout.addWidget(self.tabs, 1)
 
         c = controller
@@ -132,7 +171,8 @@ class CompareDock(QWidget):
     def _build_metrics(self) -> QWidget:
         host = QWidget()
         self.scope = QComboBox()
-        self.scope.addItems(["Image", "Dataset (images both predicted)"])
+        self.scope.addItems(["Image", "Dataset"])
+        self.scope.setToolTip("Dataset: summed over the images both sources predicted")
         self.scope.currentIndexChanged.connect(self.refresh_metrics)
         self.headline = QLabel("–")
         self.headline.setObjectName("compare_headline")
@@ -140,7 +180,8 @@ class CompareDock(QWidget):
         self.metrics_table.setHorizontalHeaderLabels(METRIC_COLUMNS)
         self.metrics_table.verticalHeader().setVisible(False)
         self.metrics_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.bootstrap_button = QPushButton("Significance: paired bootstrap (1,000 resamples)")
+        self.bootstrap_button = QPushButton("Significance (bootstrap)")
+        self.bootstrap_button.setToolTip("Paired bootstrap over images, 1,000 resamples, seed 0: 95 % interval of Δ")
         self.bootstrap_button.clicked.connect(lambda: self.controller.run_bootstrap())
         self.bootstrap_label = QLabel("")
         self.bootstrap_label.setWordWrap(True)
@@ -164,7 +205,7 @@ class CompareDock(QWidget):
 
     def _build_impact(self) -> QWidget:
         host = QWidget()
-        self.impact_button = QPushButton("Compute against original and corrected labels")
+        self.impact_button = QPushButton("Score original vs corrected labels")
         self.impact_button.clicked.connect(lambda: self.controller.run_label_fix_impact())
         self.impact_progress = QProgressBar()
         self.impact_progress.setVisible(False)
@@ -189,8 +230,9 @@ class CompareDock(QWidget):
             current = chosen or combo.currentData()
             combo.blockSignals(True)
             combo.clear()
-            for key in keys:
-                combo.addItem(str(key), key)
+            for i, key in enumerate(keys):
+                combo.addItem(source_label(key), key)
+                combo.setItemData(i, str(key), Qt.ItemDataRole.ToolTipRole)
             index = combo.findData(current) if current is not None else -1
             combo.setCurrentIndex(index if index >= 0 else 0)
             combo.blockSignals(False)
@@ -218,7 +260,8 @@ class CompareDock(QWidget):
         self._bootstrap = None
         self.bootstrap_label.setText("")
         c = self.controller
-        self.status.setText(f"A = {c.a}   B = {c.b}" if c.a is not None else "")
+        self.status.setText(f"A = {source_label(c.a)}   B = {source_label(c.b)}" if c.a is not None else "")
+        self.status.setToolTip(f"A = {c.a}\nB = {c.b}" if c.a is not None else "")
         self.refresh_metrics()
 
     # --- disagreement map ------------------------------------------------------------------------
@@ -226,12 +269,11 @@ class CompareDock(QWidget):
         counts = self.controller.map.count_dict() if self.controller.map is not None else None
         if counts is None and self._regions:
             self.set_regions([])
-        for key, label in self.count_labels.items():
-            label.setText("–" if counts is None else f"{counts[key]:,}")
+        self.legend.set_counts(counts)
 
     def counts(self) -> dict[str, str]:
         """The legend's count texts (tests, tooltips)."""
-        return {key: label.text() for key, label in self.count_labels.items()}
+        return self.legend.counts()
 
     def set_regions(self, regions) -> None:
         self._regions = list(regions)[:500]
@@ -239,12 +281,14 @@ class CompareDock(QWidget):
         table.blockSignals(True)
         table.setRowCount(len(self._regions))
         for row, region in enumerate(self._regions):
-            kind = QTableWidgetItem(DISAGREEMENT_LABELS[region.kind])
+            kind = QTableWidgetItem(SHORT_LABELS[region.kind])
+            kind.setToolTip(DISAGREEMENT_LABELS[region.kind])
             kind.setData(Qt.ItemDataRole.DecorationRole, QColor(*DISAGREEMENT_COLORS[region.kind][:3]))
             table.setItem(row, 0, kind)
             table.setItem(row, 1, _item(f"{region.area:,}", region.area))
             table.setItem(row, 2, QTableWidgetItem(", ".join(str(v) for v in region.bbox)))
         table.blockSignals(False)
+        table.resizeColumnsToContents()
 
     def regions(self) -> list:
         return list(self._regions)
@@ -357,7 +401,7 @@ class CompareDock(QWidget):
             b = fixed.mean_iou() if fixed.total else None
             delta = None if a is None or b is None else b - a
             self._impact[key] = (a, b, delta)
-            table.setItem(r, 0, _item(str(key), key, right=False))
+            table.setItem(r, 0, _item(source_label(key), key, right=False))
             table.setItem(r, 1, _item(format_value(a), a))
             table.setItem(r, 2, _item(format_value(b), b))
             table.setItem(r, 3, _item(format_delta(delta), delta))
@@ -383,6 +427,18 @@ def install_compare(window) -> CompareDock:
         if window.session is not None:
             window.go_to(window.session.dataset.index_of(name))
 
+    def browser_columns() -> None:
+        c = window.compare
+        if c.a is None or c.b is None or c.results is None:
+            window.browser.model.set_extra_columns(())
+            return
+        window.browser.model.set_extra_columns(
+            (f"mIoU {source_label(c.a)}", f"mIoU {source_label(c.b)}", "Δ mIoU (B − A)"), c.image_values)
+
+    # The legend goes under the layer list, where the map's layer is switched on and off.
+    window.layer_panel.parentWidget().layout().insertWidget(1, dock.legend)
     window.compare.sources_changed.connect(names_changed)
+    window.compare.pair_changed.connect(browser_columns)
+    window.compare.metrics_changed.connect(lambda: window.browser.refresh())
     dock.image_requested.connect(open_image)
     return dock

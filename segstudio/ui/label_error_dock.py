@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LabelErrorDock", "install_label_errors"]
 
-COLUMNS = ("Image", "Label → suggestion", "Pixels", "Score")
+COLUMNS = ("Image", "Given → suggested", "Pixels", "Score")
 COUNT_COLUMNS = ("Class", "Accepted", "Rejected")
 
 
@@ -75,9 +75,12 @@ class LabelErrorDock(QWidget):
         self.summary.setWordWrap(True)
         self.table = row_list_table(COLUMNS)
         self.table.currentCellChanged.connect(lambda row, *_: self._show_row(row))
-        self.accept_button = QPushButton("Accept (relabel)")
+        self.accept_button = QPushButton("Accept")
+        self.accept_button.setToolTip("Relabel the region to the suggested class (one undoable edit)")
         self.reject_button = QPushButton("Reject")
+        self.reject_button.setToolTip("Not a label error: never propose this region again")
         self.skip_button = QPushButton("Skip")
+        self.skip_button.setToolTip("Decide later: move it to the end of the queue")
         self.accept_button.clicked.connect(self.accept_current)
         self.reject_button.clicked.connect(self.reject_current)
         self.skip_button.clicked.connect(self.skip_current)
@@ -88,14 +91,14 @@ class LabelErrorDock(QWidget):
         self.counts_table.setMaximumHeight(140)
 
         top = QHBoxLayout()
-        top.addWidget(self.folder_button, 1)
-        top.addWidget(self.min_area)
+        top.addWidget(self.min_area, 1)
         top.addWidget(self.cancel_button)
         actions = QHBoxLayout()
         for button in (self.accept_button, self.reject_button, self.skip_button):
             actions.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.folder_button)
         layout.addLayout(top)
         layout.addWidget(self.progress)
         layout.addWidget(self.summary)
@@ -193,6 +196,7 @@ class LabelErrorDock(QWidget):
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, col, item)
         self.table.blockSignals(False)
+        self.table.resizeColumnsToContents()
         counts = self.queue.counts() if self.queue is not None else None
         self.counts_table.setRowCount(len(names) if counts is not None else 0)
         if counts is not None:

@@ -123,6 +123,15 @@ def test_metrics_side_by_side_and_images_b_made_worse_first(qtbot, compared):
     table = dock.images_table
     assert table.item(0, 3).text() == f"{rows[0].delta:+.3f}"
 
+    model = window.browser.model
+    assert [model.headerData(c, Qt.Orientation.Horizontal) for c in (4, 5, 6)] == [
+        "mIoU folder:pred_a", "mIoU folder:pred_b", "Δ mIoU (B − A)"]
+    for name, (ea, eb) in expected.items():
+        row = model._names.index(name)
+        assert [model.index(row, c).data() for c in (4, 5, 6)] == [f"{ea:.3f}", f"{eb:.3f}", f"{eb - ea:+.3f}"]
+    window.browser.view.sortByColumn(6, Qt.SortOrder.AscendingOrder)
+    assert window.browser.visible_names() == [r.name for r in rows]
+
     gt, pred_a = truth["a"]
     dock.scope.setCurrentIndex(0)
     mean_a, mean_b = expected["a"]

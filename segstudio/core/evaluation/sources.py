@@ -25,7 +25,7 @@ from segstudio.core.evaluation.comparison import SourceKey, SourceKind
 from segstudio.core.evaluation.metrics import ConfusionMatrix
 
 __all__ = ["ORIGINAL_LABELS", "DeltaRow", "ClassDelta", "SourceResults", "class_deltas", "matrix_mean_iou",
-           "parse_source_key", "LabelFixItem", "label_fix_inputs", "label_fix_impact"]
+           "parse_source_key", "source_label", "LabelFixItem", "label_fix_inputs", "label_fix_impact"]
 
 # The labels as the dataset shipped them, compared with the labels as corrected (the live ones).
 ORIGINAL_LABELS = SourceKey(SourceKind.LABELS, "original")
@@ -39,6 +39,13 @@ def parse_source_key(text: str) -> SourceKey:
     except ValueError:
         raise ValueError(f"unknown source kind {kind!r} in {text!r}; expected one of "
                          f"{', '.join(k.value for k in SourceKind)}") from None
+
+
+def source_label(key: SourceKey) -> str:
+    """Short display name: a folder or model file by its last path part (``folder:pred_b``)."""
+    name = key.name.rstrip("/\\")
+    short = name.replace("\\", "/").rsplit("/", 1)[-1] if name else ""
+    return f"{key.kind.value}:{short}" if short else key.kind.value
 
 
 def _as_cm(matrix: np.ndarray, ignore_index: int = 255) -> ConfusionMatrix:
