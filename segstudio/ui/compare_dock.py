@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QPixmap
-from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from segstudio.core.evaluation.comparison import SourceKey
@@ -180,6 +180,7 @@ class CompareDock(QWidget):
         self.metrics_table.setHorizontalHeaderLabels(METRIC_COLUMNS)
         self.metrics_table.verticalHeader().setVisible(False)
         self.metrics_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.metrics_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.bootstrap_button = QPushButton("Significance (bootstrap)")
         self.bootstrap_button.setToolTip("Paired bootstrap over images, 1,000 resamples, seed 0: 95 % interval of Δ")
         self.bootstrap_button.clicked.connect(lambda: self.controller.run_bootstrap())
@@ -233,7 +234,8 @@ class CompareDock(QWidget):
             for i, key in enumerate(keys):
                 combo.addItem(source_label(key), key)
                 combo.setItemData(i, str(key), Qt.ItemDataRole.ToolTipRole)
-            index = combo.findData(current) if current is not None else -1
+            # findData cannot compare Python objects: look the key up among the keys listed
+            index = keys.index(current) if current in keys else -1
             combo.setCurrentIndex(index if index >= 0 else 0)
             combo.blockSignals(False)
         if self.source_b.count() > 1 and self.controller.b is None and \

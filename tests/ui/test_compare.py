@@ -67,6 +67,8 @@ def compared(qtbot, tmp_path):
     assert window.compare.sources()[:2] == [a, b]
     with qtbot.waitSignal(window.compare.regions_found, timeout=5000):
         window.compare_sources(a, b)
+    dock = window.compare_dock
+    assert (dock.source_a.currentText(), dock.source_b.currentText()) == ("folder:pred_a", "folder:pred_b")
     return window
 
 
@@ -171,3 +173,36 @@ def test_a_model_run_becomes_a_source_and_the_original_labels_are_one(qtbot, tmp
     gt_orig, pred = truth_and_prediction()["a"]
     np.testing.assert_array_equal(shown_codes(window), reference_codes(window.document.gt, pred, gt_orig))
     assert window.dock("compare").isVisible()
+
+
+def test_swap_in_the_dock_swaps_fixes_and_breaks(qtbot, compared):
+    window, dock = compared, compared.compare_dock
+    a, b = window.compare.a, window.compare.b
+    with qtbot.waitSignal(window.compare.regions_found, timeout=5000):
+        dock.swap_button.click()
+    assert (window.compare.a, window.compare.b) == (b, a)
+    assert (dock.source_a.currentText(), dock.source_b.currentText()) == ("folder:pred_b", "folder:pred_a")
+    gt, pred_a = truth_and_prediction()["a"]
+    np.testing.assert_array_equal(shown_codes(window), reference_codes(gt, predictions_b()["a"], pred_a))
+
+
+def test_label_fix_impact_scores_each_model_on_both_label_versions(qtbot, tmp_path):
+    from tests.ui.reference import reference_metrics
+    from tests.ui.test_dataset_run import correct_and_leave_image_a
+
+    window = editing_window(qtbot, make_dataset(tmp_path / "data"), lambda request: GatedRunner())
+    saved = correct_and_leave_image_a(qtbot, window)
+    with qtbot.waitSignal(window.controller.job_ended, timeout=5000):
+        window.run_on_dataset()
+    assert window.session.corrected_names() == ["a"]
+    dock = window.compare_dock
+    with qtbot.waitSignal(window.compare.impact_finished, timeout=10000):
+        dock.impact_button.click()
+    truth = truth_and_prediction()
+    (gt_a, pred_a), (gt_b, pred_b) = truth["a"], truth["b"]
+    both = lambda first_gt: reference_metrics(np.concatenate([first_gt, gt_b]),   # noqa: E731
+                                              np.concatenate([pred_a, pred_b]), 3)["mean_iou"]
+    original, corrected, delta = dock.impact()[SourceKey(SourceKind.MODEL, "fake")]
+    assert original == pytest.approx(both(gt_a)) and corrected == pytest.approx(both(saved))
+    assert delta == pytest.approx(both(saved) - both(gt_a)) and delta > 0
+    assert dock.impact_table.item(0, 3).text() == f"{delta:+.3f}"
