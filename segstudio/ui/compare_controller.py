@@ -273,6 +273,12 @@ class CompareController(QObject):
                                        on_returned=found)
 
     # --- dataset ------------------------------------------------------------------------------
+    def worse_first(self) -> list[str]:
+        """Images both sources predicted, B's worst regressions first (the review order)."""
+        if self.results is None or self.a is None or self.b is None:
+            return []
+        return [row.name for row in self.results.delta_rows(self.a, self.b)]
+
     def image_values(self, name: str) -> tuple[float | None, float | None, float | None]:
         """Mean IoU of A and B on image ``name`` and ``B - A`` (the dataset browser's columns)."""
         if self.results is None or self.a is None or self.b is None:

@@ -22,7 +22,9 @@ from segstudio.core.evaluation.sources import class_deltas, source_label
 from segstudio.ui.metrics_panel import format_value
 from segstudio.ui.tables import row_list_table
 
-__all__ = ["CompareDock", "format_delta"]
+__all__ = ["CompareDock", "DisagreementLegend", "format_delta", "install_compare", "B_WORSE_ORDER"]
+
+B_WORSE_ORDER = "b_worse"   # the review dock's order key for "where B got worse first"
 
 METRIC_COLUMNS = ("Class", "IoU A", "IoU B", "Δ", "95 % CI of Δ")
 IMAGE_COLUMNS = ("Image", "mIoU A", "mIoU B", "Δ")
@@ -439,8 +441,14 @@ def install_compare(window) -> CompareDock:
 
     # The legend goes under the layer list, where the map's layer is switched on and off.
     window.layer_panel.parentWidget().layout().insertWidget(1, dock.legend)
+    def review_order() -> None:
+        review = window.findChild(QWidget, "dock_review")
+        if review is not None and hasattr(review.widget(), "add_order"):
+            review.widget().add_order(B_WORSE_ORDER, "Where B got worse first", window.compare.worse_first)
+
     window.compare.sources_changed.connect(names_changed)
     window.compare.pair_changed.connect(browser_columns)
+    window.compare.pair_changed.connect(review_order)
     window.compare.metrics_changed.connect(lambda: window.browser.refresh())
     dock.image_requested.connect(open_image)
     return dock

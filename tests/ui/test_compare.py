@@ -133,6 +133,9 @@ def test_metrics_side_by_side_and_images_b_made_worse_first(qtbot, compared):
         assert [model.index(row, c).data() for c in (4, 5, 6)] == [f"{ea:.3f}", f"{eb:.3f}", f"{eb - ea:+.3f}"]
     window.browser.view.sortByColumn(6, Qt.SortOrder.AscendingOrder)
     assert window.browser.visible_names() == [r.name for r in rows]
+    review = window.dock("review").widget()
+    review.set_order("b_worse")
+    assert review.queue() == [r.name for r in rows] and review.rows()[0][0] == rows[0].name
 
     gt, pred_a = truth["a"]
     dock.scope.setCurrentIndex(0)
