@@ -19,7 +19,11 @@ EXIT_CANCELLED = 130
 SUBCOMMANDS = {
     "evaluate": "Evaluate predictions (or a model) against a dataset's ground truth.",
     "predict": "Run a model over images and write palette PNG masks.",
+    "compare": "Compare two models (or original vs corrected labels) on a dataset, with a paired bootstrap.",
+    "label-errors": "Find likely label errors from a model's per-pixel probabilities (confident learning).",
 }
+# Subcommands whose module name differs from the command.
+SUBCOMMAND_MODULES = {"label-errors": "label_errors"}
 
 
 def _gui_parser() -> argparse.ArgumentParser:
@@ -99,7 +103,7 @@ def _main(argv: list[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         name = argv[0]
         parser = argparse.ArgumentParser(prog=f"segstudio {name}", description=SUBCOMMANDS[name])
-        return _run_module(name, parser, argv[1:])
+        return _run_module(SUBCOMMAND_MODULES.get(name, name), parser, argv[1:])
     parser = _gui_parser()
     args = parser.parse_args(argv)
     if not args.self_test:

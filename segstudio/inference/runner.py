@@ -91,12 +91,15 @@ class Runner:
         every message is also kept in ``notices``.
     download_progress : callable, optional
         ``progress(bytes_done, bytes_total)`` while pretrained weights download.
+    probabilities : bool
+        Semantic models: also return the per-pixel class probabilities (``Prediction.probabilities``,
+        ``(C, H, W)`` float16). Off by default: 2·C bytes a pixel.
     """
 
     def __init__(self, entry, device: str = "auto", tile_size: int | None = None, overlap: int = 64,
                  batch_size: int = 1, *, score_threshold: float = 0.5, mask_threshold: float = 0.5,
                  precision: str = "auto", on_notice: Callable[[str], None] | None = None,
-                 download_progress: Progress | None = None):
+                 download_progress: Progress | None = None, probabilities: bool = False):
         if tile_size is not None and tile_size < 16:
             raise ValueError(f"tile_size must be at least 16, got {tile_size}")
         if batch_size < 1:
@@ -114,6 +117,7 @@ class Runner:
         self.score_threshold = float(score_threshold)
         self.mask_threshold = float(mask_threshold)
         self.precision = precision
+        self.probabilities = bool(probabilities)
         self.model = entry.load(str(self.device), download_progress)
         self._cancel: CancelToken | None = None
         self._install_cancel_hooks()
@@ -317,10 +321,11 @@ class Runner:
         logits = self._forward_semantic(arrays, like.dtype)
         results = []
         for item_logits, (height, width) in zip(logits, shapes):
-            out = Outputs(height, width, item_logits.shape[0])
+            out = Outputs(height, width, item_logits.shape[0], self.probabilities)
             with torch.inference_mode():
                 write_resized(item_logits, out, size=(width, height))
-            results.append(Prediction(out.mask, out.confidence, out.entropy, source=self.entry.name))
+            results.append(Prediction(out.mask, out.confidence, out.entropy, source=self.entry.name,
+                                      probabilities=out.probabilities))
         return results
 
     def _predict_tiled(self, image: np.ndarray, cancel: CancelToken | None,
@@ -341,7 +346,7 @@ class Runner:
                 logits = self._forward_semantic(tiles, raw_dtype)
                 with torch.inference_mode():
                     if blender is None:
-                        outputs = Outputs(height, width, logits.shape[1])
+                        outputs = Outputs(height, width, logits.shape[1], self.probabilities)
                         blender = TileBlender(outputs, logits.shape[1], tile_h, tile_w, overlap, self.device)
                     for x, tile_logits in zip(chunk, logits):
                         blender.add(x, tile_logits)
@@ -352,7 +357,8 @@ class Runner:
             with torch.inference_mode():
                 blender.end_row()
         out = blender.outputs
-        return Prediction(out.mask, out.confidence, out.entropy, source=self.entry.name)
+        return Prediction(out.mask, out.confidence, out.entropy, source=self.entry.name,
+                          probabilities=out.probabilities)
 
     def _predict_instances(self, images: list[np.ndarray]) -> list[Prediction]:
         inputs = [self._to_input([self._prepare(img)], img.dtype)[0] for img in images]

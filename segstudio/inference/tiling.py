@@ -91,15 +91,24 @@ def logit_stats(logits: torch.Tensor, inplace: bool = False) -> tuple[torch.Tens
 
 
 class Outputs:
-    """The three full-size result arrays, filled band by band."""
+    """The full-size result arrays, filled band by band.
 
-    def __init__(self, height: int, width: int, num_classes: int):
+    With ``probabilities=True`` the softmax over classes is kept too, as ``(C, H, W)`` float16
+    (2·C bytes a pixel: opt-in, for label-error detection); else ``probabilities`` is None.
+    """
+
+    def __init__(self, height: int, width: int, num_classes: int, probabilities: bool = False):
         self.mask = np.empty((height, width), np.uint8 if num_classes <= 256 else np.uint16)
         self.confidence = np.empty((height, width), np.float32)
         self.entropy = np.empty((height, width), np.float32)
+        self.probabilities = (np.empty((num_classes, height, width), np.float16) if probabilities else None)
 
     def write(self, top: int, left: int, logits: torch.Tensor, inplace: bool = False) -> None:
         """Write the statistics of ``logits`` (C, h, w) at row ``top``, column ``left``."""
+        if self.probabilities is not None:  # before logit_stats, which may overwrite the logits
+            h, w = logits.shape[-2:]
+            self.probabilities[:, top:top + h, left:left + w] = (
+                torch.softmax(logits.float(), dim=-3).cpu().numpy())
         index, confidence, entropy = logit_stats(logits, inplace)
         h, w = index.shape
         self.mask[top:top + h, left:left + w] = index.cpu().numpy()

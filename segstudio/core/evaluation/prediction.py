@@ -37,6 +37,9 @@ class Prediction:
     stats : ImageStats or None
         Confusion against the image's labels, filled by the GUI worker for images that are not
         open (the session recomputes open ones from their document).
+    probabilities : ndarray or None
+        ``(C, H, W)`` float16 softmax over the classes; only when the runner was asked for it
+        (``Runner(probabilities=True)``), since it costs 2·C bytes a pixel.
     """
 
     mask: np.ndarray
@@ -45,3 +48,4 @@ class Prediction:
     instances: InstanceMask | None = None
     source: str = ""
     stats: ImageStats | Any = None
+    probabilities: np.ndarray | None = None

@@ -1,0 +1,170 @@
+"""``segstudio label-errors``: regions whose labels a model confidently contradicts (confident learning).
+
+The per-pixel class probabilities come from a model (``--model SPEC``, run twice: the per-class
+thresholds need the whole dataset before any image can be scored) or from ``--probabilities DIR``
+(``<image stem>.npy``, float16/float32, ``(C, H, W)``, summing to 1 over C). The summary goes to stdout,
+a progress bar to stderr; bad input (a probability file of the wrong shape or dtype, a pickle, ...) ends
+the run with one line ``segstudio label-errors: error: <path>: <reason>`` and exit code 2; images the
+model fails on are left out and reported after the summary (exit code 1); Ctrl+C exits with 130.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
+                                        ProgressBar, print_error, printable, say, trust_if_asked)
+from segstudio.core.errors import PredictionError, SegStudioError
+
+PROG = "segstudio label-errors"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``segstudio label-errors``."""
+    from segstudio.core.evaluation.label_error_report import DEFAULT_MIN_AREA  # noqa: PLC0415 - numpy only
+
+    parser.add_argument("--dataset", required=True, metavar="PATH", help="dataset folder, COCO .json file or image")
+    parser.add_argument("--format", default="auto", choices=["auto", "folder", "voc", "coco", "cityscapes"],
+                        help="dataset layout (default: detected from the folder)")
+    parser.add_argument("--split", default=None, help="dataset split (train, val ...)")
+    parser.add_argument("--allow-outside-root", action="store_true", help=ALLOW_OUTSIDE_ROOT_HELP)
+    parser.add_argument("--classes", metavar="FILE", default=None,
+                        help="class table: a classes.json or a class_names.txt")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", metavar="SPEC",
+                        help="model whose softmax is used: 'demo', 'torchvision:NAME', a model file or SMP folder")
+    source.add_argument("--probabilities", metavar="DIR",
+                        help="folder of <image name>.npy, float16/float32 (C, H, W) summing to 1 over C")
+    parser.add_argument("--min-area", type=int, default=DEFAULT_MIN_AREA, metavar="N",
+                        help=f"smallest region reported, in pixels (default: {DEFAULT_MIN_AREA})")
+    parser.add_argument("--trust-model", action="store_true", help=TRUST_MODEL_HELP)
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"],
+                        help="inference device for --model (default: auto)")
+    parser.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per forward pass (default: 1)")
+    parser.add_argument("--tile", type=int, default=None, metavar="N",
+                        help="tile size in pixels for --model on large images (default: whole image)")
+    parser.add_argument("--report", metavar="FILE", default=None, help="write the full report to FILE.json or FILE.csv")
+
+
+def _print_stdout(text: str) -> None:
+    text = "\n".join(printable(line) for line in text.split("\n"))
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    sys.stdout.write(text.encode(encoding, errors="backslashreplace").decode(encoding) + "\n")
+    sys.stdout.flush()
+
+
+class _ModelPasses:
+    """``open_pass`` for ``find_label_errors``: a fresh model stream (with probabilities) per pass."""
+
+    def __init__(self, args: argparse.Namespace, dataset):
+        from segstudio.inference.catalog import spec_problem  # noqa: PLC0415 - no torch
+
+        problem = spec_problem(args.model)
+        if problem is not None:
+            raise SegStudioError(args.model, problem)
+        from segstudio.inference.registry import resolve_model  # noqa: PLC0415
+        from segstudio.inference.runner import CancelToken, Runner  # noqa: PLC0415
+
+        trust_if_asked(args)
+        entry = resolve_model(args.model)
+        if entry.kind != "semantic":
+            raise SegStudioError(args.model, "label errors need a semantic model's per-pixel probabilities")
+        if entry.class_table.num_classes != dataset.class_table.num_classes:
+            raise SegStudioError(args.model, f"the model has {entry.class_table.num_classes} classes, the dataset "
+                                             f"{dataset.class_table.num_classes}: probabilities cannot be matched")
+        self.runner = Runner(entry, device=args.device, tile_size=args.tile, batch_size=args.batch_size,
+                             probabilities=True)
+        self.dataset = dataset
+        self.token = CancelToken()
+        self.failures: dict[int, str] = {}
+        self.streams: list = []
+        self.name = f"{args.model} ({self.runner.device_name})"
+        self.indices = [i for i, s in enumerate(dataset) if s.mask_path]
+
+    def __call__(self):
+        from segstudio.core.evaluation.report import _lookup  # noqa: PLC0415
+
+        stream = self.runner.predict_dataset(self.dataset, indices=self.indices, cancel=self.token,
+                                             on_error=self._failed)
+        self.streams.append(stream)
+        lookup = _lookup(stream)
+
+        def probabilities(index, sample, shape):
+            prediction = lookup(index, sample)
+            if prediction is None:
+                return None
+            if prediction.probabilities.shape[1:] != tuple(shape):
+                raise PredictionError(sample.image_path, f"the model's output is {prediction.probabilities.shape[1:]}"
+                                                         f" but the labels are {tuple(shape)}")
+            return prediction.probabilities
+
+        return probabilities
+
+    def _failed(self, index: int, exc: BaseException) -> None:
+        if index not in self.failures:  # the same image fails on both passes: report it once
+            self.failures[index] = str(exc) if isinstance(exc, SegStudioError) else f"{self.dataset[index].image_path}: {exc}"
+
+    def close(self, cancel: bool = False) -> None:
+        if cancel:
+            self.token.cancel()
+        for stream in self.streams:
+            stream.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Find label errors; return the exit code (0, 1 when images failed, 2 for bad input, 130 when interrupted)."""
+    from segstudio.core.evaluation.label_error_report import (ProbabilityFolder, find_label_errors,
+                                                              format_label_error_summary, write_label_error_report)
+    from segstudio.core.io.datasets import open_dataset
+
+    if args.report and not args.report.lower().endswith((".json", ".csv")):
+        return print_error(PROG, f"{args.report}: the report must be a .json or .csv file")
+    if args.min_area < 1:
+        return print_error(PROG, f"--min-area {args.min_area}: must be at least 1")
+    bar = ProgressBar(sys.stderr)
+    model = None
+    try:
+        dataset = open_dataset(args.dataset, args.format, class_table=args.classes, split=args.split,
+                               allow_outside_root=args.allow_outside_root)
+        for warning in dataset.warnings:
+            say(PROG, f"warning: {warning}")
+        if args.probabilities is not None:
+            folder = ProbabilityFolder(args.probabilities, dataset.class_table.num_classes)
+            report = find_label_errors(dataset, lambda: folder, min_area=args.min_area, source=str(folder.path),
+                                       progress=bar)
+        else:
+            model = _ModelPasses(args, dataset)
+            report = find_label_errors(dataset, model, min_area=args.min_area, source=model.name, progress=bar)
+        bar.close()
+        if report["missing"]:
+            say(PROG, f"warning: {len(report['missing'])} image(s) have no labels or no probabilities, "
+                f"e.g. {report['missing'][0]}")
+        if not report["images"]:
+            return print_error(PROG, f"{args.dataset}: no image has both labels and probabilities")
+    except SegStudioError as exc:
+        bar.close()
+        return print_error(PROG, str(exc))
+    except OSError as exc:
+        bar.close()
+        return print_error(PROG, f"{exc.filename or args.dataset}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        if model is not None:
+            model.close(cancel=True)
+        bar.close()
+        say(PROG, "cancelled")
+        return EXIT_CANCELLED
+    finally:
+        if model is not None:
+            model.close()
+    _print_stdout(format_label_error_summary(report))
+    if args.report:
+        try:
+            write_label_error_report(report, args.report)
+        except OSError as exc:
+            return print_error(PROG, f"{args.report}: cannot write the report: {exc.strerror or exc}")
+    if model is not None and model.failures:
+        for message in model.failures.values():
+            print_error(PROG, message)
+        say(PROG, f"{len(model.failures)} of {len(model.indices)} images failed")
+        return EXIT_SOME_FAILED
+    return 0
