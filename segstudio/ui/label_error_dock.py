@@ -16,8 +16,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from segstudio.core.evaluation.label_error_scan import (LabelErrorQueue, ScanItem, probability_files,
-                                                        read_probabilities, scan_label_errors)
+from segstudio.core.errors import SegStudioError
+from segstudio.core.evaluation.label_error_scan import LabelErrorQueue, ScanItem, folder_pass, scan_label_errors
 from segstudio.core.tasks import TaskKind
 from segstudio.ui.tables import row_list_table
 
@@ -30,19 +30,18 @@ COLUMNS = ("Image", "Given → suggested", "Pixels", "Score")
 COUNT_COLUMNS = ("Class", "Accepted", "Rejected")
 
 
-def _scan_items(session, probabilities: dict) -> list[ScanItem]:
-    """One item per image with probabilities: live labels of an open document (copied now), else the
-    labels as the session loads them (saved corrections first)."""
+def _scan_items(session) -> list[ScanItem]:
+    """One item per image: live labels of an open document (copied now), else the labels as the session
+    loads them (saved corrections first)."""
     items = []
-    for name, read in probabilities.items():
-        index = session.dataset.index_of(name)
-        document = session.kept_document(name)
+    for index, sample in enumerate(session.dataset.samples):
+        document = session.kept_document(sample.name)
         if document is not None and document.gt is not None:
             live = document.gt.copy()
             labels = lambda live=live: live   # noqa: E731 - bound now, read on the worker
         else:
             labels = session.sample_to_load(index).load_mask
-        items.append(ScanItem(name, labels, read))
+        items.append(ScanItem(index, sample, labels))
     return items
 
 
@@ -57,9 +56,14 @@ class LabelErrorDock(QWidget):
         self.window = window
         self.queue: LabelErrorQueue | None = None
         self._task = None
+        self._job: int | None = None
         self._store = None
 
+        self.model_button = QPushButton("Find with the selected model")
+        self.model_button.setToolTip("Runs the model dock's model over the dataset twice (thresholds, then regions)")
+        self.model_button.clicked.connect(self.scan_model)
         self.folder_button = QPushButton("Find from probabilities folder…")
+        self.folder_button.setToolTip("A folder of <image>.npy files, (C, H, W) float16/float32 softmax")
         self.folder_button.clicked.connect(self._choose_folder)
         self.min_area = QSpinBox()
         self.min_area.setRange(1, 1_000_000)
@@ -98,6 +102,7 @@ class LabelErrorDock(QWidget):
             actions.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.model_button)
         layout.addWidget(self.folder_button)
         layout.addLayout(top)
         layout.addWidget(self.progress)
@@ -114,52 +119,87 @@ class LabelErrorDock(QWidget):
             self.scan_folder(folder)
 
     def scan_folder(self, folder: str):
-        """Scan the open dataset with the probabilities in ``folder``; returns the task (None if none)."""
+        """Scan the open dataset with the probabilities in ``folder`` on the task runner; returns the
+        task (None when there is nothing to scan)."""
         session = self.window.session
         if session is None:
             return None
-        files = probability_files(session.names, folder)
-        if not files:
-            self.window.show_error("No probabilities", f"{folder}: no <image>.npy file is named like an image")
+        try:
+            open_pass = folder_pass(folder, session.class_table.num_classes)
+        except SegStudioError as exc:
+            self.window.show_error("No probabilities", str(exc))
             return None
         table = session.class_table
-        readers = {n: (lambda p=p: read_probabilities(p, table.num_classes)) for n, p in files.items()}
-        return self.scan(readers)
-
-    def scan_predictions(self, predictions: dict):
-        """Scan with the probabilities carried by ``predictions`` (image name -> Prediction)."""
-        readers = {n: (lambda p=p: p.probabilities) for n, p in predictions.items()
-                   if getattr(p, "probabilities", None) is not None}
-        return self.scan(readers) if readers else None
-
-    def scan(self, readers: dict):
-        """Scan the images of ``readers`` (name -> function returning its probabilities)."""
-        session = self.window.session
-        table = session.class_table
-        items = _scan_items(session, readers)
-        self._store = self.window.saving.service.store
-        self.progress.setVisible(True)
-        self.progress.setRange(0, 2 * len(items))
-        self.progress.setValue(0)
-        self.cancel_button.setEnabled(True)
-        self.summary.setText(f"Scanning {len(items)} images…")
+        items = _scan_items(session)
+        self._started(len(items))
         self._task = self.window.task_runner.submit(
-            scan_label_errors, items, table.num_classes, table.ignore_index, self.min_area.value(),
+            scan_label_errors, items, open_pass, table.num_classes, table.ignore_index, self.min_area.value(),
             kind=TaskKind.LABEL_ERRORS, key=TaskKind.LABEL_ERRORS,
-            on_progress=lambda done, total: self.progress.setValue(done),
+            on_progress=self._on_progress,
             on_returned=lambda result: self._on_scanned(session, result),
             on_errored=lambda exc: self.window.show_error("Label-error scan failed", str(exc)),
             on_finished=self._on_scan_ended)
         return self._task
 
+    def scan_model(self):
+        """Scan with the model selected in the model dock, on the inference lane (two passes over the
+        dataset, its probabilities never all in memory); returns the job id (None when nothing runs)."""
+        session = self.window.session
+        request = self.window.model_dock.request_to_run() if session is not None else None
+        if request is None:
+            return None
+        controller = self.window.controller
+        items = _scan_items(session)
+        self._started(len(items))
+        job = controller.find_label_errors(request, session.dataset, items, self.min_area.value())
+        self._job = job
+
+        def progressed(job_id: int, done: int, total: int) -> None:
+            if job_id == job:
+                self._on_progress(done, total)
+
+        def found(job_id: int, result) -> None:
+            if job_id == job:
+                self._on_scanned(session, result)
+
+        def ended(job_id: int) -> None:
+            if job_id == job:
+                for signal, slot in connections:
+                    signal.disconnect(slot)
+                self._job = None
+                self._on_scan_ended()
+
+        connections = [(controller.progress, progressed), (controller.label_errors_found, found),
+                       (controller.job_ended, ended)]
+        for signal, slot in connections:
+            signal.connect(slot)
+        return job
+
+    def _started(self, images: int) -> None:
+        self._store = self.window.saving.service.store
+        self.queue = None
+        self.refresh()
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 2 * max(images, 1))
+        self.progress.setValue(0)
+        self.cancel_button.setEnabled(True)
+        self.summary.setText(f"Scanning {images} images (two passes)…")
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
     def cancel(self) -> None:
+        """Stop a scan in progress (at the next image)."""
+        if self._job is not None:
+            self.window.controller.cancel(self._job)
         self.window.task_runner.cancel(TaskKind.LABEL_ERRORS)
 
     def _on_scan_ended(self) -> None:
         self.progress.setVisible(False)
         self.cancel_button.setEnabled(False)
-        if self.queue is None and self._task is not None and self._task.cancelled:
-            self.summary.setText("Scan cancelled.")
+        if self.queue is None:
+            self.summary.setText("Scan cancelled or failed.")
 
     def _on_scanned(self, session, result) -> None:
         if session is not self.window.session:
@@ -168,6 +208,8 @@ class LabelErrorDock(QWidget):
         self.queue = LabelErrorQueue(result.regions, decisions, session.class_table.num_classes)
         hidden = len(result.regions) - len(self.queue.pending)
         problems = f"; {len(result.problems)} image(s) could not be read" if result.problems else ""
+        if result.problems:
+            self.summary.setToolTip("\n".join(result.problems[:20]))
         self.summary.setText(f"{len(result.regions)} suspected label errors in {len(result.quality)} images"
                              f" ({hidden} already decided){problems}.")
         self.refresh()

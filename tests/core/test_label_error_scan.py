@@ -7,7 +7,7 @@ import pytest
 from segstudio.core.editing.store import ProjectStore
 from segstudio.core.errors import PredictionError
 from segstudio.core.evaluation.label_error_scan import (Decision, LabelErrorQueue, ScanItem, box_iou,
-                                                        read_probabilities, scan_label_errors)
+                                                        folder_pass, scan_label_errors)
 from segstudio.core.evaluation.label_errors import LabelErrorRegion
 from segstudio.core.tasks import TaskKind, TaskRunner
 
@@ -36,24 +36,40 @@ def drive(gen):
         return stop.value
 
 
+class Sample:
+    def __init__(self, name):
+        self.name = name
+
+
+def items_and_pass(images):
+    items = [ScanItem(i, Sample(n), lambda g=g: g) for i, (n, g, _p) in enumerate(images)]
+    probs = {n: p for n, _g, p in images}
+    return items, lambda: (lambda index, sample, shape: probs.get(sample.name))
+
+
 def test_scan_finds_the_planted_region_and_reports_bad_files(tmp_path):
-    items = [ScanItem(n, lambda g=g: g, lambda p=p: p) for n, g, p in planted()]
-    bad = tmp_path / "bad.npy"
-    np.save(bad, np.zeros((2, 20, 30), np.float32))
-    items.append(ScanItem("z", lambda: np.zeros((20, 30), np.uint8), lambda: read_probabilities(bad, C)))
-    result = drive(scan_label_errors(None, items, C, 255, min_area=4))
+    images = planted()
+    for name, _gt, probs in images:
+        np.save(tmp_path / f"{name}.npy", probs.astype(np.float16))
+    np.save(tmp_path / "z.npy", np.zeros((2, 20, 30), np.float32))     # the wrong number of classes
+    images.append(("z", np.zeros((20, 30), np.uint8), None))
+    images.append(("w", np.zeros((20, 30), np.uint8), None))           # no file at all
+    items, _ = items_and_pass(images)
+    result = drive(scan_label_errors(None, items, folder_pass(tmp_path, C), C, 255, min_area=4))
     assert [(r.image, r.bbox, r.given, r.suggested, r.area) for r in result.regions] == [("x", (2, 5, 6, 5), 0, 2, 30)]
+    assert result.regions[0].mask.all()
     # t_2 is the mean of p_2 over pixels labelled 2: image y only
-    assert result.thresholds[2] == pytest.approx(0.9)
-    assert len(result.problems) == 1 and "z" in result.problems[0]
+    assert result.thresholds[2] == pytest.approx(0.9, abs=1e-3)
+    assert len(result.problems) == 1 and "z.npy" in result.problems[0]
+    assert result.missing == ["w"]
 
 
 def test_scan_runs_as_a_cancellable_task_with_progress():
     runner = TaskRunner(1, "test-scan")
     progress = []
     try:
-        items = [ScanItem(n, lambda g=g: g, lambda p=p: p) for n, g, p in planted()]
-        task = runner.submit(scan_label_errors, items, C, 255, 1, kind=TaskKind.LABEL_ERRORS,
+        items, open_pass = items_and_pass(planted())
+        task = runner.submit(scan_label_errors, items, open_pass, C, 255, 1, kind=TaskKind.LABEL_ERRORS,
                              on_progress=lambda done, total: progress.append((done, total)))
         result = task.result()
     finally:
@@ -61,14 +77,9 @@ def test_scan_runs_as_a_cancellable_task_with_progress():
     assert progress[-1] == (4, 4) and len(result.regions) == 1
 
 
-def test_read_probabilities_refuses_what_is_not_a_softmax(tmp_path):
-    path = tmp_path / "p.npy"
-    np.save(path, np.full((C, 4, 4), 0.5, np.float32))
-    with pytest.raises(PredictionError, match="sum to 1"):
-        read_probabilities(path, C)
-    np.save(path, np.full((C, 4, 4), 1 / 3, np.float64))
-    with pytest.raises(PredictionError, match="float16 or float32"):
-        read_probabilities(path, C)
+def test_a_folder_without_probabilities_is_refused(tmp_path):
+    with pytest.raises(PredictionError, match="no probability files"):
+        folder_pass(tmp_path, C)
 
 
 def region(image="x", bbox=(2, 5, 6, 5), given=0, suggested=2, score=0.8):

@@ -100,3 +100,48 @@ def test_cancel_stops_the_scan(qtbot, scanned):
         dock.cancel()
     assert task.cancelled
     assert not dock.progress.isVisible()
+
+
+class ProbabilityRunner(GatedRunner):
+    """GatedRunner whose predictions carry probabilities: 0.8 on the predicted class, 0.1 on the others."""
+
+    def __init__(self, request):
+        super().__init__()
+        self.request = request
+
+    def predict(self, image, cancel=None, progress=None):
+        prediction = super().predict(image, cancel, progress)
+        probs = np.full((3, *prediction.mask.shape), 0.1, np.float16)
+        for k in range(3):
+            probs[k][prediction.mask == k] = 0.8
+        prediction.probabilities = probs
+        return prediction
+
+
+def test_the_model_route_streams_two_passes_and_matches_the_folder_route(qtbot, tmp_path):
+    made = []
+
+    def factory(request):
+        made.append(ProbabilityRunner(request))
+        return made[-1]
+
+    data = make_dataset(tmp_path / "data")
+    window = editing_window(qtbot, data, factory)
+    dock = window.label_errors
+    dock.min_area.setValue(1)
+    with qtbot.waitSignal(dock.scan_finished, timeout=10000) as blocker:
+        job = dock.scan_model()
+    assert job is not None and made[-1].request.probabilities
+    by_model = blocker.args[0]
+    folder = tmp_path / "probs"
+    folder.mkdir()
+    for name in ("a", "b"):
+        image = window.session.dataset[window.session.dataset.index_of(name)].load_image()
+        np.save(folder / f"{name}.npy", ProbabilityRunner(None).predict(image).probabilities)
+    with qtbot.waitSignal(dock.scan_finished, timeout=10000) as blocker:
+        dock.scan_folder(str(folder))
+    by_folder = blocker.args[0]
+    assert by_model.regions and [(r.image, r.bbox, r.given, r.suggested, r.area) for r in by_model.regions] == \
+        [(r.image, r.bbox, r.given, r.suggested, r.area) for r in by_folder.regions]
+    np.testing.assert_allclose(by_model.thresholds, by_folder.thresholds)
+    qtbot.waitUntil(lambda: not window.controller.busy)

@@ -3,8 +3,10 @@
 :func:`scan_label_errors` runs the two passes of :mod:`segstudio.core.evaluation.label_errors` over a
 dataset as one task-runner job (a generator: cancellable between images, with progress): first the
 per-class thresholds from every image, then each image's suspect regions. Probabilities come from a
-folder of ``<stem>.npy`` files (:func:`read_probabilities`, what ``label-errors --probabilities`` reads)
-or from predictions that carry them.
+folder of ``<stem>.npy`` files (:func:`folder_pass`: ``label-errors --probabilities``'s checked reader)
+or from a model's prediction stream, one per pass (the GUI's inference lane). Unlike
+``label_error_report.find_label_errors`` (the CLI's report), the labels are the ones being edited and the
+regions keep their masks, which "accept" relabels.
 
 A :class:`LabelErrorQueue` holds the regions best first, without those the user already rejected or
 accepted (a region counts as decided when a decision of the same image, given and suggested class
@@ -14,58 +16,30 @@ counts the decisions per class.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from os import PathLike
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from segstudio.core.errors import PredictionError, SegStudioError
+from segstudio.core.evaluation.label_error_report import ProbabilityFolder, ProbabilityLookup
 from segstudio.core.evaluation.label_errors import LabelErrorRegion, ThresholdAccumulator, score_image
 
-__all__ = ["ScanItem", "ScanResult", "Decision", "LabelErrorQueue", "scan_label_errors", "read_probabilities",
-           "probability_files", "box_iou", "DECISIONS"]
+__all__ = ["ScanItem", "ScanResult", "Decision", "LabelErrorQueue", "scan_label_errors", "folder_pass",
+           "box_iou", "DECISIONS"]
 
 DECISIONS = ("accepted", "rejected")
 SAME_REGION_IOU = 0.5
 
 
-def read_probabilities(path: str | Path, num_classes: int, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """A ``(C, H, W)`` float16/float32 probability map from ``path`` (``.npy``), checked.
-
-    Raises
-    ------
-    PredictionError
-        Unreadable, another dtype or shape, the wrong number of classes, or not summing to 1 over C.
-    """
-    try:
-        probs = np.load(str(path), allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise PredictionError(path, f"cannot read probabilities: {exc}") from None
-    if probs.dtype not in (np.float16, np.float32):
-        raise PredictionError(path, f"probabilities must be float16 or float32, got {probs.dtype}")
-    if probs.ndim != 3 or probs.shape[0] != num_classes:
-        raise PredictionError(path, f"probabilities must have shape ({num_classes}, H, W), got {probs.shape}")
-    if shape is not None and tuple(probs.shape[1:]) != tuple(shape):
-        raise PredictionError(path, f"probabilities are {probs.shape[1:]}, the image is {tuple(shape)}")
-    sums = probs[:, ::8, ::8].astype(np.float32).sum(axis=0)
-    if sums.size and np.abs(sums - 1).max() > 0.02:
-        raise PredictionError(path, "probabilities do not sum to 1 over the classes (a softmax is expected)")
-    return probs
-
-
-def probability_files(names: Iterable[str], folder: str | Path) -> dict[str, Path]:
-    """Image name -> ``<folder>/<name>.npy`` for the images that have one."""
-    folder = Path(folder)
-    return {n: folder / f"{n}.npy" for n in names if (folder / f"{n}.npy").is_file()}
-
-
 @dataclass
 class ScanItem:
-    """One image to scan: its labels now and its probabilities, each read when the scan needs them."""
+    """One image to scan: its dataset index and sample, and its labels now (read when the scan needs them:
+    an open document's live labels, else the saved correction or the dataset's mask)."""
 
-    name: str
+    index: int
+    sample: Any
     labels: Callable[[], np.ndarray | None]
-    probabilities: Callable[[], np.ndarray]
 
 
 @dataclass
@@ -73,48 +47,76 @@ class ScanResult:
     thresholds: np.ndarray
     regions: list[LabelErrorRegion]              # best first, across the dataset
     quality: dict[str, float | None]             # image -> label quality
-    problems: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)     # no labels or no probabilities
+    problems: list[str] = field(default_factory=list)    # could not be read
 
 
-def scan_label_errors(context, items: list[ScanItem], num_classes: int, ignore_index: int,
-                      min_area: int = 1) -> Iterator[None]:
+def folder_pass(folder: str | PathLike, num_classes: int) -> Callable[[], ProbabilityLookup]:
+    """The ``open_pass`` of a folder of ``<image>.npy`` files (checked as ``label-errors`` checks them).
+
+    Raises
+    ------
+    PredictionError
+        The folder is missing or holds no ``.npy`` file.
+    """
+    folder = ProbabilityFolder(folder, num_classes)
+    return lambda: folder
+
+
+def scan_label_errors(context, items: list[ScanItem], open_pass: Callable[[], ProbabilityLookup],
+                      num_classes: int, ignore_index: int, min_area: int = 1) -> Iterator[None]:
     """Thresholds over every image, then each image's suspect regions: a generator task.
 
-    Progress goes to ``context.progress(done, 2 * len(items))``; an image whose labels or probabilities
-    cannot be read is left out and named in ``problems``. Returns a :class:`ScanResult`.
+    ``open_pass()`` is called once per pass and returns ``lookup(index, sample, labels_shape)`` -> the
+    image's ``(C, H, W)`` probabilities or None (a probabilities folder, or a model's prediction stream).
+    Progress goes to ``context.progress(done, 2 * len(items))``; the generator yields between images,
+    where a cancel stops it. An image whose labels or probabilities cannot be read is left out and named
+    in ``problems``. Returns a :class:`ScanResult` (regions keep their masks, for "accept").
     """
     total = 2 * len(items)
     accumulator = ThresholdAccumulator(num_classes)
+    missing: list[str] = []
     problems: list[str] = []
     usable: list[ScanItem] = []
+    lookup = open_pass()
     for done, item in enumerate(items, start=1):
         try:
             labels = item.labels()
-            if labels is not None:
-                accumulator.add(item.probabilities(), labels, ignore_index)
+            probs = lookup(item.index, item.sample, labels.shape) if labels is not None else None
+            if probs is None:
+                missing.append(item.sample.name)
+            else:
+                accumulator.add(probs, labels, ignore_index)
                 usable.append(item)
         except (SegStudioError, ValueError) as exc:
-            problems.append(f"{item.name}: {exc}")
+            problems.append(str(exc))
         if context is not None:
             context.progress(done, total)
         yield
     thresholds = accumulator.thresholds()
     regions: list[LabelErrorRegion] = []
     quality: dict[str, float | None] = {}
-    for done, item in enumerate(usable, start=len(items) + 1):
-        try:
-            found = score_image(item.probabilities(), item.labels(), thresholds, ignore_index=ignore_index,
-                                min_area=min_area, image_name=item.name)
-        except (SegStudioError, ValueError) as exc:
-            problems.append(f"{item.name}: {exc}")
-        else:
-            regions.extend(found.regions)
-            quality[item.name] = found.quality
+    lookup = open_pass()
+    scanned = {id(item) for item in usable}
+    for done, item in enumerate(items, start=len(items) + 1):
+        if id(item) in scanned:
+            try:
+                labels = item.labels()
+                probs = lookup(item.index, item.sample, labels.shape)
+                if probs is None:
+                    raise PredictionError(item.sample.name, "probabilities missing on the second pass")
+                found = score_image(probs, labels, thresholds, ignore_index=ignore_index, min_area=min_area,
+                                    image_name=item.sample.name)
+            except (SegStudioError, ValueError) as exc:
+                problems.append(str(exc))
+            else:
+                regions.extend(found.regions)
+                quality[item.sample.name] = found.quality
         if context is not None:
             context.progress(done, total)
         yield
     regions.sort(key=lambda r: (-r.score, -r.area, r.image))
-    return ScanResult(thresholds, regions, quality, problems)
+    return ScanResult(thresholds, regions, quality, missing, problems)
 
 
 def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
