@@ -90,9 +90,12 @@ class CompareController(QObject):
         if session is not self._session:
             table = session.class_table
             self._session, self.results = session, SourceResults(table.num_classes, table.ignore_index)
+            had_pair = self.a is not None
             self.a = self.b = None
             self._clear_map()
             self.sources_changed.emit()
+            if had_pair:
+                self.pair_changed.emit()
         return self.results
 
     def sources(self) -> list[SourceKey]:
@@ -214,6 +217,14 @@ class CompareController(QObject):
             self.metrics_changed.emit()
 
     # --- disagreement map -------------------------------------------------------------------------
+    def missing_sources(self) -> list[SourceKey]:
+        """Of A and B, those without a prediction for the shown image (nothing to compare there)."""
+        document, results = self.window.document, self.results
+        if document is None or results is None:
+            return []
+        return [k for k in (self.a, self.b) if k is not None and k not in document.comparisons
+                and k != ORIGINAL_LABELS and results.prediction(k, document.name) is None]
+
     def comparisons(self):
         """The shown document's comparisons of A and B (either may be None)."""
         document = self.window.document

@@ -9,7 +9,7 @@ with the pixel count of each kind sits above them. The dock only displays: the n
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
@@ -156,7 +156,10 @@ class CompareDock(QWidget):
         c.pair_changed.connect(self._on_pair_changed)
         c.map_changed.connect(self._refresh_counts)
         c.regions_found.connect(self.set_regions)
-        c.metrics_changed.connect(self.refresh_metrics)
+        # Edits report every dab: the tables are redrawn at most every 100 ms.
+        self._metrics_timer = QTimer(self, singleShot=True, interval=100)
+        self._metrics_timer.timeout.connect(self.refresh_metrics)
+        c.metrics_changed.connect(self._metrics_timer.start)
         c.bootstrap_finished.connect(self._on_bootstrap)
         c.bootstrap_failed.connect(lambda message: self.bootstrap_label.setText(message))
         c.impact_progressed.connect(self._on_impact_progress)
@@ -274,6 +277,11 @@ class CompareDock(QWidget):
         if counts is None and self._regions:
             self.set_regions([])
         self.legend.set_counts(counts)
+        c = self.controller
+        if c.a is not None:
+            missing = c.missing_sources()
+            note = f"   (no prediction of {', '.join(source_label(k) for k in missing)} for this image)" if missing else ""
+            self.status.setText(f"A = {source_label(c.a)}   B = {source_label(c.b)}{note}")
 
     def counts(self) -> dict[str, str]:
         """The legend's count texts (tests, tooltips)."""
@@ -449,6 +457,8 @@ def install_compare(window) -> CompareDock:
     window.compare.sources_changed.connect(names_changed)
     window.compare.pair_changed.connect(browser_columns)
     window.compare.pair_changed.connect(review_order)
-    window.compare.metrics_changed.connect(lambda: window.browser.refresh())
+    browser_timer = QTimer(dock, singleShot=True, interval=100)
+    browser_timer.timeout.connect(lambda: window.browser.refresh())
+    window.compare.metrics_changed.connect(browser_timer.start)
     dock.image_requested.connect(open_image)
     return dock

@@ -93,8 +93,11 @@ def test_disagreement_layer_equals_the_formula_and_follows_strokes(qtbot, compar
     key(qtbot, window, Qt.Key.Key_B)
     key(qtbot, window, Qt.Key.Key_2)
     window.editor.set_brush_radius(3)
+    built, codes = window.compare.map, shown_codes(window)
     with qtbot.waitSignal(window.compare.regions_found, timeout=5000):
         drag(qtbot, window.canvas, [(20, 20), (45, 20)])
+    # recoded in place from the atoms' boxes, never rebuilt over the image
+    assert window.compare.map is built and shown_codes(window) is codes is built.codes
     now = window.document.gt
     assert (now != gt).sum() > 50
     expected = reference_codes(now, pred_a, pred_b)
@@ -139,6 +142,7 @@ def test_metrics_side_by_side_and_images_b_made_worse_first(qtbot, compared):
 
     gt, pred_a = truth["a"]
     dock.scope.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: dock.metrics_table.rowCount() == 4)     # redrawn at most every 100 ms
     mean_a, mean_b = expected["a"]
     assert dock.metrics_table.item(0, 3).text() == f"{mean_b - mean_a:+.3f}"
     for k in range(3):
