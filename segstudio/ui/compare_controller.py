@@ -173,9 +173,14 @@ class CompareController(QObject):
         self.window.task_runner.submit(
             lambda _context: sample.load_mask(), kind=TaskKind.COMPARISON,
             key=(TaskKind.COMPARISON, document.name, ORIGINAL_LABELS),
-            on_returned=lambda mask: mask is not None and document is self.window.document
-            and self._attach(document, ORIGINAL_LABELS, mask),
+            on_returned=lambda mask: self._on_original(document, mask),
             on_errored=lambda exc: self.window.report(f"Original labels of {document.name}: {exc}"))
+
+    def _on_original(self, document: ImageDocument, mask: np.ndarray | None) -> None:
+        if mask is None:
+            self.window.report(f"{document.name}: the dataset has no labels for it to compare with")
+        elif document is self.window.document:
+            self._attach(document, ORIGINAL_LABELS, mask)
 
     def _attached(self, document: ImageDocument, comparison, version: int) -> None:
         document.attach_comparison(comparison, version, activate=False)

@@ -213,3 +213,39 @@ def test_label_fix_impact_scores_each_model_on_both_label_versions(qtbot, tmp_pa
     assert original == pytest.approx(both(gt_a)) and corrected == pytest.approx(both(saved))
     assert delta == pytest.approx(both(saved) - both(gt_a)) and delta > 0
     assert dock.impact_table.item(0, 3).text() == f"{delta:+.3f}"
+
+
+class ShiftedRunner(GatedRunner):
+    """A second model: GatedRunner's answer, with class 2 painted over the left 8 columns."""
+
+    def predict(self, image, cancel=None, progress=None):
+        prediction = super().predict(image, cancel, progress)
+        prediction.mask = prediction.mask.copy()
+        prediction.mask[:, :8] = 2
+        return prediction
+
+
+def test_two_models_from_the_model_dock_are_two_sources(qtbot, tmp_path):
+    runners = {"fake": GatedRunner(), "second": ShiftedRunner()}
+    window = editing_window(qtbot, make_dataset(tmp_path / "data"), lambda request: runners[request.spec])
+    for spec in ("fake", "second"):
+        window.model_dock.select_spec(spec)
+        with qtbot.waitSignal(window.controller.job_ended, timeout=5000):
+            window.run_on_dataset()
+    first, second = SourceKey(SourceKind.MODEL, "fake"), SourceKey(SourceKind.MODEL, "second")
+    assert window.compare.sources() == [first, second, SourceKey(SourceKind.LABELS, "original")]
+    with qtbot.waitSignal(window.compare.regions_found, timeout=5000):
+        window.compare_sources(first, second)
+    truth = truth_and_prediction()
+    gt, pred = truth["a"]
+    shifted = pred.copy()
+    shifted[:, :8] = 2
+    np.testing.assert_array_equal(shown_codes(window), reference_codes(gt, pred, shifted))
+    # the layers per source show each model's own answer
+    np.testing.assert_array_equal(window.canvas.layer("source_b").array != window.canvas.layer("source_a").array,
+                                  pred != shifted)
+    for row in window.compare_dock.image_rows():
+        g, p = truth[row.name]
+        s = p.copy()
+        s[:, :8] = 2
+        assert row.delta == pytest.approx(reference_mean_iou(g, s) - reference_mean_iou(g, p))
