@@ -130,7 +130,7 @@ class DocumentPresenter(QObject):
         stacked where :data:`LAYERS` puts it, keeping the user's visibility and opacity."""
         had = name in self.canvas.layer_names()
         self._set(name, array, lut)
-        if had != (array is not None) or array is not None:
+        if had or array is not None:
             self.layers_changed.emit()
 
     # --- layers -------------------------------------------------------------------------------

@@ -135,7 +135,8 @@ class MainWindow(QMainWindow):
         return dock
 
     def dock(self, key: str) -> QDockWidget:
-        """The dock ``key``: layers, model, metrics, regions, dataset and, with the editor, review."""
+        """The dock ``key``: layers, model, metrics, regions, dataset, compare, label_errors and, with the
+        editor, review."""
         return self._docks[key]
 
     def add_tool_bar(self, bar: QToolBar) -> None:
