@@ -24,7 +24,7 @@ from segstudio.core.evaluation.comparison import SourceKey, SourceKind
 from segstudio.core.evaluation.disagreement import Disagreement, disagreement_codes, disagreement_regions
 from segstudio.core.evaluation.disagreement_map import DisagreementMap, disagreement_lut
 from segstudio.core.evaluation.sources import (ORIGINAL_LABELS, DeltaRow, SourceResults, label_fix_impact,
-                                               label_fix_inputs, matrix_mean_iou)
+                                               label_fix_inputs, matrix_mean_iou, source_label)
 from segstudio.core.tasks import TaskKind
 
 if TYPE_CHECKING:
@@ -267,8 +267,9 @@ class CompareController(QObject):
         presenter.set_extra_layer("disagreement", result.codes, disagreement_lut())
         from segstudio.core.display.render import ViewMode, view_arrays
 
-        for name, pred in (("source_a", result.pred_a), ("source_b", result.pred_b)):
-            presenter.set_extra_layer(name, *view_arrays(ViewMode.SEMANTIC, pred, table, None, set()))
+        for name, title, key, pred in (("source_a", "A", self.a, result.pred_a), ("source_b", "B", self.b, result.pred_b)):
+            presenter.set_extra_layer(name, *view_arrays(ViewMode.SEMANTIC, pred, table, None, set()),
+                                      label=f"Source {title}: {source_label(key)}")
         self.map_changed.emit()
         self.find_regions()
 

@@ -60,6 +60,7 @@ class DocumentPresenter(QObject):
         self.order: list[str] = list(LAYERS)     # bottom to top; the layer panel may reorder
         self._opacity_default = opacity_default or (lambda layer, value: value)
         self._unsubscribe = None
+        self._labels: dict[str, str] = {}        # titles of layers other controllers own
 
     # --- document -----------------------------------------------------------------------------
     def show(self, document: ImageDocument) -> None:
@@ -125,9 +126,13 @@ class DocumentPresenter(QObject):
             cv2.rectangle(frame, (x - 1, y - 1), (x + w, y + h), code, 1)
         self._set("instance_marks", frame, _mark_lut())
 
-    def set_extra_layer(self, name: str, array: np.ndarray | None, lut: np.ndarray | None = None) -> None:
+    def set_extra_layer(self, name: str, array: np.ndarray | None, lut: np.ndarray | None = None,
+                        label: str | None = None) -> None:
         """Show (or with None remove) a layer another controller owns (the A-vs-B compare layers),
-        stacked where :data:`LAYERS` puts it, keeping the user's visibility and opacity."""
+        stacked where :data:`LAYERS` puts it, keeping the user's visibility and opacity; ``label`` is its
+        title in the layer list (default from :data:`LABELS`)."""
+        if label is not None:
+            self._labels[name] = label
         had = name in self.canvas.layer_names()
         self._set(name, array, lut)
         if had or array is not None:
@@ -162,7 +167,7 @@ class DocumentPresenter(QObject):
         rows = []
         for name in self.canvas.layer_names():
             info = self.canvas.layer(name)
-            rows.append((name, LABELS.get(name, name), info.visible, info.opacity))
+            rows.append((name, self._labels.get(name) or LABELS.get(name, name), info.visible, info.opacity))
         return rows
 
     def _refresh_masks(self) -> None:

@@ -69,6 +69,8 @@ def compared(qtbot, tmp_path):
         window.compare_sources(a, b)
     dock = window.compare_dock
     assert (dock.source_a.currentText(), dock.source_b.currentText()) == ("folder:pred_a", "folder:pred_b")
+    titles = {name: title for name, title, _visible, _opacity in window.presenter.layer_rows()}
+    assert titles["source_a"] == "Source A: folder:pred_a" and titles["disagreement"] == "Disagreement A vs B"
     return window
 
 
