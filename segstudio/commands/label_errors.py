@@ -22,6 +22,7 @@ PROG = "segstudio label-errors"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``segstudio label-errors``."""
     from segstudio.core.evaluation.label_error_report import DEFAULT_MIN_AREA  # noqa: PLC0415 - numpy only
+    from segstudio.core.evaluation.label_errors import DEFAULT_MIN_WIDTH  # noqa: PLC0415
 
     parser.add_argument("--dataset", required=True, metavar="PATH", help="dataset folder, COCO .json file or image")
     parser.add_argument("--format", default="auto", choices=["auto", "folder", "voc", "coco", "cityscapes"],
@@ -36,7 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--probabilities", metavar="DIR",
                         help="folder of <image name>.npy, float16/float32 (C, H, W) summing to 1 over C")
     parser.add_argument("--min-area", type=int, default=DEFAULT_MIN_AREA, metavar="N",
-                        help=f"smallest region reported, in pixels (default: {DEFAULT_MIN_AREA})")
+                        help=f"smallest region reported, in suspect pixels (default: {DEFAULT_MIN_AREA})")
+    parser.add_argument("--min-width", type=int, default=DEFAULT_MIN_WIDTH, metavar="N",
+                        help=f"leave out regions with no part N pixels across, such as slivers along outlines "
+                             f"(default: {DEFAULT_MIN_WIDTH}; 1 keeps all)")
     parser.add_argument("--trust-model", action="store_true", help=TRUST_MODEL_HELP)
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"],
                         help="inference device for --model (default: auto)")
@@ -121,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         return print_error(PROG, f"{args.report}: the report must be a .json or .csv file")
     if args.min_area < 1:
         return print_error(PROG, f"--min-area {args.min_area}: must be at least 1")
+    if args.min_width < 1:
+        return print_error(PROG, f"--min-width {args.min_width}: must be at least 1")
     bar = ProgressBar(sys.stderr)
     model = None
     try:
@@ -130,11 +136,12 @@ def run(args: argparse.Namespace) -> int:
             say(PROG, f"warning: {warning}")
         if args.probabilities is not None:
             folder = ProbabilityFolder(args.probabilities, dataset.class_table.num_classes)
-            report = find_label_errors(dataset, lambda: folder, min_area=args.min_area, source=str(folder.path),
-                                       progress=bar)
+            report = find_label_errors(dataset, lambda: folder, min_area=args.min_area, min_width=args.min_width,
+                                       source=str(folder.path), progress=bar)
         else:
             model = _ModelPasses(args, dataset)
-            report = find_label_errors(dataset, model, min_area=args.min_area, source=model.name, progress=bar)
+            report = find_label_errors(dataset, model, min_area=args.min_area, min_width=args.min_width,
+                                       source=model.name, progress=bar)
         bar.close()
         if report["missing"]:
             say(PROG, f"warning: {len(report['missing'])} image(s) have no labels or no probabilities, "

@@ -57,6 +57,7 @@ def test_suspect_pixels_equal_cleanlab_find_label_issues(seed):
     labels, probs, wrong = _planted(seed=seed)
     t = _thresholds(labels, probs)
     ours = np.stack([suspect_pixels(p, lab, t, IGNORE)[0] for lab, p in zip(labels, probs)])
+    assert (np.stack([suspect_pixels(p, lab, t, IGNORE, rule="any")[0] for lab, p in zip(labels, probs)]) == ours).all()
     theirs = cleanlab_filter.find_label_issues(labels, probs, downsample=1, n_jobs=1, verbose=False,
                                                batch_size=10_000)
     assert ours.sum() > 0
@@ -67,14 +68,41 @@ def test_suspect_pixels_equal_cleanlab_find_label_issues(seed):
     np.testing.assert_array_equal(ours, planted)
 
 
-def test_suspect_rule_and_suggestion_match_a_numpy_formula_on_random_probabilities():
-    rng = np.random.default_rng(3)
-    c, h, w = 5, 30, 30
+def _random_case(seed=3, c=5, h=30, w=30):
+    rng = np.random.default_rng(seed)
     probs = rng.dirichlet(np.full(c, 0.5), size=(h, w)).transpose(2, 0, 1).astype(np.float32)
     labels = rng.integers(0, c, (h, w))
     labels[:3] = IGNORE
-    t = _thresholds(labels[None], probs[None])
+    return probs, labels, _thresholds(labels[None], probs[None])
+
+
+def test_argmax_rule_matches_a_numpy_formula_on_random_probabilities():
+    probs, labels, t = _random_case()
     suspect, suggested = suspect_pixels(probs, labels, t, IGNORE)
+    top = probs.argmax(axis=0)
+    p_top = np.take_along_axis(probs, top[None], 0)[0]
+    expected = (labels != IGNORE) & (top != labels) & (p_top >= t[top])
+    assert expected.sum() > 20
+    np.testing.assert_array_equal(suspect, expected)
+    np.testing.assert_array_equal(suggested, np.where(expected, top, -1))
+
+
+def test_cleanlab_flags_no_more_pixels_than_the_argmax_rule_and_ranks_differently():
+    # cleanlab counts the pixels our rule flags (M), then flags the M least self-confident pixels and
+    # unflags those whose argmax is their label: never more pixels, not always the same ones.
+    probs, labels, t = _random_case(seed=5, h=24, w=24)
+    labels[:3] = probs[:, :3].argmax(axis=0)  # cleanlab takes no ignored pixels
+    t = _thresholds(labels[None], probs[None])
+    ours = suspect_pixels(probs, labels, t, IGNORE)[0]
+    theirs = cleanlab_filter.find_label_issues(labels[None], probs[None], downsample=1, n_jobs=1, verbose=False)[0]
+    assert theirs.sum() <= ours.sum()
+    assert (ours != theirs).any()
+
+
+def test_any_rule_matches_a_numpy_formula_on_random_probabilities():
+    probs, labels, t = _random_case()
+    c, h, w = probs.shape
+    suspect, suggested = suspect_pixels(probs, labels, t, IGNORE, rule="any")
     exp_s = np.zeros((h, w), bool)
     exp_k = np.full((h, w), -1)
     for i in range(h):
@@ -90,10 +118,10 @@ def test_suspect_rule_and_suggestion_match_a_numpy_formula_on_random_probabiliti
     np.testing.assert_array_equal(suggested, exp_k)
 
 
-def test_where_segstudio_and_cleanlab_differ():
+def test_where_the_any_rule_and_cleanlab_differ():
     # One image, two classes: a pixel labelled 0 where the model still prefers 0 (p0 = 0.6) but class 1
-    # reaches its threshold. segstudio flags it (some k != y has p_k >= t_k); cleanlab never flags a pixel
-    # whose argmax equals its label.
+    # reaches its threshold. The "any" rule flags it (some k != y has p_k >= t_k); the default rule and
+    # cleanlab never flag a pixel whose argmax equals its label.
     labels = np.zeros((1, 4, 4), int)
     labels[0, :2] = 1
     probs = np.zeros((1, 2, 4, 4), np.float32)
@@ -102,9 +130,10 @@ def test_where_segstudio_and_cleanlab_differ():
     probs[0, 1, 3, 3] = 0.4  # labelled 0, argmax 0 (0.6), p_1 >= t_1
     probs[0, 0] = 1 - probs[0, 1]
     t = _thresholds(labels, probs)
-    ours = suspect_pixels(probs[0], labels[0], t, IGNORE)[0]
+    ours = suspect_pixels(probs[0], labels[0], t, IGNORE, rule="any")[0]
     theirs = cleanlab_filter.find_label_issues(labels, probs, downsample=1, n_jobs=1, verbose=False)
     assert ours[3, 3] and not theirs[0, 3, 3]
+    assert not suspect_pixels(probs[0], labels[0], t, IGNORE)[0][3, 3]
 
 
 def test_class_never_labelled_is_never_suggested():
@@ -139,8 +168,52 @@ def test_regions_group_by_suggestion_with_score_formula():
     assert regions[0].to_json(["a", "b", "c"]) == {"image": "img", "bbox": [15, 15, 3, 3], "area": 9,
                                                    "given": "a", "suggested": "c",
                                                    "score": pytest.approx(0.93, abs=1e-6)}
-    result = score_image(probs, labels, t, min_area=1, image_name="img")
+    result = score_image(probs, labels, t, min_area=1, image_name="img", min_width=1)
     assert result.suspect_pixels == 40 and len(result.regions) == 3
+    # the default min_width=3 leaves out the one-pixel region, keeps the 3x3 one
+    assert [r.area for r in score_image(probs, labels, t, min_area=1).regions] == [9, 30]
+
+
+def test_grow_takes_the_whole_blob_around_confident_seeds():
+    c, h, w = 2, 20, 20
+    labels = np.zeros((h, w), int)
+    probs = np.zeros((c, h, w), np.float32)
+    probs[1] = 0.05
+    probs[1, 4:12, 4:12] = 0.7    # the model prefers class 1 over the whole 8x8 block ...
+    probs[1, 6:10, 6:10] = 0.95   # ... and is confident in its 4x4 centre
+    probs[1, 15:18, 15:18] = 0.7  # preferred but nowhere confident: no seed, no region
+    probs[0] = 1 - probs[1]
+    t = np.array([0.9, 0.9])
+    suspect, suggested = suspect_pixels(probs, labels, t)
+    assert suspect.sum() == 16
+    grown = suspect_regions(suspect, suggested, labels, probs, min_area=10)
+    assert [(r.bbox, r.area) for r in grown] == [((4, 4, 8, 8), 64)]
+    expected_score = (16 * (0.95 - 0.05) + 48 * (0.7 - 0.3)) / 64
+    assert grown[0].score == pytest.approx(expected_score, abs=1e-5)
+    plain = suspect_regions(suspect, suggested, labels, probs, min_area=10, grow=False)
+    assert [(r.bbox, r.area) for r in plain] == [((6, 6, 4, 4), 16)]
+    # min_area counts seeds: 16 seeds < 20, so growing does not rescue the region
+    assert suspect_regions(suspect, suggested, labels, probs, min_area=20) == []
+
+
+def test_min_width_drops_slivers_along_outlines():
+    c, h, w = 2, 30, 30
+    labels = np.zeros((h, w), int)
+    labels[5:25, 5:25] = 1                 # the object as labelled, one pixel too large
+    probs = np.zeros((c, h, w), np.float32)
+    probs[1] = 0.02
+    probs[1, 6:24, 6:24] = 0.98
+    probs[1, 5:25, 5] = probs[1, 5:25, 24] = 0.02   # the model: the labelled ring is background
+    probs[1, 5, 5:25] = probs[1, 24, 5:25] = 0.02
+    probs[1, 10:16, 10:16] = 0.02                    # and a 6x6 hole the labels missed
+    probs[0] = 1 - probs[1]
+    t = np.array([0.9, 0.9])
+    suspect, suggested = suspect_pixels(probs, labels, t)
+    assert suspect.sum() == 76 + 36
+    both = suspect_regions(suspect, suggested, labels, probs, min_area=10, min_width=1)
+    assert sorted(r.area for r in both) == [36, 76]
+    kept = suspect_regions(suspect, suggested, labels, probs, min_area=10, min_width=3)
+    assert [(r.bbox, r.area, r.given, r.suggested) for r in kept] == [((10, 10, 6, 6), 36, 1, 0)]
 
 
 def test_image_quality_equals_cleanlab_softmin():

@@ -4,7 +4,7 @@ Two passes over the dataset (see ``label_errors`` for the definitions): the firs
 predicted probability over the pixels labelled with it (the thresholds ``t_k``), the second scores every
 image against those thresholds. The report is a JSON-ready dict, undefined values ``None``::
 
-    {"dataset": str, "probabilities": str, "min_area": int, "classes": [name, ...],
+    {"dataset": str, "probabilities": str, "min_area": int, "min_width": int, "classes": [name, ...],
      "thresholds": {name: t_k},
      "regions": [{"image", "bbox": [x, y, w, h], "area", "given", "suggested", "score"}, ...],  # best first
      "images": [{"name", "quality", "suspect_pixels"}, ...],                                   # worst first
@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from segstudio.core.errors import PredictionError
-from segstudio.core.evaluation.label_errors import ThresholdAccumulator, score_image
+from segstudio.core.evaluation.label_errors import DEFAULT_MIN_WIDTH, ThresholdAccumulator, score_image
 from segstudio.core.io._atomic import atomic_write_bytes
 from segstudio.core.io.csvcell import csv_cell
 from segstudio.core.io.datasets import Dataset, Sample
@@ -110,7 +110,8 @@ class ProbabilityFolder:
 
 
 def find_label_errors(dataset: Dataset, open_pass: Callable[[], ProbabilityLookup], *, min_area: int = DEFAULT_MIN_AREA,
-                      source: str = "", progress: ProgressCallback | None = None) -> dict:
+                      min_width: int = DEFAULT_MIN_WIDTH, source: str = "",
+                      progress: ProgressCallback | None = None) -> dict:
     """Score every labelled image of ``dataset`` for label errors; see the module docstring.
 
     Parameters
@@ -119,7 +120,9 @@ def find_label_errors(dataset: Dataset, open_pass: Callable[[], ProbabilityLooku
         Called once per pass (twice); returns ``lookup(index, sample, labels_shape) -> probabilities or
         None`` for that pass (a :class:`ProbabilityFolder` can be returned as it is).
     min_area : int
-        Smallest region reported, in pixels.
+        Smallest region reported, in suspect pixels.
+    min_width : int
+        Regions with no part this many pixels across are left out (boundary slivers); 1 keeps all.
     progress : callable, optional
         ``progress(done, total)`` over both passes (``total`` = 2 × images).
     """
@@ -148,7 +151,7 @@ def find_label_errors(dataset: Dataset, open_pass: Callable[[], ProbabilityLooku
             probs = lookup(index, sample, labels.shape) if labels is not None else None
             if labels is not None and probs is not None:
                 found = score_image(probs, labels, thresholds, ignore_index=table.ignore_index,
-                                    min_area=min_area, image_name=sample.name)
+                                    min_area=min_area, min_width=min_width, image_name=sample.name)
                 regions.extend(found.regions)
                 images.append({"name": sample.name, "quality": found.quality, "suspect_pixels": found.suspect_pixels})
         if progress is not None:
@@ -160,6 +163,7 @@ def find_label_errors(dataset: Dataset, open_pass: Callable[[], ProbabilityLooku
         "dataset": str(dataset.root),
         "probabilities": source,
         "min_area": int(min_area),
+        "min_width": int(min_width),
         "classes": names,
         "thresholds": {n: (None if not np.isfinite(t) else float(t)) for n, t in zip(names, thresholds)},
         "regions": [r.to_json(names) for r in regions],
@@ -215,7 +219,8 @@ def format_label_error_summary(report: dict, top: int = 10) -> str:
              f"Probabilities  {report['probabilities']}",
              f"Images         {len(report['images'])} scored, {len(report['missing'])} without labels or "
              f"probabilities",
-             f"Regions        {len(regions)} suspected label errors of at least {report['min_area']} pixels", ""]
+             f"Regions        {len(regions)} suspected label errors (at least {report['min_area']} suspect pixels, "
+             f"{report['min_width']} px wide)", ""]
     width = min(24, max([5] + [len(c) for c in report["classes"]]))
     lines.append(f"{'class':<{width}}  threshold t_k")
     for name, t in report["thresholds"].items():
