@@ -14,7 +14,6 @@ from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
-from segstudio.core.evaluation.comparison import SourceKey
 from segstudio.core.evaluation.disagreement import COUNT_KEYS, Disagreement
 from segstudio.core.evaluation.disagreement_map import DISAGREEMENT_COLORS, DISAGREEMENT_LABELS
 from segstudio.core.evaluation.metrics import ConfusionMatrix
@@ -113,6 +112,7 @@ class CompareDock(QWidget):
         self._bootstrap = None
         self._regions: list = []
         self._rows: list = []
+        self._impact: dict = {}
 
         self.source_a, self.source_b = QComboBox(), QComboBox()
         for combo in (self.source_a, self.source_b):
@@ -247,10 +247,6 @@ class CompareDock(QWidget):
                 self.source_b.currentData() == self.source_a.currentData():
             self.source_b.setCurrentIndex(1)
         self.compare_button.setEnabled(len(keys) >= 2)
-
-    def choose(self, a: SourceKey, b: SourceKey) -> None:
-        """Select A and B in the lists (the controller decides; see ``compare_sources``)."""
-        self.controller.compare_sources(a, b)
 
     def _on_compare(self) -> None:
         a, b = self.source_a.currentData(), self.source_b.currentData()
@@ -420,7 +416,7 @@ class CompareDock(QWidget):
 
     def impact(self) -> dict:
         """``{source: (mIoU original, mIoU corrected, Δ)}`` as last shown."""
-        return dict(getattr(self, "_impact", {}))
+        return dict(self._impact)
 
 
 def install_compare(window) -> CompareDock:

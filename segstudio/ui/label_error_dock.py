@@ -208,6 +208,8 @@ class LabelErrorDock(QWidget):
         self.queue = LabelErrorQueue(result.regions, decisions, session.class_table.num_classes)
         hidden = len(result.regions) - len(self.queue.pending)
         problems = f"; {len(result.problems)} image(s) could not be read" if result.problems else ""
+        if result.missing:
+            problems += f"; {len(result.missing)} image(s) without labels or probabilities"
         if result.problems:
             self.summary.setToolTip("\n".join(result.problems[:20]))
         self.summary.setText(f"{len(result.regions)} suspected label errors in {len(result.quality)} images"
