@@ -145,3 +145,18 @@ def test_the_model_route_streams_two_passes_and_matches_the_folder_route(qtbot, 
         [(r.image, r.bbox, r.given, r.suggested, r.area) for r in by_folder.regions]
     np.testing.assert_allclose(by_model.thresholds, by_folder.thresholds)
     qtbot.waitUntil(lambda: not window.controller.busy)
+
+
+def test_cancel_stops_the_model_scan_between_images(qtbot, tmp_path):
+    runner = ProbabilityRunner(None)
+    window = editing_window(qtbot, make_dataset(tmp_path / "data"), lambda request: runner)
+    dock = window.label_errors
+    runner.gate.clear()                                   # hold the first image's forward pass
+    job = dock.scan_model()
+    qtbot.waitUntil(runner.entered.is_set)
+    assert dock.cancel_button.isEnabled() and dock.progress.isVisible()
+    with qtbot.waitSignal(window.controller.job_ended, timeout=5000, check_params_cb=lambda j: j == job):
+        dock.cancel()
+        runner.gate.set()
+    assert dock.queue is None and dock.summary.text() == "Scan cancelled or failed."
+    assert not dock.progress.isVisible() and not dock.cancel_button.isEnabled()
