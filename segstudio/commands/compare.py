@@ -61,8 +61,11 @@ def _print_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
+EXPLICIT_PREFIXES = {"folder:": "predictions", "model:": "model"}
+
+
 def parse_source(text: str) -> tuple[str, str]:
-    """``(kind, value)`` of a source: ``("labels", version)``, ``("folder", path)`` or ``("model", spec)``.
+    """``(kind, value)`` of a source: ``("labels", version)``, ``("predictions", folder)`` or ``("model", spec)``.
 
     Raises
     ------
@@ -74,13 +77,14 @@ def parse_source(text: str) -> tuple[str, str]:
         if rest not in LABEL_VERSIONS:
             raise ValueError(f"{text}: unknown label version, use labels:original or labels:corrected")
         return "labels", rest
-    if sep and prefix in ("folder", "model"):
+    kind = EXPLICIT_PREFIXES.get(prefix + sep)
+    if kind is not None:
         if not rest:
             raise ValueError(f"{text}: empty {prefix}")
-        return prefix, rest
+        return kind, rest
     path = Path(text)
     if path.is_dir() and not (path / "config.json").is_file():
-        return "folder", text
+        return "predictions", text
     return "model", text
 
 

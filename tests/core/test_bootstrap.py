@@ -106,3 +106,31 @@ def test_bad_shapes_raise():
         paired_bootstrap(np.zeros((2, 3, 3), np.int64), np.zeros((2, 4, 4), np.int64))
     with pytest.raises(ValueError):
         paired_bootstrap(np.zeros((2, 3), np.int64), np.zeros((2, 3), np.int64))
+
+
+def test_fixed_class_set_leaves_out_resamples_missing_a_class():
+    # Class 2 appears in one image of three: with ignore_absent=False a resample without that image has
+    # an undefined mean (left out of the interval); with the default the mean skips the class instead.
+    c = 3
+    cms = []
+    for k in range(3):
+        gt = np.zeros((6, 6), int)
+        gt[:3] = 1
+        if k == 0:
+            gt[0, 0] = 2
+        pred = gt.copy()
+        pred[5, k] = 1
+        cms.append(_confusion(gt, pred, c))
+    a = np.stack(cms)
+    b = a.copy()
+    b[:, 0, 1] = 0
+    b[:, 0, 0] = a[:, 0, 0] + a[:, 0, 1]   # B gets the stray pixels right
+    fixed = paired_bootstrap(a, b, resamples=200, seed=2, ignore_absent=False)
+    free = paired_bootstrap(a, b, resamples=200, seed=2)
+    picks = np.random.default_rng(2).integers(0, 3, size=(200, 3))
+    missing = ~(picks == 0).any(axis=1)
+    assert missing.any()
+    assert np.isnan(fixed.mean_iou_deltas[missing]).all()
+    assert np.isfinite(fixed.mean_iou_deltas[~missing]).all()
+    assert np.isfinite(free.mean_iou_deltas).all()
+    assert fixed.mean_iou_delta == pytest.approx(free.mean_iou_delta)
