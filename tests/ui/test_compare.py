@@ -251,3 +251,18 @@ def test_two_models_from_the_model_dock_are_two_sources(qtbot, tmp_path):
         s = p.copy()
         s[:, :8] = 2
         assert row.delta == pytest.approx(reference_mean_iou(g, s) - reference_mean_iou(g, p))
+
+
+def test_the_disagreement_layer_renders_the_legend_colours(qtbot, compared):
+    from segstudio.core.evaluation.disagreement import Disagreement
+    from segstudio.core.evaluation.disagreement_map import DISAGREEMENT_COLORS
+    from tests.ui.editing_helpers import rendered_rgb, show_only
+
+    window = compared
+    show_only(window.canvas, "disagreement")
+    # one pixel of each kind in image a (see predictions_b and the synthetic dataset)
+    for (x, y), kind in (((2, 2), Disagreement.B_BREAKS), ((33, 20), Disagreement.B_FIXES),
+                         ((37, 20), Disagreement.BOTH_WRONG_SAME)):
+        assert rendered_rgb(window.canvas, x, y) == DISAGREEMENT_COLORS[kind][:3]
+    legend = window.compare_dock.legend
+    assert legend.isVisible() and legend.parentWidget() is window.layer_panel.parentWidget()
