@@ -39,8 +39,8 @@ def _scan_items(session) -> list[ScanItem]:
         if document is not None and document.gt is not None:
             live = document.gt.copy()
             labels = lambda live=live: live   # noqa: E731 - bound now, read on the worker
-        else:
-            labels = session.sample_to_load(index).load_mask
+        else:   # found on the worker, like the browser's class scan: no file is touched here
+            labels = lambda index=index: session.sample_to_load(index).load_mask()   # noqa: E731
         items.append(ScanItem(index, sample, labels))
     return items
 
@@ -212,8 +212,10 @@ class LabelErrorDock(QWidget):
             problems += f"; {len(result.missing)} image(s) without labels or probabilities"
         if result.problems:
             self.summary.setToolTip("\n".join(result.problems[:20]))
+        worst = sorted(((q, n) for n, q in result.quality.items() if q is not None))[:3]
+        quality = ("\nLowest label quality: " + ", ".join(f"{n} ({q:.2f})" for q, n in worst)) if worst else ""
         self.summary.setText(f"{len(result.regions)} suspected label errors in {len(result.quality)} images"
-                             f" ({hidden} already decided){problems}.")
+                             f" ({hidden} already decided){problems}.{quality}")
         self.refresh()
         self.scan_finished.emit(result)
         if self.queue.pending:

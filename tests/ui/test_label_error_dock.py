@@ -53,6 +53,7 @@ def test_planted_errors_are_found_best_first(qtbot, scanned):
     assert pending[0].score == pytest.approx(0.95 - 0.025, abs=1e-3)
     assert pending[1].score == pytest.approx(0.9 - 0.05, abs=1e-3)
     assert dock.table.rowCount() == 2 and dock.table.item(0, 1).text() == "background → debris"
+    assert "Lowest label quality: " in dock.summary.text() and "a (" in dock.summary.text()
 
 
 def test_accept_is_one_undo_step_that_changes_metrics_like_painting(qtbot, scanned):
