@@ -184,7 +184,7 @@ def test_label_fix_impact_original_vs_corrected(data, capsys):
     assert px["both_wrong_same"] == int(((gt != p) & (lb != p) & (gt == lb) & scored).sum())
     unchanged = [e for e in report["images"] if e["name"] not in corrected]
     assert all(e["delta"] == 0.0 for e in unchanged)
-    assert "2 image(s) with saved corrections" in capsys.readouterr().out
+    assert "2 image(s) whose labels differ" in capsys.readouterr().out
 
 
 def test_model_vs_folder_with_demo_model(tmp_path, capsys):
@@ -208,3 +208,45 @@ def test_model_vs_folder_with_demo_model(tmp_path, capsys):
     assert report["a"].startswith("demo")
     assert report["summary"]["delta"]["mean_iou"] == pytest.approx(0.0, abs=1e-12)
     assert report["summary"]["pixels"]["b_fixes"] == report["summary"]["pixels"]["b_breaks"] == 0
+    # Label-fix impact with --model: correct one image's labels to the model's own prediction.
+    (ds / "corrected" / "masks").mkdir(parents=True)
+    shutil.copy(tmp_path / "p" / "cells_00.png", ds / "corrected" / "masks" / "cells_00.png")
+    assert main(["compare", "--dataset", str(ds), "--a", "labels:original", "--b", "labels:corrected",
+                 "--model", "demo", "--device", "cpu", "--report", str(out), "--resamples", "20"]) == 0
+    fix = json.loads(out.read_text())
+    assert fix["corrected_images"] == 1 and fix["predictions"].startswith("demo")
+    by_name = {e["name"]: e for e in fix["images"]}
+    assert by_name["cells_00"]["b_mean_iou"] == 1.0 and by_name["cells_00"]["delta"] > 0
+    assert by_name["cells_01"]["delta"] == 0.0
+    assert fix["summary"]["pixels"]["b_breaks"] == 0 and fix["summary"]["pixels"]["b_fixes"] > 0
+
+
+def test_label_fix_impact_reads_corrected_coco_json(tmp_path, capsys):
+    from segstudio.core.io.datasets import open_dataset
+    from segstudio.core.io.saving import save_ground_truth
+    from tests.core.test_coco_corrections import make_coco
+
+    root = tmp_path / "coco"
+    truth = make_coco(root)
+    dataset = open_dataset(root)
+    # The model finds a larger object in 'a'; the correction agrees with it.
+    preds = {}
+    for name, gt in truth.items():
+        pred = gt.copy()
+        if name == "a":
+            pred[8:10, 1:8] = 1
+        preds[name] = pred
+        write_png(tmp_path / "pred" / f"{name}.png", pred)
+    sample = next(s for s in dataset if s.name == "a")
+    save_ground_truth(dataset, sample, preds["a"])
+    out = tmp_path / "r.json"
+    assert main(["compare", "--dataset", str(root), "--a", "labels:original", "--b", "labels:corrected",
+                 "--predictions", str(tmp_path / "pred"), "--report", str(out), "--resamples", "20"]) == 0
+    report = json.loads(out.read_text())
+    assert report["corrected_images"] == 1
+    assert report["summary"]["b"]["mean_iou"] == 1.0
+    expected_a = (lambda cm: np.mean([cm[k, k] / (cm[k].sum() + cm[:, k].sum() - cm[k, k]) for k in range(2)]))(
+        sum(np.bincount(truth[n].ravel() * 2 + preds[n].ravel(), minlength=4).reshape(2, 2) for n in truth))
+    assert report["summary"]["a"]["mean_iou"] == pytest.approx(expected_a)
+    assert report["summary"]["pixels"]["b_fixes"] == 14
+    assert report["images"][-1]["name"] == "a" and report["images"][-1]["delta"] > 0

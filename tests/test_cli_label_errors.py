@@ -145,6 +145,7 @@ def test_hostile_probability_files_are_one_line_exit_2(data, capsys, breakage, r
     (["--probabilities", "PROBS", "--report", "r.txt"], "r.txt"),
     (["--probabilities", "PROBS", "--min-area", "0"], "--min-area"),
     (["--model", "nosuchmodel"], "nosuchmodel"),
+    (["--probabilities", "PROBS", "--save-probabilities", "out"], "--save-probabilities goes with --model"),
 ])
 def test_bad_arguments_exit_2(data, capsys, args, needle):
     tmp, _ = data
@@ -204,3 +205,68 @@ def test_demo_model(tmp_path, capsys):
     ys, xs = np.nonzero(planted)
     x, y, w, h = top["bbox"]
     assert x <= xs.min() and y <= ys.min() and x + w > xs.max() and y + h > ys.max()
+
+
+@pytest.mark.parametrize("command", ["label-errors", "compare"])
+def test_ctrl_c_during_a_model_run_exits_130_with_one_line(tmp_path, command):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from segstudio.resources import resource_path
+
+    repo = Path(__file__).resolve().parents[1]
+    demo = resource_path("demo")
+    argv = (["--model", "demo"] if command == "label-errors" else ["--a", "demo", "--b", "demo"])
+    proc = subprocess.Popen([sys.executable, "-m", "segstudio", command, "--dataset", str(demo), "--device", "cpu",
+                             *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=repo,
+                            env=dict(os.environ, PYTHONPATH=str(repo)))
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        line = proc.stderr.readline()        # the progress bar's first draw: the model is running
+        if "[" in line or "\r" in line or not line:
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signal")
+    assert proc.returncode == 130, err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line and not line.startswith("[")]
+    assert lines == [f"segstudio {command}: cancelled"], err
+
+
+def test_save_probabilities_runs_the_model_once_and_serves_probabilities(tmp_path, monkeypatch):
+    import shutil
+
+    from segstudio.inference.runner import Runner
+    from segstudio.resources import resource_path
+
+    demo = resource_path("demo")
+    ds = tmp_path / "ds"
+    for sub in ("images", "masks"):
+        (ds / sub).mkdir(parents=True)
+        shutil.copy(demo / sub / "cells_01.png", ds / sub / "cells_01.png")
+    shutil.copy(demo / "classes.json", ds / "classes.json")
+    runs = []
+    real = Runner.predict_dataset
+
+    def counting(self, *args, **kwargs):
+        runs.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Runner, "predict_dataset", counting)
+    saved = tmp_path / "probs"
+    first, second = tmp_path / "1.json", tmp_path / "2.json"
+    assert main(["label-errors", "--dataset", str(ds), "--model", "demo", "--device", "cpu",
+                 "--save-probabilities", str(saved), "--report", str(first)]) == 0
+    assert len(runs) == 1
+    probs = np.load(saved / "cells_01.npy")
+    assert probs.dtype == np.float16 and probs.shape[0] == 4
+    np.testing.assert_allclose(probs.astype(np.float32).sum(0), 1.0, atol=1e-2)
+    assert main(["label-errors", "--dataset", str(ds), "--probabilities", str(saved), "--report", str(second)]) == 0
+    a, b = (json.loads(p.read_text()) for p in (first, second))
+    assert a["thresholds"] == b["thresholds"] and a["regions"] == b["regions"] and a["images"] == b["images"]

@@ -1,7 +1,8 @@
 """``segstudio label-errors``: regions whose labels a model confidently contradicts (confident learning).
 
 The per-pixel class probabilities come from a model (``--model SPEC``, run twice: the per-class
-thresholds need the whole dataset before any image can be scored) or from ``--probabilities DIR``
+thresholds need the whole dataset before any image can be scored; once with ``--save-probabilities DIR``,
+which keeps them on disk for the second pass) or from ``--probabilities DIR``
 (``<image stem>.npy``, float16/float32, ``(C, H, W)``, summing to 1 over C). The summary goes to stdout,
 a progress bar to stderr; bad input (a probability file of the wrong shape or dtype, a pickle, ...) ends
 the run with one line ``segstudio label-errors: error: <path>: <reason>`` and exit code 2; images the
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
                                         ProgressBar, print_error, printable, say, trust_if_asked)
@@ -41,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-width", type=int, default=DEFAULT_MIN_WIDTH, metavar="N",
                         help=f"leave out regions with no part N pixels across, such as slivers along outlines "
                              f"(default: {DEFAULT_MIN_WIDTH}; 1 keeps all)")
+    parser.add_argument("--save-probabilities", metavar="DIR", default=None,
+                        help="with --model: write each image's probabilities to DIR/<image>.npy (float16) on the "
+                             "first pass and read them back on the second instead of running the model again; "
+                             "DIR then serves --probabilities")
     parser.add_argument("--trust-model", action="store_true", help=TRUST_MODEL_HELP)
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"],
                         help="inference device for --model (default: auto)")
@@ -84,9 +90,19 @@ class _ModelPasses:
         self.streams: list = []
         self.name = f"{args.model} ({self.runner.device_name})"
         self.indices = [i for i, s in enumerate(dataset) if s.mask_path]
+        self.save_dir = Path(args.save_probabilities) if args.save_probabilities else None
+        if self.save_dir is not None:
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+        self.passes = 0
 
     def __call__(self):
+        from segstudio.core.evaluation.label_error_report import (ProbabilityFolder,  # noqa: PLC0415
+                                                                  save_probabilities)
         from segstudio.core.evaluation.report import _lookup  # noqa: PLC0415
+
+        self.passes += 1
+        if self.save_dir is not None and self.passes > 1:
+            return ProbabilityFolder(self.save_dir, self.dataset.class_table.num_classes)
 
         stream = self.runner.predict_dataset(self.dataset, indices=self.indices, cancel=self.token,
                                              on_error=self._failed)
@@ -100,6 +116,8 @@ class _ModelPasses:
             if prediction.probabilities.shape[1:] != tuple(shape):
                 raise PredictionError(sample.image_path, f"the model's output is {prediction.probabilities.shape[1:]}"
                                                          f" but the labels are {tuple(shape)}")
+            if self.save_dir is not None:
+                save_probabilities(self.save_dir, sample.name, prediction.probabilities)
             return prediction.probabilities
 
         return probabilities
@@ -127,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
         return print_error(PROG, f"--min-area {args.min_area}: must be at least 1")
     if args.min_width < 1:
         return print_error(PROG, f"--min-width {args.min_width}: must be at least 1")
+    if args.save_probabilities and args.model is None:
+        return print_error(PROG, "--save-probabilities goes with --model (the probabilities to save)")
     bar = ProgressBar(sys.stderr)
     model = None
     try:

@@ -134,3 +134,14 @@ def test_fixed_class_set_leaves_out_resamples_missing_a_class():
     assert np.isfinite(fixed.mean_iou_deltas[~missing]).all()
     assert np.isfinite(free.mean_iou_deltas).all()
     assert fixed.mean_iou_delta == pytest.approx(free.mean_iou_delta)
+
+
+def test_marginals_give_the_same_result_as_the_matrices():
+    from segstudio.core.evaluation.bootstrap import confusion_marginals, paired_bootstrap_marginals
+
+    ca, cb = _dataset(9, 4, 0.4, 0.3, seed=12)
+    full = paired_bootstrap(ca, cb, resamples=100, seed=4)
+    small = paired_bootstrap_marginals(confusion_marginals(ca), confusion_marginals(cb), resamples=100, seed=4)
+    assert confusion_marginals(ca).shape == (9, 12)
+    np.testing.assert_array_equal(full.mean_iou_deltas, small.mean_iou_deltas)
+    assert full.per_class_ci95 == small.per_class_ci95

@@ -19,7 +19,8 @@ The report is a JSON-ready dict, undefined values ``None``::
      "images": [{"name", "a_mean_iou", "b_mean_iou", "delta", "pixels": {...}}, ...],  # Δ ascending
      "missing": [name, ...]}          # images left out: no prediction from a source, or no labels
 
-The label-fix report adds ``"predictions"`` (the prediction source) and ``"corrected_images"``.
+The label-fix report adds ``"predictions"`` (the prediction source) and ``"corrected_images"`` (how many of
+the compared images have labels that differ between the two versions).
 In it the pixel kinds are read with the roles of labels and prediction swapped: ``b_fixes`` = the model
 disagreed with the original label and agrees with the corrected one; ``both_wrong_same`` = the model
 disagrees with a label the correction left alone.
@@ -38,7 +39,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from segstudio.core.evaluation.bootstrap import PairedBootstrap, paired_bootstrap
+from segstudio.core.evaluation.bootstrap import PairedBootstrap, confusion_marginals, paired_bootstrap_marginals
 from segstudio.core.evaluation.disagreement import (COUNT_KEYS, Disagreement, disagreement_codes,
                                                     disagreement_counts)
 from segstudio.core.evaluation.metrics import ConfusionMatrix
@@ -62,12 +63,8 @@ def original_labels(sample: Sample) -> np.ndarray | None:
 
 def corrected_labels(dataset: Dataset, output_dir: str | PathLike | None = None) -> Callable[[Sample], Any]:
     """``labels:corrected``: ``sample -> labels`` read from its saved correction (the default
-    ``<dataset>/corrected/`` or ``output_dir``), or its original labels when none was saved.
-
-    The returned callable has a ``corrected`` set naming the samples whose correction was found.
-    """
-    found: set[str] = set()
-
+    ``<dataset>/corrected/`` or ``output_dir``; COCO: the corrected JSON), or its original labels when
+    none was saved."""
     def load(sample: Sample) -> np.ndarray | None:
         saved = dataset.kind.saved_labels(dataset, sample, output_dir)
         if saved is None or not Path(saved).is_file():
@@ -76,10 +73,8 @@ def corrected_labels(dataset: Dataset, output_dir: str | PathLike | None = None)
         if decoder is None:  # a lone image: its saved labels use the class table
             from segstudio.core.io.datasets import MaskDecoder  # noqa: PLC0415
             decoder = MaskDecoder(dataset.class_table)
-        found.add(sample.name)
         return replace(sample, mask_path=Path(saved), decoder=decoder).load_mask()
 
-    load.corrected = found  # type: ignore[attr-defined]
     return load
 
 
@@ -105,7 +100,7 @@ class _Totals:
             cm = ConfusionMatrix(self.table.num_classes, self.table.ignore_index)
             cm.update(gt, pred)
             total += cm
-            store.append(cm.matrix)
+            store.append(confusion_marginals(cm.matrix[None])[0])  # (3C,): C times smaller than the matrix
             cms.append(cm)
         counts = disagreement_counts(codes)
         pixels = {key: counts[key] for key in PIXEL_KEYS}
@@ -118,9 +113,10 @@ class _Totals:
     def report(self, dataset: Dataset, name_a: str, name_b: str, missing: list[str], resamples: int,
                seed: int) -> dict:
         c = self.table.num_classes
-        boot = paired_bootstrap(np.stack(self.per_image_a) if self.per_image_a else np.zeros((0, c, c), np.int64),
-                                np.stack(self.per_image_b) if self.per_image_b else np.zeros((0, c, c), np.int64),
-                                resamples=resamples, seed=seed)
+        empty = np.zeros((0, 3 * c), np.int64)
+        boot = paired_bootstrap_marginals(np.stack(self.per_image_a) if self.per_image_a else empty,
+                                          np.stack(self.per_image_b) if self.per_image_b else empty,
+                                          resamples=resamples, seed=seed)
         self.images.sort(key=lambda e: (e["delta"] is None, e["delta"] or 0.0, natural_key(e["name"])))
         return {
             "dataset": str(dataset.root),
@@ -213,6 +209,7 @@ def compare_label_versions(dataset: Dataset, predictions: Any, *, labels_a: Call
     of_pred = _source(dataset, predictions)
     totals = _Totals(dataset)
     missing: list[str] = []
+    changed = 0
     for index, sample in enumerate(dataset):
         pred = _split_prediction(of_pred(index, sample))[0]
         gt_a = labels_a(sample) if pred is not None else None
@@ -228,12 +225,12 @@ def compare_label_versions(dataset: Dataset, predictions: Any, *, labels_a: Call
                        | (gt_a >= table.num_classes) | (gt_b >= table.num_classes))
             codes[ignored] = Disagreement.IGNORED
             totals.add(sample.name, gt_a, pred, gt_b, pred, codes)
+            changed += not np.array_equal(gt_a, gt_b)
         if progress is not None:
             progress(index + 1, len(dataset))
     report = totals.report(dataset, name_a, name_b, missing, resamples, seed)
     report["predictions"] = predictions_name
-    found = getattr(labels_b, "corrected", None)
-    report["corrected_images"] = len(found) if found is not None else None
+    report["corrected_images"] = changed
     return report
 
 
@@ -304,7 +301,7 @@ def format_compare_summary(report: dict, worst: int = 5) -> str:
     lines = [f"Dataset      {report['dataset']}", f"A            {report['a']}", f"B            {report['b']}"]
     if "predictions" in report:
         lines.append(f"Predictions  {report['predictions']}")
-        lines.append(f"Corrected    {report.get('corrected_images')} image(s) with saved corrections")
+        lines.append(f"Corrected    {report.get('corrected_images')} image(s) whose labels differ between A and B")
     lines += [f"Images       {len(report['images'])} compared, {len(report['missing'])} left out", ""]
     delta = s["delta"]["mean_iou"]
     verdict = ""

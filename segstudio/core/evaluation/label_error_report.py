@@ -33,7 +33,7 @@ from segstudio.core.io.csvcell import csv_cell
 from segstudio.core.io.datasets import Dataset, Sample
 from segstudio.core.io.datasets.base import files_by_stem, natural_key, scan_files
 
-__all__ = ["ProbabilityFolder", "check_probabilities", "find_label_errors", "write_label_error_report",
+__all__ = ["ProbabilityFolder", "check_probabilities", "save_probabilities", "find_label_errors", "write_label_error_report",
            "format_label_error_summary", "DEFAULT_MIN_AREA", "SUM_TOLERANCE"]
 
 DEFAULT_MIN_AREA = 20
@@ -72,6 +72,25 @@ def check_probabilities(probs: np.ndarray, num_classes: int, shape: tuple[int, i
                                         f"{float(sums.flat[np.abs(sums - 1).argmax()]):.4f}); give a softmax, "
                                         f"not logits")
     return probs
+
+
+def save_probabilities(folder: str | PathLike, name: str, probs: np.ndarray) -> Path:
+    """Write ``probs`` as ``<folder>/<name>.npy`` (float16), atomically; the file ``ProbabilityFolder`` reads.
+
+    Raises
+    ------
+    PredictionError
+        ``name`` is not a plain file name.
+    OSError
+        The file cannot be written.
+    """
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise PredictionError(folder, f"cannot name a probability file after the image name {name!r}")
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(probs, dtype=np.float16), allow_pickle=False)
+    path = Path(folder) / f"{name}.npy"
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
 
 
 class ProbabilityFolder:
