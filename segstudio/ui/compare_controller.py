@@ -59,7 +59,7 @@ class CompareController(QObject):
     bootstrap_finished = Signal(object)     # PairedBootstrap
     bootstrap_failed = Signal(str)
     impact_progressed = Signal(int, int)
-    impact_finished = Signal(object)    # {SourceKey: (original ConfusionMatrix, corrected ConfusionMatrix)}
+    impact_finished = Signal(object)    # core LabelFixImpact
 
     def __init__(self, window: MainWindow):
         super().__init__(window)

@@ -395,13 +395,12 @@ class CompareDock(QWidget):
         self.impact_progress.setRange(0, max(total, 1))
         self.impact_progress.setValue(done)
 
-    def _on_impact(self, result: dict) -> None:
+    def _on_impact(self, result) -> None:
         self.impact_progress.setVisible(False)
-        corrected = len(self.controller.window.session.corrected_names()) if self.controller.window.session else 0
-        self.impact_note.setText(f"{corrected} image(s) with corrected labels; the others count the same "
-                                 "on both sides.")
+        self.impact_note.setText(f"{result.changed_images} image(s) whose corrected labels differ from the "
+                                 "original ones; the others count the same on both sides.")
         table = self.impact_table
-        items = sorted(result.items(), key=lambda kv: str(kv[0]))
+        items = sorted(result.per_source.items(), key=lambda kv: str(kv[0]))
         table.setRowCount(len(items))
         self._impact = {}
         for r, (key, (original, fixed)) in enumerate(items):

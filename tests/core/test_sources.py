@@ -101,7 +101,8 @@ def test_label_fix_impact_sums_both_label_versions(images):
     unchanged[A].matrix += confusion(unchanged_gt, unchanged_pred)
     item = LabelFixItem("i0", lambda: gt, lambda: corrected, {A: a})
     result = run(None, label_fix_impact(None, [item], unchanged, C, 255))
-    original_cm, corrected_cm = result[A]
+    assert result.changed_images == 1
+    original_cm, corrected_cm = result.per_source[A]
     np.testing.assert_array_equal(original_cm.matrix, confusion(gt, a) + confusion(unchanged_gt, unchanged_pred))
     np.testing.assert_array_equal(corrected_cm.matrix,
                                   confusion(corrected, a) + confusion(unchanged_gt, unchanged_pred))

@@ -215,6 +215,7 @@ def test_label_fix_impact_scores_each_model_on_both_label_versions(qtbot, tmp_pa
     assert original == pytest.approx(both(gt_a)) and corrected == pytest.approx(both(saved))
     assert delta == pytest.approx(both(saved) - both(gt_a)) and delta > 0
     assert dock.impact_table.item(0, 3).text() == f"{delta:+.3f}"
+    assert dock.impact_note.text().startswith("1 image(s) whose corrected labels differ")
 
 
 class ShiftedRunner(GatedRunner):

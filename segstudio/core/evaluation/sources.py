@@ -25,7 +25,7 @@ from segstudio.core.evaluation.comparison import SourceKey, SourceKind
 from segstudio.core.evaluation.metrics import ConfusionMatrix
 
 __all__ = ["ORIGINAL_LABELS", "DeltaRow", "ClassDelta", "SourceResults", "class_deltas", "matrix_mean_iou",
-           "parse_source_key", "source_label", "LabelFixItem", "label_fix_inputs", "label_fix_impact"]
+           "parse_source_key", "source_label", "LabelFixItem", "LabelFixImpact", "label_fix_inputs", "label_fix_impact"]
 
 # The labels as the dataset shipped them, compared with the labels as corrected (the live ones).
 ORIGINAL_LABELS = SourceKey(SourceKind.LABELS, "original")
@@ -221,6 +221,15 @@ def label_fix_inputs(session, results: SourceResults, keys: Iterable[SourceKey]
     return items, unchanged
 
 
+@dataclass
+class LabelFixImpact:
+    """What :func:`label_fix_impact` returns: per source ``(original_cm, corrected_cm)``, and how many of
+    the images read in both versions really differ (a COCO correction file holds every image)."""
+
+    per_source: dict[SourceKey, tuple[ConfusionMatrix, ConfusionMatrix]]
+    changed_images: int
+
+
 def label_fix_impact(context, items: list[LabelFixItem], unchanged: dict[SourceKey, ConfusionMatrix],
                      num_classes: int, ignore_index: int
                      ) -> Iterator[None]:
@@ -229,15 +238,17 @@ def label_fix_impact(context, items: list[LabelFixItem], unchanged: dict[SourceK
     ``items`` are the images with saved corrections (both label versions are decoded, one image at a
     time); ``unchanged`` holds each source's confusion summed over the other images, where both label
     versions are the same. A generator for the task runner: it yields between images (a cancel stops
-    it there) and reports progress through ``context``; returns ``{source: (original_cm, corrected_cm)}``.
+    it there) and reports progress through ``context``; returns a :class:`LabelFixImpact`.
     """
     keys = set(unchanged)
     for item in items:
         keys.update(item.predictions)
     original = {k: unchanged.get(k, ConfusionMatrix(num_classes, ignore_index)).copy() for k in keys}
     corrected = {k: unchanged.get(k, ConfusionMatrix(num_classes, ignore_index)).copy() for k in keys}
+    changed = 0
     for done, item in enumerate(items, start=1):
         gt_original, gt_corrected = item.original(), item.corrected()
+        changed += gt_original is None or gt_corrected is None or not np.array_equal(gt_original, gt_corrected)
         for key, pred in item.predictions.items():
             for labels, sums in ((gt_original, original), (gt_corrected, corrected)):
                 if labels is not None and labels.shape == pred.shape:
@@ -245,4 +256,4 @@ def label_fix_impact(context, items: list[LabelFixItem], unchanged: dict[SourceK
         if context is not None:
             context.progress(done, len(items))
         yield
-    return {k: (original[k], corrected[k]) for k in keys}
+    return LabelFixImpact({k: (original[k], corrected[k]) for k in keys}, changed)
