@@ -88,6 +88,11 @@ class TaskKind(Enum):
     COMPARISON = "comparison"
     PREFETCH = "prefetch"
     LOAD_STATISTICS = "load-statistics"
+    DISAGREEMENT = "disagreement"
+    DISAGREEMENT_REGIONS = "disagreement-regions"
+    BOOTSTRAP = "bootstrap"
+    LABEL_FIX_IMPACT = "label-fix-impact"
+    LABEL_ERRORS = "label-errors"
 
 
 class Task:

@@ -38,6 +38,16 @@ class DatasetTableModel(QAbstractTableModel):
         self._session = None
         self._names: list[str] = []
         self._unsubscribe = None
+        # Columns another view adds (the A-vs-B comparison): headers and name -> one value per header.
+        self._extra_headers: tuple[str, ...] = ()
+        self._extra_values = None
+
+    def set_extra_columns(self, headers, values=None) -> None:
+        """Add columns after the fixed ones: ``values(name)`` returns one float or None per header
+        (shown to three decimals; headers starting with "Δ" signed). ``()`` removes them."""
+        self.beginResetModel()
+        self._extra_headers, self._extra_values = tuple(headers), values
+        self.endResetModel()
 
     def set_session(self, session) -> None:
         if self._unsubscribe is not None:
@@ -54,11 +64,11 @@ class DatasetTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self._names)
 
     def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt override
-        return len(COLUMNS)
+        return len(COLUMNS) + len(self._extra_headers)
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
+            return COLUMNS[section] if section < len(COLUMNS) else self._extra_headers[section - len(COLUMNS)]
         return None
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
@@ -68,6 +78,8 @@ class DatasetTableModel(QAbstractTableModel):
         name = self._names[row]
         if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.ForegroundRole):
             return self._problem_data(name, role)
+        if col >= len(COLUMNS):
+            return self._extra_data(name, col - len(COLUMNS), role)
         stats = self._session.statistics_of(name)   # live, else loaded from an evaluate --stats file
         if col == 0:
             return row + 1 if role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE) else None
@@ -91,6 +103,18 @@ class DatasetTableModel(QAbstractTableModel):
                 return -1 if errors is None else int(errors)
         return None
 
+    def _extra_data(self, name: str, col: int, role):
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role not in (Qt.ItemDataRole.DisplayRole, SORT_ROLE) or self._extra_values is None:
+            return None
+        value = self._extra_values(name)[col]
+        if role == SORT_ROLE:
+            return NO_VALUE_IOU if value is None else float(value)
+        if value is None:
+            return "–"
+        return f"{value:+.3f}" if self._extra_headers[col].startswith("Δ") else f"{value:.3f}"
+
     def _problem_data(self, name: str, role):
         """An unreadable image's row is red, an image shown without its (unreadable) mask's is
         orange; the tooltip says why."""
@@ -111,7 +135,7 @@ class DatasetTableModel(QAbstractTableModel):
             first, last = 0, len(self._names) - 1
         else:
             first = last = self._names.index(name)
-        self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
+        self.dataChanged.emit(self.index(first, 0), self.index(last, self.columnCount() - 1))
 
 
 class _ClassFilter(QSortFilterProxyModel):

@@ -20,16 +20,18 @@ from segstudio.core.editing.document import DocumentEvent, EventKind, ImageDocum
 __all__ = ["DocumentPresenter", "LAYERS", "HIGHLIGHT_COLOR", "MARK_COLORS"]
 
 # Bottom to top. "misclassified" hatches wrong-class pixels with the (gt, pred) pair's colours.
-LAYERS = ("image", "confidence", "entropy", "gt", "pred", "errors", "misclassified",
-          "instance_marks", "highlight")
+LAYERS = ("image", "confidence", "entropy", "gt", "pred", "source_a", "source_b", "errors", "misclassified",
+          "disagreement", "instance_marks", "highlight")
 DEFAULTS = {  # layer -> (visible, opacity)
     "confidence": (False, 0.6), "entropy": (False, 0.6), "gt": (True, 0.5), "pred": (False, 0.5),
     "errors": (True, 0.8), "misclassified": (True, 0.8), "instance_marks": (True, 1.0),
     "highlight": (True, 0.9),
+    "source_a": (False, 0.5), "source_b": (False, 0.5), "disagreement": (True, 0.8),
 }
 LABELS = {"image": "Image", "confidence": "Confidence", "entropy": "Entropy", "gt": "Ground truth",
           "pred": "Prediction", "errors": "Error map", "misclassified": "Misclassified (gt/pred hatch)",
-          "instance_marks": "Instance errors", "highlight": "Highlight"}
+          "instance_marks": "Instance errors", "highlight": "Highlight",
+          "source_a": "Source A", "source_b": "Source B", "disagreement": "Disagreement A vs B"}
 HIGHLIGHT_COLOR = (255, 255, 0, 255)
 MARK_KINDS = ("missed", "spurious", "split", "merged")
 MARK_COLORS = {"missed": (0, 114, 178, 255), "spurious": (213, 94, 0, 255),
@@ -58,6 +60,7 @@ class DocumentPresenter(QObject):
         self.order: list[str] = list(LAYERS)     # bottom to top; the layer panel may reorder
         self._opacity_default = opacity_default or (lambda layer, value: value)
         self._unsubscribe = None
+        self._labels: dict[str, str] = {}        # titles of layers other controllers own
 
     # --- document -----------------------------------------------------------------------------
     def show(self, document: ImageDocument) -> None:
@@ -123,6 +126,18 @@ class DocumentPresenter(QObject):
             cv2.rectangle(frame, (x - 1, y - 1), (x + w, y + h), code, 1)
         self._set("instance_marks", frame, _mark_lut())
 
+    def set_extra_layer(self, name: str, array: np.ndarray | None, lut: np.ndarray | None = None,
+                        label: str | None = None) -> None:
+        """Show (or with None remove) a layer another controller owns (the A-vs-B compare layers),
+        stacked where :data:`LAYERS` puts it, keeping the user's visibility and opacity; ``label`` is its
+        title in the layer list (default from :data:`LABELS`)."""
+        if label is not None:
+            self._labels[name] = label
+        had = name in self.canvas.layer_names()
+        self._set(name, array, lut)
+        if had or array is not None:
+            self.layers_changed.emit()
+
     # --- layers -------------------------------------------------------------------------------
     def _set(self, name: str, array, lut=None) -> None:
         names = self.canvas.layer_names()
@@ -152,7 +167,7 @@ class DocumentPresenter(QObject):
         rows = []
         for name in self.canvas.layer_names():
             info = self.canvas.layer(name)
-            rows.append((name, LABELS.get(name, name), info.visible, info.opacity))
+            rows.append((name, self._labels.get(name) or LABELS.get(name, name), info.visible, info.opacity))
         return rows
 
     def _refresh_masks(self) -> None:

@@ -27,6 +27,7 @@ from segstudio.core.display.render import ViewMode
 from segstudio.core.editing.document import DocumentEvent, EventKind, ImageDocument
 from segstudio.core.editing.selection import ErrorMode, Selection
 from segstudio.core.errors import SegStudioError
+from segstudio.core.evaluation.comparison import SourceKey, SourceKind
 from segstudio.core.editing.session import (ReviewSession, describe_pixel, instance_marks, load_document,
                                     match_prediction_files)
 from segstudio.core.io.workspace import save_class_colours, with_saved_colours
@@ -36,6 +37,8 @@ from segstudio.ui.canvas import CanvasView
 from segstudio.ui.binary_mapping import open_dataset_asking, prediction_binary_mapping
 from segstudio.ui.class_notice import ClassTableNotice
 from segstudio.ui.class_panel import ClassPanel
+from segstudio.ui.compare_dock import install_compare
+from segstudio.ui.label_error_dock import install_label_errors
 from segstudio.ui.dataset_browser import DatasetBrowser
 from segstudio.ui.document_view import DocumentPresenter
 from segstudio.ui.edit_saving import EditPersistence
@@ -106,6 +109,10 @@ class MainWindow(QMainWindow):
         self._add_dock("regions", "Error regions", self.regions, Qt.DockWidgetArea.RightDockWidgetArea)
         self._add_dock("dataset", "Dataset", self.browser, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self._docks["regions"], self._docks["dataset"])
+        self._add_dock("compare", "Compare A/B", install_compare(self), Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self._docks["dataset"], self._docks["compare"])
+        self._add_dock("label_errors", "Label errors", install_label_errors(self), Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self._docks["compare"], self._docks["label_errors"])
         self._docks["regions"].raise_()
 
         self.status_pixel = QLabel("")
@@ -131,7 +138,8 @@ class MainWindow(QMainWindow):
         return dock
 
     def dock(self, key: str) -> QDockWidget:
-        """The dock ``key``: layers, model, metrics, regions, dataset and, with the editor, review."""
+        """The dock ``key``: layers, model, metrics, regions, dataset, compare, label_errors and, with the
+        editor, review."""
         return self._docks[key]
 
     def add_tool_bar(self, bar: QToolBar) -> None:
@@ -383,6 +391,7 @@ class MainWindow(QMainWindow):
             return None
         self.class_notice.check_predictions_folder(folder)
         job = self.controller.load_prediction_files(self.session.dataset, files, self._labels(files), mapping)
+        self.compare.note_job(job, SourceKey(SourceKind.FOLDER, str(folder)))
         self._track_job(job, [self.session.dataset[i].name for i in files])
         return job
 
@@ -405,6 +414,7 @@ class MainWindow(QMainWindow):
         if request is None:
             return None
         job = self.controller.predict_image(request, self.document.name, self.document.image)
+        self.compare.note_job(job, SourceKey(SourceKind.MODEL, request.spec))
         self._track_job(job, [self.document.name])
         return job
 
@@ -416,6 +426,7 @@ class MainWindow(QMainWindow):
             return None
         indices = list(range(len(self.session)))
         job = self.controller.predict_dataset(request, self.session.dataset, indices, self._labels(indices))
+        self.compare.note_job(job, SourceKey(SourceKind.MODEL, request.spec))
         self._track_job(job, self.session.names)
         return job
 
@@ -438,6 +449,11 @@ class MainWindow(QMainWindow):
             attach_prediction(self.task_runner, self.document, prediction)
         self.prediction_received.emit(name)
         self.panels.schedule()
+
+    def compare_sources(self, a: SourceKey, b: SourceKey) -> None:
+        """Compare source ``a`` with ``b`` (e.g. a parent model with its fine-tuned child) and show it."""
+        self.compare.compare_sources(a, b)
+        self._docks["compare"].raise_()
 
     def _on_gpu_report(self, report) -> None:
         self.gpu_report = report

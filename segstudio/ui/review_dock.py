@@ -184,6 +184,7 @@ class ReviewDock(QWidget):
         self.before_export = None        # callable run before exporting (records live metrics)
         self._stats: dict[str, ImageReviewStats | None] = {}
         self._order: list[str] = []
+        self._orders: dict[str, object] = {}   # order key -> names() of an order another view provides
         # Stats of images that are not open come from the worker; a result is kept only if its image
         # was not invalidated since it was asked for (same generation).
         self._wanted: set[str] = set()
@@ -302,6 +303,21 @@ class ReviewDock(QWidget):
     def order_key(self) -> str:
         return self.order_combo.currentData()
 
+    def add_order(self, key: str, label: str, names) -> None:
+        """Offer another order: ``names()`` lists image names first to last (e.g. the A-vs-B
+        comparison's "where B got worse first"); the images it leaves out follow in dataset order."""
+        if key not in self._orders:
+            self.order_combo.addItem(label, key)
+        self._orders[key] = names
+        if self.order_key == key:
+            self.refresh()
+
+    def set_order(self, key: str) -> None:
+        """Choose the order ``key`` (one of ``ORDER_LABELS`` or one added with :meth:`add_order`)."""
+        index = self.order_combo.findData(key)
+        if index >= 0:
+            self.order_combo.setCurrentIndex(index)
+
     @property
     def threshold(self) -> float:
         return float(self.threshold_spin.value())
@@ -356,7 +372,10 @@ class ReviewDock(QWidget):
         names = self.session.names
         ranked = [s for s in (self._image_stats(n) for n in names) if s is not None]
         self._compute_wanted()
-        order = review_order(ranked, by=self.order_key, threshold=self.threshold)
+        if self.order_key in self._orders:
+            order = [n for n in self._orders[self.order_key]() if n in set(names)]
+        else:
+            order = review_order(ranked, by=self.order_key, threshold=self.threshold)
         seen = set(order)
         return order + [n for n in names if n not in seen]
 

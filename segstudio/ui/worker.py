@@ -34,10 +34,11 @@ class ModelRequest:
     spec: str
     device: str = "auto"
     overrides: tuple[tuple[str, Any], ...] = ()
+    probabilities: bool = False     # also return per-pixel class probabilities (the label-error scan)
 
     @property
     def key(self) -> tuple:
-        return (self.spec, self.device, tuple((k, repr(v)) for k, v in self.overrides))
+        return (self.spec, self.device, tuple((k, repr(v)) for k, v in self.overrides), self.probabilities)
 
 
 @dataclass
@@ -59,6 +60,7 @@ class JobKind(Enum):
     IMAGE = "image"
     DATASET = "dataset"
     FILES = "files"
+    LABEL_ERRORS = "label-errors"
 
 
 @dataclass
@@ -74,6 +76,8 @@ class _Job:
     files: dict = field(default_factory=dict)   # dataset index -> prediction mask file
     labels: dict = field(default_factory=dict)  # dataset index -> sample whose mask scores it
     binary_mapping: dict | None = None          # how {0, 255} prediction masks read (FILES)
+    scan_items: list = field(default_factory=list)   # label-error scan: core ScanItem per image
+    min_area: int = 1
 
 
 def _default_runner_factory(request: ModelRequest):
@@ -81,6 +85,8 @@ def _default_runner_factory(request: ModelRequest):
     from segstudio.inference.runner import Runner
 
     entry = resolve_model(request.spec, **dict(request.overrides))
+    if request.probabilities:
+        return Runner(entry, device=request.device, probabilities=True)
     return Runner(entry, device=request.device)
 
 
@@ -101,6 +107,7 @@ class InferenceWorker(QObject):
     job_ended = Signal(int)                 # job_id, after finished/failed/cancelled
     model_loaded = Signal(int, object)      # job_id, ModelInfo
     gpu_checked = Signal(object)            # gpu_check() report dict
+    label_errors_found = Signal(int, object)   # job_id, core ScanResult
 
     def __init__(self, runner_factory: Callable[[ModelRequest], Any] | None = None,
                  gpu_check: Callable[[], dict] | None = None, cache_size: int = 2):
@@ -111,7 +118,8 @@ class InferenceWorker(QObject):
         self._runners: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_size = cache_size
         self._runs = {JobKind.GPU_CHECK: self._run_gpu, JobKind.LOAD_MODEL: self._run_load,
-                      JobKind.IMAGE: self._run_image, JobKind.DATASET: self._run_dataset, JobKind.FILES: self._run_files}
+                      JobKind.IMAGE: self._run_image, JobKind.DATASET: self._run_dataset, JobKind.FILES: self._run_files,
+                      JobKind.LABEL_ERRORS: self._run_label_errors}
 
     @Slot(object)
     def run_job(self, job: _Job) -> None:
@@ -204,11 +212,61 @@ class InferenceWorker(QObject):
             self.progress.emit(job.job_id, done, total)
         self._report_problems(job, problems, f"{len(problems)} prediction file(s) could not be read")
 
+    def _run_label_errors(self, job: _Job) -> None:
+        """Two passes of the model over the scan's images (thresholds, then regions), probabilities
+        streamed and dropped image by image: memory stays O(one image) whatever the dataset's size."""
+        from segstudio.core.evaluation.label_error_scan import scan_label_errors
+        from segstudio.core.evaluation.report import _lookup
+
+        runner = self._runner(job.model)
+        self.model_loaded.emit(job.job_id, self._model_info(job.model, runner))
+        indices = [item.index for item in job.scan_items]
+        problems: list[str] = []
+        streams = []
+
+        def open_pass():
+            stream = runner.predict_dataset(job.dataset, indices, cancel=job.cancel,
+                                            on_error=lambda index, exc: problems.append(_describe(exc)))
+            streams.append(stream)
+            lookup = _lookup(stream)
+
+            def probabilities(index, sample, shape):
+                prediction = lookup(index, sample)
+                return None if prediction is None else prediction.probabilities
+            return probabilities
+
+        progress = _Progress(self.progress, job.job_id)
+        table = job.dataset.class_table
+        scan = scan_label_errors(progress, job.scan_items, open_pass, table.num_classes, table.ignore_index,
+                                 job.min_area)
+        try:
+            while True:
+                job.cancel.raise_if_cancelled()
+                next(scan)
+        except StopIteration as stop:
+            result = stop.value
+        finally:
+            scan.close()
+            for stream in streams:
+                stream.close()
+        result.problems[:0] = sorted(set(problems))
+        self.label_errors_found.emit(job.job_id, result)
+
     def _report_problems(self, job: _Job, problems: list[str], what: str) -> None:
         """One ``failed`` for the files a job skipped; the job's other results stand."""
         if problems:
             shown = "\n".join(problems[:10]) + (f"\n… and {len(problems) - 10} more" if len(problems) > 10 else "")
             self.failed.emit(job.job_id, f"{what}:\n{shown}")
+
+
+class _Progress:
+    """The ``context.progress`` a core generator reports to, relayed as the worker's progress signal."""
+
+    def __init__(self, signal, job_id: int):
+        self._signal, self._job_id = signal, job_id
+
+    def progress(self, done: int, total: int) -> None:
+        self._signal.emit(self._job_id, done, total)
 
 
 def _with_stats(prediction, labels_sample, table):
@@ -247,6 +305,7 @@ class InferenceController(QObject):
     job_ended = Signal(int)
     model_loaded = Signal(int, object)
     gpu_checked = Signal(object)
+    label_errors_found = Signal(int, object)
     _submitted = Signal(object)
 
     def __init__(self, parent: QObject | None = None, **worker_options):
@@ -260,7 +319,7 @@ class InferenceController(QObject):
         self._worker.moveToThread(self._thread)
         self._submitted.connect(self._worker.run_job)
         for name in ("started", "progress", "finished", "failed", "cancelled", "model_loaded",
-                     "gpu_checked"):
+                     "gpu_checked", "label_errors_found"):
             getattr(self._worker, name).connect(getattr(self, name))
         self._worker.job_ended.connect(self._on_job_ended)
         self._thread.finished.connect(self._worker.deleteLater)
@@ -307,6 +366,14 @@ class InferenceController(QObject):
         ``binary_mapping``."""
         return self._submit(self._new_job(JobKind.FILES, dataset=dataset, files=dict(files),
                                           labels=dict(labels or {}), binary_mapping=binary_mapping))
+
+    def find_label_errors(self, model: ModelRequest, dataset, scan_items: list, min_area: int = 1) -> int:
+        """Scan ``scan_items`` (core ``ScanItem``) for label errors with ``model``'s probabilities, in two
+        passes; ``progress`` reports both, ``label_errors_found(job, ScanResult)`` the result."""
+        from dataclasses import replace
+
+        return self._submit(self._new_job(JobKind.LABEL_ERRORS, model=replace(model, probabilities=True),
+                                          dataset=dataset, scan_items=list(scan_items), min_area=int(min_area)))
 
     # --- state and control --------------------------------------------------------------------
     @property

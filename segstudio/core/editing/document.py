@@ -201,8 +201,9 @@ class ImageDocument(LabelEdits):
         gt, version = self.gt, self.labels_version
         return (lambda: self._build(source, pred, confidence, entropy, instances, gt)), version
 
-    def attach_comparison(self, comparison: Comparison, version: int) -> None:
-        """Show a comparison built by :meth:`comparison_builder`; it becomes the active one.
+    def attach_comparison(self, comparison: Comparison, version: int, *, activate: bool = True) -> None:
+        """Show a comparison built by :meth:`comparison_builder`; it becomes the active one unless
+        ``activate`` is False (a second source kept alongside, e.g. model B of a comparison).
 
         If the labels changed after ``version`` (the user painted meanwhile, or they were reloaded),
         the comparison is rebuilt here against the labels as they are now. Emits ``PREDICTION``.
@@ -210,7 +211,8 @@ class ImageDocument(LabelEdits):
         if version != self.labels_version or comparison.num_classes != self.num_classes:
             comparison.rebuild(self.gt)
         self.comparisons[comparison.key] = comparison
-        self.active_source = comparison.key
+        if activate or self.active_source is None:
+            self.active_source = comparison.key
         self._emit(DocumentEvent(EventKind.PREDICTION, source=comparison.key))
 
     def set_prediction(self, pred: np.ndarray | None, confidence: np.ndarray | None = None,

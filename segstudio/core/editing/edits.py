@@ -200,6 +200,14 @@ class LabelEdits:
             return None
         return self._edit_region(hit[0], hit[1], value, None, protect, only_over)
 
+    def relabel_region(self, mask: np.ndarray, bbox: Bbox, value: int) -> EditAtom | None:
+        """Set the pixels of ``mask`` (``(h, w)`` bool inside ``bbox``) to class ``value`` as one
+        undoable edit (accepting a suspected label error's suggestion); None when nothing changes."""
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (bbox[3], bbox[2]):
+            raise MaskSizeMismatch(self.name, f"region mask shape {mask.shape} != bbox {bbox}")
+        return self._edit_region(tuple(int(v) for v in bbox), mask, self._check_value(value), None, None, None)
+
     def apply_region(self, mask: np.ndarray, bbox: Bbox | None = None, *, source: str = "prediction",
                      erase_value: int = 0) -> EditAtom | None:
         """Apply an action to an error region: accept the prediction there, or erase it.

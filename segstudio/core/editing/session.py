@@ -502,5 +502,15 @@ class ReviewSession:
     def _document_classes(self, document) -> frozenset[int]:
         return document.classes_present()
 
+    def kept_document(self, name: str):
+        """The open document of image ``name`` (the shown one, or one kept for its unsaved edits), or None."""
+        return self._documents.get(name)
+
+    def corrected_names(self) -> list[str]:
+        """Images whose labels differ from the dataset's own: a saved correction or unsaved edits."""
+        modified = set(self.modified_names())
+        return [s.name for i, s in enumerate(self.dataset.samples)
+                if s.name in modified or self.sample_to_load(i).mask_path != s.mask_path]
+
     def modified_names(self) -> list[str]:
         return [n for n, d in self._documents.items() if getattr(d, "modified", False)]

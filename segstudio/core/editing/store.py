@@ -84,6 +84,14 @@ CREATE TABLE IF NOT EXISTS images (
     metrics TEXT,
     updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS label_error_decisions (
+    image     TEXT NOT NULL,
+    x INTEGER NOT NULL, y INTEGER NOT NULL, w INTEGER NOT NULL, h INTEGER NOT NULL,
+    given     INTEGER NOT NULL,
+    suggested INTEGER NOT NULL,
+    decision  TEXT NOT NULL CHECK (decision IN ('accepted', 'rejected')),
+    created   REAL NOT NULL
+);
 """
 _SCHEMA_SESSIONS = """
 CREATE INDEX IF NOT EXISTS journal_session ON journal (session, image, seq);
@@ -529,6 +537,21 @@ class ProjectStore:
         """The last stored metrics of an image, or ``None``."""
         row = self._db.execute("SELECT metrics FROM images WHERE name = ?", (_db_name(image_name),)).fetchone()
         return json.loads(row[0]) if row and row[0] else None
+
+    def record_label_error_decision(self, decision) -> None:
+        """Remember a label-error queue decision (``core.evaluation.label_error_scan.Decision``)."""
+        x, y, w, h = (int(v) for v in decision.bbox)
+        self._db.execute("INSERT INTO label_error_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (_db_name(decision.image), x, y, w, h, int(decision.given), int(decision.suggested),
+                          decision.decision, time.time()))
+
+    def label_error_decisions(self) -> list:
+        """Every label-error decision recorded for this dataset, oldest first."""
+        from segstudio.core.evaluation.label_error_scan import Decision
+
+        rows = self._db.execute("SELECT image, x, y, w, h, given, suggested, decision "
+                                "FROM label_error_decisions ORDER BY rowid")
+        return [Decision(_py_name(i), (x, y, w, h), g, s, d) for i, x, y, w, h, g, s, d in rows]
 
     def review_rows(self) -> list[dict]:
         """Every image with review state: ``{'name', 'status', 'note', 'metrics'}``, sorted by name."""
