@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from segstudio.cli import main
+from tests.test_cli_evaluate import is_progress
 
 C = 3
 NAMES = ["background", "object", "thing"]
@@ -122,7 +123,7 @@ def test_identical_sources_give_zero_delta(data, capsys):
 
 
 def one_error_line(err):
-    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and not line.startswith("[")]
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and not is_progress(line)]
     assert len(lines) == 1, err
     assert lines[0].startswith("segstudio compare: error: ")
     return lines[0]

@@ -73,7 +73,7 @@ def test_missing_prediction_is_a_warning(dataset, capsys):
 
 def is_progress(line):
     """A progress line (stderr is not a terminal in tests): 'segstudio evaluate:  50% 1/2 [...]'."""
-    return re.match(r"^segstudio \w+: +\d+%", line) is not None
+    return re.match(r"^segstudio [\w-]+: +\d+%", line) is not None
 
 
 def one_error_line(err):
