@@ -46,13 +46,14 @@ def _max_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10   # bytes on macOS, KiB elsewhere
 
 
-def _install_probe(window, launched_at: float, wait_for_jobs: bool):
+def _install_probe(window, launched_at: float, wait_for_jobs: bool, error_map: bool = False):
     """Print the start-up figures (see the module docstring); returns what to call once
     ``finish_startup`` has submitted its jobs."""
     from PySide6.QtCore import QTimer
 
     seen: set[str] = set()
-    wanted = {"window_shown", "first_image_shown"} | ({"jobs_ended"} if wait_for_jobs else set())
+    wanted = ({"window_shown", "first_image_shown"} | ({"jobs_ended"} if wait_for_jobs else set())
+              | ({"first_error_map"} if error_map else set()))
 
     def record(what: str) -> None:
         if what in seen or what not in wanted:
@@ -77,6 +78,9 @@ def _install_probe(window, launched_at: float, wait_for_jobs: bool):
         from segstudio.core.tasks import TaskKind
 
         # A prediction is shown once its comparison, built on the task runner, is attached.
+        document = window.document
+        if document is not None and document.error_codes is not None and "errors" in window.canvas.layer_names():
+            record("first_error_map")   # the error-map layer is on the canvas
         if not window.controller.busy and not window.task_runner.active(TaskKind.COMPARISON):
             record("jobs_ended")
 
@@ -94,16 +98,22 @@ def run(args) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("segstudio")
     app.setOrganizationName("segstudio")
+    from segstudio.ui.theme import apply_theme
+
+    apply_theme(app)   # light or dark, following the system
 
     from segstudio.ui.compose import build_main_window
 
     window = build_main_window()
+    demo_tour = args.path is None and args.predictions is None and not args.run   # the demo runs by itself
     probe_start = os.environ.get(PROBE_ENV)
-    started = _install_probe(window, float(probe_start), wait_for_jobs=bool(args.predictions or args.run)) \
-        if probe_start else (lambda: None)
+    runs = bool(args.run or demo_tour)
+    started = _install_probe(window, float(probe_start), wait_for_jobs=bool(args.predictions or runs),
+                             error_map=runs) if probe_start else (lambda: None)
 
     def finish_startup() -> None:
-        window.finish_startup(args.path, args.model, args.device, predictions=args.predictions, run=args.run)
+        window.finish_startup(args.path, args.model, args.device, predictions=args.predictions, run=args.run,
+                              demo_tour=demo_tour)
         started()
 
     _when_first_exposed(window, finish_startup)

@@ -42,7 +42,9 @@ from segstudio.ui.editor_host import EditorHost
 from segstudio.ui.error_regions import ErrorRegionsPanel
 from segstudio.ui.file_menu import FileMenu
 from segstudio.ui.gpu_notice import install_gpu_notice
+from segstudio.ui.hints import EmptyStateHint
 from segstudio.ui.layer_panel import LayerPanel
+from segstudio.ui.legend import LegendWidget
 from segstudio.ui.menus import build_menus
 from segstudio.ui.model_dock import ModelDock
 from segstudio.ui.panel_refresh import PanelRefresher
@@ -115,6 +117,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.editor = editor_factory(self) if editor_factory is not None else None
         self._connect()
+        self.hint = EmptyStateHint(self)
         self._restore_layout()
         self._update_mode_text()
 
@@ -144,6 +147,7 @@ class MainWindow(QMainWindow):
         """The editor's review queue: a tab beside the dataset browser, the error regions kept in front."""
         dock = self._add_dock("review", "Review", widget, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self._docks["dataset"], dock)
+        self.view_menu.insertAction(self.hide_panels_action, dock.toggleViewAction())   # a panel, like the others
         self._docks["regions"].raise_()
         return dock
 
@@ -153,7 +157,10 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         self.layer_panel = LayerPanel()
         self.class_panel = ClassPanel()
+        self.legend = LegendWidget()
+        self.legend.set_instance_view(self.instance_view)
         layout.addWidget(self.layer_panel)
+        layout.addWidget(self.legend)
         layout.addWidget(self.class_panel, 1)
         return host
 
@@ -201,26 +208,29 @@ class MainWindow(QMainWindow):
         self.saving.saved.connect(self._on_saved)
 
     def finish_startup(self, path: str | None = None, model: str | None = None, device: str | None = None,
-                       predictions: str | None = None, run: bool = False) -> None:
+                       predictions: str | None = None, run: bool = False, demo_tour: bool = False) -> None:
         """Second half of start-up, run once the window is on screen: open ``path`` (default the
-        demo), then the ``predictions`` folder; with ``run``, run ``model`` on the first image."""
+        demo), then the ``predictions`` folder; with ``run``, run ``model`` on the first image. With
+        ``demo_tour`` (the app launched on the bundled demo), the demo model runs on its first image."""
+        from segstudio.resources import resource_path
         from segstudio.ui.metrics_panel import MetricsPanel
 
         self.metrics_panel = MetricsPanel()
         self.metrics_panel.cell_clicked.connect(self.highlight_confusion_cell)
+        self.metrics_panel.highlight_dropped.connect(self.clear_highlight)
         self._docks["metrics"].setWidget(self.metrics_panel)
         self._metrics_host.deleteLater()
         self.model_dock.set_device(device or str(self.settings.value(keys.DEVICE, "auto")))
         self.model_dock.set_models(list_available())
         self.model_dock.select_spec(model or str(self.settings.value(keys.MODEL, DEMO_MODEL)))
         if path is None:
-            from segstudio.resources import resource_path
-
             path = str(resource_path("demo"))
         if self.open_path(path) and predictions is not None:
             self.open_predictions(predictions)
         if run:
             self.run_on_image()
+        elif demo_tour and path == str(resource_path("demo")) and self.model_dock.selected_spec() == DEMO_MODEL:
+            self.run_on_image()   # the first screen shows an error map and metrics; Esc cancels
 
     def _restore_layout(self) -> None:
         geometry = self.settings.value(keys.GEOMETRY)
@@ -228,7 +238,8 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1400, 900)
-            self.resizeDocks([self._docks["layers"], self._docks["metrics"]], [280, 380],
+            # The canvas keeps most of the window: narrow docks, which the user can widen or hide.
+            self.resizeDocks([self._docks["layers"], self._docks["metrics"]], [250, 330],
                              Qt.Orientation.Horizontal)
             self.resizeDocks([self._docks["metrics"], self._docks["regions"]], [520, 380],
                              Qt.Orientation.Vertical)
@@ -451,6 +462,7 @@ class MainWindow(QMainWindow):
     def set_instance_view(self, on: bool) -> None:
         self.instance_view = bool(on)
         self.instance_action.setChecked(self.instance_view)
+        self.legend.set_instance_view(self.instance_view)
         self._apply_view_mode()
         self._update_instance_marks()
 
@@ -499,6 +511,12 @@ class MainWindow(QMainWindow):
     def _update_instance_marks(self) -> None:
         marks = instance_marks(self.document) if self.instance_view else []
         self.presenter.set_instance_marks(marks)
+
+    def clear_highlight(self) -> None:
+        """Drop the confusion-cell highlight (Esc, leaving the confusion tab, another image)."""
+        if "highlight" in self.canvas.layer_names():
+            self.presenter.set_highlight(None)
+            self.presenter.layers_changed.emit()
 
     def highlight_confusion_cell(self, gt_class: int, pred_class: int) -> int:
         """Highlight the pixels with ground truth ``gt_class`` predicted as ``pred_class``."""
