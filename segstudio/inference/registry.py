@@ -257,8 +257,8 @@ def _torchvision_pretrained(name: str, user: ModelCard) -> ModelEntry:
 
 def _smp_needing_weights(name: str) -> ModelEntry:
     def loader(device: str = "cpu", progress=None):
-        raise CheckpointError(f"smp:{name}", "needs a weights file: resolve_model('smp:%s', "
-                              "weights=FILE) or --model smp:%s --weights FILE" % (name, name))
+        raise CheckpointError(f"smp:{name}", "needs a weights file: in the app, Model › Load model file…; "
+                              "on the command line, --model smp:%s --weights FILE" % name)
 
     return _entry(f"smp:{name}", ModelCard(), "semantic", None, loader,
                   description=smp_description(name),

@@ -232,6 +232,7 @@ class DatasetBrowser(QWidget):
         self._scanner.progressed.connect(self._on_scan_progressed)
         self._scanner.ended.connect(self._on_scan_ended)
         self.destroyed.connect(self._scanner.stop)   # on quit the runner itself joins
+        self._shown_index: int | None = None   # the dataset index of the image the window shows
         self.model = DatasetTableModel(self)
         self.proxy = _ClassFilter(self)
         self.proxy.setSourceModel(self.model)
@@ -296,8 +297,15 @@ class DatasetBrowser(QWidget):
         """Image names in the order the table shows them."""
         return [self.proxy.index(r, 1).data(SORT_ROLE) for r in range(self.proxy.rowCount())]
 
+    def selected_index(self) -> int | None:
+        """The dataset index of the selected row (None when no row is selected)."""
+        rows = self.view.selectionModel().selectedRows()
+        return self.proxy.mapToSource(rows[0]).row() if rows else None
+
     def select_image(self, dataset_index: int) -> None:
-        """Highlight the row of ``dataset_index`` without emitting ``image_selected``."""
+        """Highlight the row of ``dataset_index`` without emitting ``image_selected``; the row stays
+        selected through filtering and sorting (it is the image shown)."""
+        self._shown_index = dataset_index
         source = self.model.index(dataset_index, 0)
         proxied = self.proxy.mapFromSource(source)
         self.view.blockSignals(True)
@@ -315,17 +323,24 @@ class DatasetBrowser(QWidget):
         elif self.proxy.session is not None:
             self._scanner.start(self.proxy.session)
         self.proxy.set_class(class_id)
+        self._reselect()
         self._update_count()
 
     def _on_scan_progressed(self, _known: int, _total: int) -> None:
         self.proxy.refilter()
+        self._reselect()
         self._update_count()
 
     def _on_scan_ended(self, completed: bool) -> None:
         if completed:
             self.proxy.refilter()
+            self._reselect()
         self._update_count()
         self.class_scan_ended.emit(completed)
+
+    def _reselect(self) -> None:
+        if self._shown_index is not None:
+            self.select_image(self._shown_index)
 
     def _update_count(self) -> None:
         text = f"{self.proxy.rowCount()} of {self.model.rowCount()} images"

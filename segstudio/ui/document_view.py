@@ -12,12 +12,13 @@ from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.evaluation import errormap
 from segstudio.core.io.images import to_display_rgb
+from segstudio.core.display.highlight import highlight_color
 from segstudio.core.display.layers import confidence_layer, entropy_layer, hatch_codes
 from segstudio.core.display.overlays import MAX_PAIR_CLASSES, pair_codes, pair_lut
 from segstudio.core.display.render import ViewMode, semantic_outlines, view_arrays
 from segstudio.core.editing.document import DocumentEvent, EventKind, ImageDocument
 
-__all__ = ["DocumentPresenter", "LAYERS", "HIGHLIGHT_COLOR", "MARK_COLORS"]
+__all__ = ["DocumentPresenter", "LAYERS", "MARK_COLORS"]
 
 # Bottom to top. "misclassified" hatches wrong-class pixels with the (gt, pred) pair's colours.
 LAYERS = ("image", "confidence", "entropy", "gt", "pred", "errors", "misclassified",
@@ -30,7 +31,6 @@ DEFAULTS = {  # layer -> (visible, opacity)
 LABELS = {"image": "Image", "confidence": "Confidence", "entropy": "Entropy", "gt": "Ground truth",
           "pred": "Prediction", "errors": "Error map", "misclassified": "Misclassified (gt/pred hatch)",
           "instance_marks": "Instance errors", "highlight": "Highlight"}
-HIGHLIGHT_COLOR = (255, 255, 0, 255)
 MARK_KINDS = ("missed", "spurious", "split", "merged")
 MARK_COLORS = {"missed": (0, 114, 178, 255), "spurious": (213, 94, 0, 255),
                "split": (240, 228, 66, 255), "merged": (204, 121, 167, 255)}
@@ -98,15 +98,24 @@ class DocumentPresenter(QObject):
             self._refresh_masks()
 
     def set_highlight(self, mask: np.ndarray | None) -> None:
-        """Show ``mask`` (HxW bool) as the yellow 'highlight' layer, or remove it with None."""
+        """Show ``mask`` (HxW bool) as the 'highlight' layer, in a colour no class uses; None removes it."""
         if mask is None:
             self._set("highlight", None)
             return
         lut = np.zeros((256, 4), np.uint8)
-        lut[1] = HIGHLIGHT_COLOR
+        lut[1] = self.highlight_color()
         self._set("highlight", mask.astype(np.uint8), lut)
         self.canvas.set_layer_visible("highlight", True)
         self.layers_changed.emit()
+
+    def highlight_color(self) -> tuple[int, int, int, int]:
+        """A colour no class of the shown document, error code or instance mark is drawn in."""
+        used = [errormap.ERROR_COLORS[code][:3] for code in (errormap.CORRECT, *errormap.WRONG_CODES,
+                                                             errormap.IGNORED)]
+        used += [colour[:3] for colour in MARK_COLORS.values()]
+        if self.document is not None:
+            used += [colour[:3] for colour in self.document.class_table.colors]
+        return highlight_color(np.array(used))
 
     def set_instance_marks(self, marks: list) -> None:
         """Frame flagged instances (``errormap.InstanceMark``) in their kind's colour."""

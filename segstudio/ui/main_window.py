@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
         self.metrics_panel = None          # built in finish_startup (pyqtgraph is slow to import)
         self._job_sessions: dict[int, ReviewSession] = {}   # job id -> the session it serves
         self._unsubscribe_document = None
+        self._cursor: tuple[int, int] | None = None   # the image pixel last under the mouse
 
         self.canvas = CanvasView()
         self.setCentralWidget(self.canvas)
@@ -197,13 +198,16 @@ class MainWindow(QMainWindow):
         self.model_dock.selection_changed.connect(self._save_model_choice)
         self.model_dock.device_info_requested.connect(self.check_gpu)
         self.browser.image_selected.connect(self.go_to)
-        self.regions.region_selected.connect(lambda region: self.canvas.center_on_rect(*region.bbox))
+        # The region fills about a third of the view: what surrounds it stays in sight.
+        self.regions.region_selected.connect(lambda region: self.canvas.center_on_rect(*region.bbox, margin=1 / 3))
         c = self.controller
         c.progress.connect(lambda job, done, total: self.model_dock.set_progress(done, total, c.elapsed(job)))
         c.finished.connect(self._on_prediction)
         c.failed.connect(lambda job, message: self.show_error("Inference failed", message))
+        c.failed.connect(self.model_dock.job_failed)
+        c.cancelled.connect(self.model_dock.job_cancelled)
         c.job_ended.connect(self._on_job_ended)
-        c.model_loaded.connect(lambda job, info: self.model_dock.show_model_info(info))
+        c.model_loaded.connect(self.model_dock.model_loaded)
         c.gpu_checked.connect(self._on_gpu_report)
         self.saving.saved.connect(self._on_saved)
 
@@ -308,6 +312,7 @@ class MainWindow(QMainWindow):
             document = self.session.open(index, self._document_factory(self.session, self.saving.service.store))
         except (SegStudioError, OSError) as exc:
             self.browser.refresh(self.session.dataset[index].name)   # now marked unreadable
+            self.browser.select_image(self.session.index)            # the selection is the image shown
             self.show_error("Cannot open image", str(exc))
             return False
         self._show_document(document)
@@ -333,10 +338,13 @@ class MainWindow(QMainWindow):
         if previous is not None and previous is not document:
             self.saving.service.release(previous)         # autosaves it when that is on
         self.presenter.show(document)
+        if self.metrics_panel is not None and previous is not document:
+            self.metrics_panel.clear_class_change()       # "IoU a → b" was about the previous image
         if self._unsubscribe_document is not None:
             self._unsubscribe_document()
         self._unsubscribe_document = document.subscribe(self._on_document_event)
         self.saving.service.track(document)               # restores its unsaved strokes if pending
+        self._refresh_cursor_readout()
         self.browser.select_image(self.session.index)
         self._shown_modified = None
         self._update_title()
@@ -410,6 +418,7 @@ class MainWindow(QMainWindow):
         if request is None:
             return None
         job = self.controller.predict_image(request, self.document.name, self.document.image)
+        self.model_dock.track_job(job, request)
         self._track_job(job, [self.document.name])
         return job
 
@@ -421,6 +430,7 @@ class MainWindow(QMainWindow):
             return None
         indices = list(range(len(self.session)))
         job = self.controller.predict_dataset(request, self.session.dataset, indices, self._labels(indices))
+        self.model_dock.track_job(job, request)
         self._track_job(job, self.session.names)
         return job
 
@@ -535,6 +545,7 @@ class MainWindow(QMainWindow):
         """Everything here is O(C²) or O(edit); O(image) work (error regions) goes to a worker, once
         a stroke is committed rather than per dab."""
         self._update_title()
+        self._refresh_cursor_readout()                    # the pixel under the cursor may have changed
         if event.kind is EventKind.HISTORY:
             if self.document is not None and not self.document.in_stroke and self.panels.regions_stale:
                 self.panels.schedule(regions=True)
@@ -576,7 +587,12 @@ class MainWindow(QMainWindow):
             self.metrics_panel.set_class_table(table)
 
     def _on_cursor_moved(self, x: int, y: int) -> None:
+        self._cursor = (x, y)
         self.status_pixel.setText(describe_pixel(self.document, x, y))
+
+    def _refresh_cursor_readout(self) -> None:
+        if self._cursor is not None:
+            self._on_cursor_moved(*self._cursor)
 
     # --- about and closing --------------------------------------------------------------------
     def _device(self) -> str:

@@ -21,6 +21,7 @@ __all__ = ["MetricsPanel", "format_value"]
 HEADLINES = (("Pixel accuracy", "pixel_accuracy"), ("Mean IoU", "mean_iou"),
              ("FW-IoU", "fw_iou"), ("Mean F1", "mean_f1"))
 COLUMNS = ("Class", "IoU", "Precision", "Recall", "F1", "GT pixels")
+SCOPE_WORDS = {"image": "this image", "dataset": "every image with a prediction"}
 TIPS = {   # what each number means, on its title and its values
     "pixel_accuracy": "Share of labelled pixels whose predicted class is the ground-truth class",
     "mean_iou": "Intersection over union, averaged over the classes present in ground truth or prediction",
@@ -70,7 +71,7 @@ class MetricsPanel(QWidget):
             for col, scope in enumerate(("image", "dataset"), start=1):
                 label = QLabel("–")
                 label.setObjectName(f"{scope}_{key}")
-                label.setToolTip(f"{TIPS[key]} ({'this image' if scope == 'image' else 'every image with a prediction'})")
+                label.setToolTip(f"{TIPS[key]} ({SCOPE_WORDS[scope]})")
                 label.setMinimumWidth(label.fontMetrics().horizontalAdvance("0.000 (00 img)"))
                 label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 grid.addWidget(label, row, col)
