@@ -403,6 +403,14 @@ class EditController(QObject):
         match = next((r for r in regions if r.bbox == chosen.bbox and r.size == chosen.size), None)
         return match.label if match is not None else 0
 
+    def settings_dialog(self) -> EditSettingsDialog:
+        """The editing settings, showing the folder corrections of the open dataset really go to."""
+        from segstudio.core.io.saving import corrected_dir
+
+        session = self.host.session
+        default = str(corrected_dir(session.dataset)) if session is not None else None
+        return EditSettingsDialog(self.settings, self.canvas.window(), default_folder=default)
+
     def show_settings(self) -> None:
-        if EditSettingsDialog(self.settings, self.canvas.window()).exec():
+        if self.settings_dialog().exec():
             self.persistence.apply_settings()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtWidgets import QDockWidget, QToolBar
 
 from segstudio.core.editing.selection import ErrorMode
 from segstudio.ui.icons import icon
@@ -50,6 +50,10 @@ def build_menus(window, bar, action, docks):
     cancel.setToolTip("Cancel the running model; with nothing running, clear the confusion-cell highlight")
     for item, key in ((run, "run"), (run_all, "run_all"), (cancel, "cancel")):
         item.setIcon(icon(key))
+    tools = QToolBar("Model")
+    tools.setObjectName("toolbar_model")    # saveState / restoreState key
+    tools.addActions([run, run_all, cancel])
+    window.add_tool_bar(tools)
 
     help_menu = bar.addMenu("&Help")
     action(help_menu, "Getting started", lambda: show_help(window, "GettingStartedDialog"), "F1").setIcon(icon("help"))

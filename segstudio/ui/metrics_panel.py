@@ -104,7 +104,8 @@ class MetricsPanel(QWidget):
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 6)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)   # whole names, never "…"
+        header.setStretchLastSection(True)
         header.setMinimumSectionSize(36)
         for col, title in enumerate(COLUMNS):
             if col:

@@ -188,3 +188,33 @@ def test_jumping_to_an_error_region_keeps_context_around_it(qtbot, tmp_path):
     assert abs((vx + vw / 2) - (x + w / 2)) < 1 and abs((vy + vh / 2) - (y + h / 2)) < 1
     # the region's larger side (relative to the view) is a third of it, not most of it
     assert max(w / vw, h / vh) == pytest.approx(1 / 3, rel=0.02)
+
+
+def test_the_crash_restore_prompt_names_each_image_and_the_state_it_comes_back_in():
+    from segstudio.ui.edit_saving import restore_question
+
+    text = restore_question({"b": 1, "a": 6})
+    assert "2 image(s)" in text
+    assert text.index("  a: 6 steps") < text.index("  b: 1 step ")
+    assert "after its last finished stroke" in text and "not restored" in text
+
+
+def test_quit_question_says_discard_does_not_undo_an_autosave(qtbot, tmp_path):
+    from segstudio.ui import edit_settings
+    from segstudio.ui.edit_saving import unsaved_question
+
+    window = editing_window(qtbot, make_dataset(tmp_path / "data"),
+                            settings_values={edit_settings.AUTOSAVE_ON_SWITCH: True})
+    text = unsaved_question(["a"], window.saving.settings)
+    assert "Discard does not undo an autosave" in text
+    window.settings.setValue(edit_settings.AUTOSAVE_ON_SWITCH, False)
+    window.settings.setValue(edit_settings.AUTOSAVE_SECONDS, 0)
+    assert "autosave" not in unsaved_question(["a"], window.saving.settings)
+
+
+def test_the_settings_dialog_shows_the_real_save_folder(qtbot, tmp_path):
+    root = make_dataset(tmp_path / "data")
+    window = editing_window(qtbot, root)
+    dialog = window.editor.settings_dialog()
+    qtbot.addWidget(dialog)
+    assert dialog.output_edit.placeholderText() == str(root.resolve() / "corrected")
