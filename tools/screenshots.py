@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["XDG_DATA_HOME"] = settings_dir      # the demo's journal and autosaves stay out of the home folder
     sys.path.insert(0, str(ROOT))
 
-    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtCore import QPointF, QSettings, Qt
     from PySide6.QtWidgets import QApplication
 
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, settings_dir)
@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     editor.set_tool("brush")
     window.dock("review").raise_()
     x, y, w, h = regions[0].bbox
-    window.canvas.center_on_rect(x, y, w, h, margin=1 / 3)
+    window.canvas.fit_to_window()
+    window.canvas.zoom_by(2.0, QPointF(x + w / 2, y + h / 2))
     _settle(app, lambda: not window.task_runner.active(TaskKind.ERROR_REGIONS), what="the regions")
     _save(window, "editing.png", args.out)
     from segstudio.core.editing.service import UnsavedChoice

@@ -92,6 +92,7 @@ class ConfusionView(pg.PlotWidget):
         self.colormap = pg.colormap.get("viridis")
         self.image.setColorMap(self.colormap)
         plot.addItem(self.image)
+        plot.getViewBox().sigResized.connect(lambda *_: self._label_columns())
         self.colour_bar = pg.ColorBarItem(values=(0, 100), colorMap=self.colormap, interactive=False,
                                           width=12)
         self.colour_bar.setImageItem(self.image, insert_in=plot)
@@ -122,20 +123,30 @@ class ConfusionView(pg.PlotWidget):
             top = max(float(values.max()), 1.0)
             self.image.setImage(values.T, levels=(0.0, top))
             self.colour_bar.setLevels((0.0, top))
-            self.colour_bar.axis.setLabel("pixels (log10)")
+            self.colour_bar.axis.setLabel("log10 px")
         else:
             percent = np.divide(100.0 * self._matrix, rows, out=np.zeros(self._matrix.shape), where=rows > 0)
             self.image.setImage(percent.T, levels=(0.0, 100.0))
             self.colour_bar.setLevels((0.0, 100.0))
-            self.colour_bar.axis.setLabel("% of the ground-truth row")
+            self.colour_bar.axis.setLabel("% of row")
         plot = self.getPlotItem()
         plot.setRange(xRange=(0, n), yRange=(0, n), padding=0.02)
-        labels = [short_name(self._names[i] if i < len(self._names) else str(i)) for i in range(n)]
-        ticks = [[(i + 0.5, labels[i]) for i in range(n)]]
-        for side in ("bottom", "left"):
-            plot.getAxis(side).setTicks(ticks)
+        names = [self._names[i] if i < len(self._names) else str(i) for i in range(n)]
+        plot.getAxis("left").setTicks([[(i + 0.5, short_name(names[i])) for i in range(n)]])
+        self._label_columns()
         if n <= MAX_WRITTEN:
             self._write_values(n)
+
+    def _label_columns(self) -> None:
+        """Name the columns as far as a column's width allows (the full names are on the rows and in
+        the tooltips), so neighbouring names never run into each other."""
+        if self._matrix is None:
+            return
+        n = self._matrix.shape[0]
+        column_px = self.getPlotItem().getViewBox().width() / max(n, 1)
+        chars = max(2, int(column_px / max(1, self.fontMetrics().averageCharWidth())) - 1)
+        names = [self._names[i] if i < len(self._names) else str(i) for i in range(n)]
+        self.getPlotItem().getAxis("bottom").setTicks([[(i + 0.5, short_name(names[i], chars)) for i in range(n)]])
 
     def _write_values(self, n: int) -> None:
         levels = self.image.getLevels()

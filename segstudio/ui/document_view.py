@@ -29,7 +29,7 @@ DEFAULTS = {  # layer -> (visible, opacity)
     "highlight": (True, 0.9),
 }
 LABELS = {"image": "Image", "confidence": "Confidence", "entropy": "Entropy", "gt": "Ground truth",
-          "pred": "Prediction", "errors": "Error map", "misclassified": "Misclassified (gt/pred hatch)",
+          "pred": "Prediction", "errors": "Error map", "misclassified": "Misclassified (hatch)",
           "instance_marks": "Instance errors", "highlight": "Highlight"}
 MARK_KINDS = ("missed", "spurious", "split", "merged")
 MARK_COLORS = {"missed": (0, 114, 178, 255), "spurious": (213, 94, 0, 255),

@@ -21,6 +21,7 @@ __all__ = ["MetricsPanel", "format_value"]
 HEADLINES = (("Pixel accuracy", "pixel_accuracy"), ("Mean IoU", "mean_iou"),
              ("FW-IoU", "fw_iou"), ("Mean F1", "mean_f1"))
 COLUMNS = ("Class", "IoU", "Precision", "Recall", "F1", "GT pixels")
+HEADERS = {"Precision": "Prec.", "GT pixels": "GT px"}   # short titles: every column fits the dock
 SCOPE_WORDS = {"image": "this image", "dataset": "every image with a prediction"}
 TIPS = {   # what each number means, on its title and its values
     "pixel_accuracy": "Share of labelled pixels whose predicted class is the ground-truth class",
@@ -96,7 +97,7 @@ class MetricsPanel(QWidget):
         scope_row.addWidget(self.confusion_mode)
 
         self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setHorizontalHeaderLabels([HEADERS.get(c, c) for c in COLUMNS])
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSortingEnabled(False)
