@@ -1,6 +1,7 @@
 """Regenerate the README screenshots in docs/screenshots/ (offscreen, CPU, the bundled demo).
 
-    python -m tools.screenshots                 # light theme: main_window, instance_marks, one_class_confusion, editing
+    python -m tools.screenshots                 # light: main_window, dataset_browser, instance_marks,
+                                                #        one_class_confusion, editing
     python -m tools.screenshots --theme dark    # main_window_dark.png
 
 Every picture is the real window at 1600x1000 as ``segstudio`` builds it, on a private settings folder
@@ -83,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         window.close()
         return 0
     _save(window, "main_window.png", args.out)
+    window.dock("dataset").raise_()
+    _settle(app, lambda: window.browser.thumbnails.get(1, window.session.names[1]) is not None, what="thumbnails")
+    _save(window, "dataset_browser.png", args.out)
+    window.dock("regions").raise_()
 
     window.set_instance_view(True)
     _settle(app, lambda: "instance_marks" in window.canvas.layer_names(), what="instance marks")

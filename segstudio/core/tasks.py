@@ -87,6 +87,7 @@ class TaskKind(Enum):
     BEFORE_METRICS = "before-metrics"
     COMPARISON = "comparison"
     PREFETCH = "prefetch"
+    THUMBNAILS = "thumbnails"
 
 
 class Task:

@@ -13,11 +13,12 @@ import logging
 import math
 import time
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QSize, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from segstudio.core.tasks import TaskKind
+from segstudio.ui.thumbnails import STATUS_WORDS, ThumbnailCache, status_icon
 
 __all__ = ["DatasetBrowser", "DatasetTableModel"]
 
@@ -37,6 +38,8 @@ class DatasetTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._session = None
         self._names: list[str] = []
+        self.thumbnails = None                 # a ThumbnailCache: column "Image" shows previews
+        self.status_of = lambda name: "unreviewed"   # review status of an image (the project store's)
 
     def set_session(self, session) -> None:
         self.beginResetModel()
@@ -60,6 +63,10 @@ class DatasetTableModel(QAbstractTableModel):
             return None
         row, col = index.row(), index.column()
         name = self._names[row]
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._decoration(row, col, name)
+        if role == Qt.ItemDataRole.ToolTipRole and col == 0 and name not in self._session.bad:
+            return f"Review status: {STATUS_WORDS.get(self._status(name), 'Unreviewed')}"
         if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.ForegroundRole):
             return self._problem_data(name, role)
         stats = self._session.stats.get(name)
@@ -83,6 +90,21 @@ class DatasetTableModel(QAbstractTableModel):
                 return "–" if errors is None else f"{errors:,}"
             if role == SORT_ROLE:
                 return -1 if errors is None else int(errors)
+        return None
+
+    def _status(self, name: str) -> str:
+        if name in self._session.bad:
+            return "unreadable"
+        try:
+            return self.status_of(name)
+        except Exception:   # noqa: BLE001 - a closed store: show the row as unreviewed, never fail a paint
+            return "unreviewed"
+
+    def _decoration(self, row: int, col: int, name: str):
+        if col == 0:
+            return status_icon(self._status(name)).pixmap(18, 18)   # small: the row is a thumbnail high
+        if col == 1 and self.thumbnails is not None and name not in self._session.bad:
+            return self.thumbnails.get(row, name)
         return None
 
     def _problem_data(self, name: str, role):
@@ -234,6 +256,9 @@ class DatasetBrowser(QWidget):
         self.destroyed.connect(self._scanner.stop)   # on quit the runner itself joins
         self._shown_index: int | None = None   # the dataset index of the image the window shows
         self.model = DatasetTableModel(self)
+        self.thumbnails = ThumbnailCache(task_runner, parent=self)
+        self.model.thumbnails = self.thumbnails
+        self.thumbnails.thumbnail_ready.connect(self.model.refresh)
         self.proxy = _ClassFilter(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
@@ -245,6 +270,14 @@ class DatasetBrowser(QWidget):
         self.view.setSelectionMode(QTableView.SelectionMode.SingleSelection)
         self.view.verticalHeader().setVisible(False)
         self.view.horizontalHeader().setStretchLastSection(True)
+        self.view.setIconSize(QSize(self.thumbnails.side, self.thumbnails.side))
+        self.view.verticalHeader().setDefaultSectionSize(self.thumbnails.side + 4)
+        self.view.setWordWrap(False)
+        header = self.view.horizontalHeader()
+        header.setStretchLastSection(False)
+        for col in range(len(COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch if col == 1
+                                        else QHeaderView.ResizeMode.ResizeToContents)
         self.view.doubleClicked.connect(self._emit_for)
         self.view.activated.connect(self._emit_for)
         self.view.clicked.connect(self._emit_for)
@@ -260,8 +293,14 @@ class DatasetBrowser(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.view, 1)
 
+    def set_status_source(self, status_of) -> None:
+        """``status_of(name)`` gives an image's review status (unreviewed, accepted, fixed, needs_attention)."""
+        self.model.status_of = status_of
+        self.model.refresh()
+
     def set_session(self, session) -> None:
         self._scanner.stop()
+        self.thumbnails.set_session(session)
         self.proxy.session = session
         self.model.set_session(session)
         self.class_filter.blockSignals(True)

@@ -206,6 +206,7 @@ class EditController(QObject):
         self.review = ReviewDock(self.host.task_runner)
         self.review.before_export = self.persistence.service.record_live_metrics
         self.review.image_requested.connect(self.host.go_to)
+        self.review.status_changed.connect(lambda name, _status: self.host.browser.refresh(name))
         self.review_dock = self.host.add_review_dock(self.review)
 
     # --- tools ----------------------------------------------------------------------------------

@@ -288,6 +288,7 @@ class MainWindow(QMainWindow):
         self.session, self._shown = session, None
         session.subscribe_class_table(self._on_class_table)
         self.browser.set_session(session)
+        self.browser.set_status_source(store.status if store is not None else (lambda _name: "unreviewed"))
         self.class_panel.set_class_table(session.class_table)
         if self.metrics_panel is not None:
             self.metrics_panel.set_class_table(session.class_table)
