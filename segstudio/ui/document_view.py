@@ -108,6 +108,22 @@ class DocumentPresenter(QObject):
         self.canvas.set_layer_visible("highlight", True)
         self.layers_changed.emit()
 
+    def highlight_cell(self, gt_class: int, pred_class: int) -> tuple[int, str]:
+        """Highlight the pixels with ground truth ``gt_class`` predicted as ``pred_class``; returns
+        their count and a sentence for the status bar ("" with nothing to compare)."""
+        doc = self.document
+        if doc is None or doc.gt is None or doc.pred is None:
+            return 0, ""
+        mask = (doc.gt == gt_class) & (doc.pred == pred_class)
+        self.set_highlight(mask)
+        count, names = int(mask.sum()), doc.class_table.names
+        return count, f"{count} pixels: gt {names[gt_class]} predicted {names[pred_class]}"
+
+    def clear_highlight(self) -> None:
+        if "highlight" in self.canvas.layer_names():
+            self.set_highlight(None)
+            self.layers_changed.emit()
+
     def highlight_color(self) -> tuple[int, int, int, int]:
         """A colour no class of the shown document, error code or instance mark is drawn in."""
         used = [errormap.ERROR_COLORS[code][:3] for code in (errormap.CORRECT, *errormap.WRONG_CODES,

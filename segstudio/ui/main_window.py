@@ -525,20 +525,13 @@ class MainWindow(QMainWindow):
 
     def clear_highlight(self) -> None:
         """Drop the confusion-cell highlight (Esc, leaving the confusion tab, another image)."""
-        if "highlight" in self.canvas.layer_names():
-            self.presenter.set_highlight(None)
-            self.presenter.layers_changed.emit()
+        self.presenter.clear_highlight()
 
     def highlight_confusion_cell(self, gt_class: int, pred_class: int) -> int:
         """Highlight the pixels with ground truth ``gt_class`` predicted as ``pred_class``."""
-        doc = self.document
-        if doc is None or doc.gt is None or doc.pred is None:
-            return 0
-        mask = (doc.gt == gt_class) & (doc.pred == pred_class)
-        self.presenter.set_highlight(mask)
-        count = int(mask.sum())
-        names = doc.class_table.names
-        self.report(f"{count} pixels: gt {names[gt_class]} predicted {names[pred_class]}")
+        count, text = self.presenter.highlight_cell(gt_class, pred_class)
+        if text:
+            self.report(text)
         return count
 
     # --- panels -------------------------------------------------------------------------------
