@@ -186,6 +186,8 @@ class DocumentPresenter(QObject):
         for name, mask, instances in (("gt", doc.gt, doc.gt_instances), ("pred", doc.pred, doc.pred_instances)):
             array, lut = view_arrays(self.view_mode, mask, table, instances, self.hidden_classes)
             self._set(name, array, lut)
+        if doc.gt is None and doc.pred is not None:
+            self.canvas.set_layer_visible("pred", True)   # no ground truth, no error map: show what the model saw
 
     def _refresh_errors(self) -> None:
         doc = self.document

@@ -19,7 +19,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QMenu, QToolBar,
+from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QMenu, QSizePolicy, QToolBar,
                                QVBoxLayout, QWidget)
 
 from segstudio.core.display.layers import attach_prediction
@@ -111,6 +111,8 @@ class MainWindow(QMainWindow):
 
         self.status_pixel = QLabel("")
         self.status_mode = QLabel("")
+        # A long readout is cut at its own edge instead of pushing the permanent fields over.
+        self.status_pixel.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.statusBar().addWidget(self.status_pixel, 1)
         self.statusBar().addPermanentWidget(self.status_mode)
         self.statusBar().addPermanentWidget(self.saving.journal_warning)

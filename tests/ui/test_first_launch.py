@@ -172,3 +172,16 @@ def test_icons_fall_back_to_nothing_without_qtawesome(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_qtawesome)
     assert icons.icon("brush").isNull()
     icons.clear_cache()
+
+
+def test_status_bar_fields_never_overlap(qtbot, tmp_path):
+    window = editing_window(qtbot, make_dataset(tmp_path / "data"), size=(900, 600))
+    window.status_pixel.setText("x 12345  y 12345   value (65535, 65535, 65535)   gt: " + "a very long class name " * 6)
+    window.saving.journal_warning.setText("edits are not being journalled: disk full")
+    window.saving.journal_warning.show()
+    qtbot.waitUntil(lambda: window.status_mode.geometry().left() > 0)
+    fields = sorted((w.geometry() for w in (window.status_pixel, window.status_mode, window.saving.journal_warning)
+                     if w.isVisible()), key=lambda rect: rect.left())
+    for left, right in zip(fields, fields[1:]):
+        assert left.right() < right.left()
+    assert window.width() == 900                     # the long text did not widen the window

@@ -218,3 +218,14 @@ def test_the_settings_dialog_shows_the_real_save_folder(qtbot, tmp_path):
     dialog = window.editor.settings_dialog()
     qtbot.addWidget(dialog)
     assert dialog.output_edit.placeholderText() == str(root.resolve() / "corrected")
+
+
+def test_a_prediction_on_an_image_without_ground_truth_is_shown(qtbot, tmp_path):
+    root = make_dataset(tmp_path / "data")
+    (root / "masks" / "a.png").unlink()
+    window = editing_window(qtbot, root)
+    assert window.document.gt is None
+    predict_current(qtbot, window)
+    qtbot.waitUntil(lambda: "pred" in window.canvas.layer_names())
+    assert window.canvas.layer("pred").visible
+    assert window.layer_panel.layer_state("pred")[2]
