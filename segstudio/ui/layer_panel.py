@@ -50,7 +50,7 @@ class LayerRow(QWidget):
         self.slider.setRange(0, 100)
         self.slider.setValue(round(state.opacity * 100))
         self.slider.setToolTip(f"Opacity of the {state.label} layer")
-        self.slider.setMinimumWidth(60)
+        self.slider.setMinimumWidth(48)
         self.percent = QLabel()
         self.percent.setMinimumWidth(self.percent.fontMetrics().horizontalAdvance("100%"))
         self.percent.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -80,6 +80,7 @@ class LayerPanel(QWidget):
         self.list = QListWidget()
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.setAlternatingRowColors(True)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)   # rows fit the width
         self.list.currentRowChanged.connect(self._update_buttons)
         self.up_button = self._tool_button(Qt.ArrowType.UpArrow, "Move the selected layer up", +1)
         self.down_button = self._tool_button(Qt.ArrowType.DownArrow, "Move the selected layer down", -1)
@@ -186,7 +187,7 @@ class LayerPanel(QWidget):
                 row.checkbox.setFixedWidth(label_width)   # every slider starts at the same x
                 row.checkbox.toggled.connect(lambda v, n=state.name: self._on_visible(n, v))
                 row.slider.valueChanged.connect(lambda v, n=state.name: self._on_opacity(n, v))
-                item.setSizeHint(QSize(row.sizeHint().width(), row.sizeHint().height()))
+                item.setSizeHint(QSize(row.minimumSizeHint().width(), row.sizeHint().height()))
                 self.list.addItem(item)
                 self.list.setItemWidget(item, row)
                 self._rows[state.name] = row

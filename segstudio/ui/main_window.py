@@ -245,7 +245,7 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1400, 900)
             # The canvas keeps most of the window: narrow docks, which the user can widen or hide.
-            self.resizeDocks([self._docks["layers"], self._docks["metrics"]], [285, 340],
+            self.resizeDocks([self._docks["layers"], self._docks["metrics"]], [285, 385],
                              Qt.Orientation.Horizontal)
             self.resizeDocks([self._docks["metrics"], self._docks["regions"]], [520, 380],
                              Qt.Orientation.Vertical)

@@ -21,7 +21,7 @@ __all__ = ["MetricsPanel", "format_value"]
 HEADLINES = (("Pixel accuracy", "pixel_accuracy"), ("Mean IoU", "mean_iou"),
              ("FW-IoU", "fw_iou"), ("Mean F1", "mean_f1"))
 COLUMNS = ("Class", "IoU", "Precision", "Recall", "F1", "GT pixels")
-HEADERS = {"Precision": "Prec.", "GT pixels": "GT px"}   # short titles: every column fits the dock
+HEADERS = {"Precision": "Prec.", "Recall": "Rec.", "GT pixels": "GT px"}   # short titles: every column fits the dock
 SCOPE_WORDS = {"image": "this image", "dataset": "every image with a prediction"}
 TIPS = {   # what each number means, on its title and its values
     "pixel_accuracy": "Share of labelled pixels whose predicted class is the ground-truth class",
@@ -106,7 +106,7 @@ class MetricsPanel(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 6)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)   # whole names, never "…"
-        header.setStretchLastSection(True)
+        header.setStretchLastSection(False)
         header.setMinimumSectionSize(36)
         for col, title in enumerate(COLUMNS):
             if col:
