@@ -25,7 +25,7 @@ from segstudio.core.editing.document import DocumentEvent, EventKind, ImageDocum
 from segstudio.core.evaluation import errormap
 from segstudio.ui.edit_settings import BRUSH_RADIUS, EditSettingsDialog
 from segstudio.ui.editor_host import EditorHost
-from segstudio.ui.icons import icon
+from segstudio.ui.icons import assign
 from segstudio.ui.edit_tools import (AcceptPredictionBrush, BrushTool, ClassPickerTool, EraserTool,
                                      FloodFillTool, PolygonTool)
 from segstudio.ui.review_dock import ReviewDock
@@ -131,7 +131,7 @@ class EditController(QObject):
             action = self._action(f"{label} ({key})", lambda _=False, n=name: self.set_tool(n), [key],
                                   checkable=True)
             action.setIconText(label.split(" (")[0])
-            action.setIcon(icon(name))
+            assign(action, name)
             action.setToolTip(f"<b>{label}</b> ({key})<br>{TOOL_TIPS[name]}")
             self.tool_group.addAction(action)
             bar.addAction(action)
@@ -157,7 +157,7 @@ class EditController(QObject):
         self.canvas.zoom_changed.connect(lambda _zoom: self._show_screen_size())
         self.preserve_action = QAction("Preserve other labels", self)
         self.preserve_action.setCheckable(True)
-        self.preserve_action.setIcon(icon("preserve"))
+        assign(self.preserve_action, "preserve")
         self.preserve_action.setToolTip("<b>Preserve other labels</b> (on when pressed)<br>Change only "
                                         "background, unlabelled and selected-class pixels")
         self.preserve_action.toggled.connect(self.set_preserve_labels)
@@ -188,7 +188,7 @@ class EditController(QObject):
         self.save_all_action = self._action("Save all edited images", self.persistence.service.save_all, [], menu)
         for action, name in ((self.undo_action, "undo"), (self.redo_action, "redo"), (self.save_action, "save"),
                              (self.save_all_action, "save_all")):
-            action.setIcon(icon(name))
+            assign(action, name)
         first_tool = self.tool_actions["navigate"]
         self.toolbar.insertActions(first_tool, [self.save_action, self.undo_action, self.redo_action])
         self.toolbar.insertSeparator(first_tool)

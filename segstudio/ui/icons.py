@@ -7,9 +7,11 @@ they follow the light and the dark theme (:mod:`segstudio.ui.theme` clears the c
 """
 from __future__ import annotations
 
+import weakref
+
 from PySide6.QtGui import QGuiApplication, QIcon, QPalette
 
-__all__ = ["icon", "clear_cache", "ICONS"]
+__all__ = ["icon", "assign", "clear_cache", "refresh_assigned", "ICONS"]
 
 # What each part of the app shows -> the Material Design Icons 6 name.
 ICONS = {
@@ -24,6 +26,7 @@ ICONS = {
 }
 
 _cache: dict[tuple[str, str], QIcon] = {}
+_assigned: list[tuple[weakref.ref, str]] = []     # actions given an icon in the text colour (theme switch)
 
 
 def _text_colour() -> str:
@@ -60,3 +63,24 @@ def _disabled_colour() -> str:
 def clear_cache() -> None:
     """Forget the drawn icons (the palette changed colour)."""
     _cache.clear()
+
+
+def assign(target, key: str):
+    """Give ``target`` (a QAction or button) the icon ``key`` in the text colour, redrawn when the theme
+    changes (:func:`refresh_assigned`); returns ``target``."""
+    target.setIcon(icon(key))
+    _assigned.append((weakref.ref(target), key))
+    return target
+
+
+def refresh_assigned() -> None:
+    """Redraw every assigned icon in the current palette's text colour (after a theme switch)."""
+    import shiboken6
+
+    alive = []
+    for ref, key in _assigned:
+        target = ref()
+        if target is not None and shiboken6.isValid(target):
+            target.setIcon(icon(key))
+            alive.append((ref, key))
+    _assigned[:] = alive

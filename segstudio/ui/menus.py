@@ -10,7 +10,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QToolBar
 
 from segstudio.core.editing.selection import ErrorMode
-from segstudio.ui.icons import icon
+from segstudio.ui.icons import assign
 
 __all__ = ["build_menus", "hide_panels", "cancel_or_clear", "show_help"]
 
@@ -25,7 +25,7 @@ def build_menus(window, bar, action, docks):
     outlines = action(view, "Outlines", window.set_outlines, "O", True)
     error_mode = action(view, "Error map for the selected class only",
                         lambda on: window.set_error_mode(ErrorMode.ONE if on else ErrorMode.ALL), "E", True)
-    action(view, "Fit to window", window.canvas.fit_to_window, "F").setIcon(icon("fit"))
+    assign(action(view, "Fit to window", window.canvas.fit_to_window, "F"), "fit")
     view.addSeparator()
     action(view, "Next image", lambda: window.step_image(1), Qt.Key.Key_PageDown)
     action(view, "Previous image", lambda: window.step_image(-1), Qt.Key.Key_PageUp)
@@ -35,7 +35,7 @@ def build_menus(window, bar, action, docks):
     window.view_menu = view
     window.hide_panels_action = action(view, "Hide all panels", lambda on: hide_panels(window, on), "Ctrl+Shift+H",
                                         True)
-    window.hide_panels_action.setIcon(icon("panels"))
+    assign(window.hide_panels_action, "panels")
     for digit in range(10):  # like the class panel: digit = class id (0 is the background)
         select = QAction(f"Select class {digit}", window)
         select.setShortcut(QKeySequence(str(digit)))
@@ -43,23 +43,23 @@ def build_menus(window, bar, action, docks):
         window.addAction(select)
 
     model = bar.addMenu("&Model")
-    action(model, "Load model file…", window.model_dock.choose_model_file).setIcon(icon("load_model"))
+    assign(action(model, "Load model file…", window.model_dock.choose_model_file), "load_model")
     run = action(model, "Run on this image", window.run_on_image, "Ctrl+R")
     run_all = action(model, "Run on whole dataset", window.run_on_dataset, "Ctrl+Shift+R")
     cancel = action(model, "Cancel", lambda: cancel_or_clear(window), "Esc")
     cancel.setToolTip("Cancel the running model; with nothing running, clear the confusion-cell highlight")
     for item, key in ((run, "run"), (run_all, "run_all"), (cancel, "cancel")):
-        item.setIcon(icon(key))
+        assign(item, key)
     tools = QToolBar("Model")
     tools.setObjectName("toolbar_model")    # saveState / restoreState key
     tools.addActions([run, run_all, cancel])
     window.add_tool_bar(tools)
 
     help_menu = bar.addMenu("&Help")
-    action(help_menu, "Getting started", lambda: show_help(window, "GettingStartedDialog"), "F1").setIcon(icon("help"))
-    action(help_menu, "Keyboard shortcuts", lambda: show_help(window, "ShortcutsDialog"), "Ctrl+/").setIcon(icon("shortcuts"))
+    assign(action(help_menu, "Getting started", lambda: show_help(window, "GettingStartedDialog"), "F1"), "help")
+    assign(action(help_menu, "Keyboard shortcuts", lambda: show_help(window, "ShortcutsDialog"), "Ctrl+/"), "shortcuts")
     help_menu.addSeparator()
-    action(help_menu, "About segstudio", window.show_about).setIcon(icon("about"))
+    assign(action(help_menu, "About segstudio", window.show_about), "about")
     return instance, outlines, error_mode, model
 
 

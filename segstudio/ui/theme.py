@@ -70,6 +70,7 @@ def apply_theme(app, scheme: Qt.ColorScheme | None = None) -> bool:
     app.setPalette(_palette(dark))
     app.setStyleSheet(STYLE_SHEET)
     icons.clear_cache()
+    icons.refresh_assigned()      # icons already on actions follow the new text colour
     if follow and not getattr(app, "_segstudio_follows_scheme", False):
         app._segstudio_follows_scheme = True
         app.styleHints().colorSchemeChanged.connect(lambda new: apply_theme_once(app, new))

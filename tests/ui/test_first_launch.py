@@ -144,12 +144,21 @@ def test_dark_theme_palette_and_icons(qtbot):
 
     app = QApplication.instance()
     palette, style_sheet = app.palette(), app.styleSheet()
+    action = QAction("Brush")
+    icons.assign(action, "brush")
+
+    def darkest_pixel():
+        image = action.icon().pixmap(24, 24).toImage()
+        return min(image.pixelColor(x, y).lightness() for x in range(24) for y in range(24)
+                   if image.pixelColor(x, y).alpha() > 200)
+
     try:
         assert theme.apply_theme(app, Qt.ColorScheme.Dark)
         assert theme.is_dark()
-        assert not icons.icon("brush").isNull()
+        assert darkest_pixel() > 150            # drawn in the light text colour of the dark theme
         assert not theme.apply_theme(app, Qt.ColorScheme.Light)
         assert not theme.is_dark()
+        assert darkest_pixel() < 100            # and redrawn dark when the theme turns light
     finally:
         app.setPalette(palette)
         app.setStyleSheet(style_sheet)
