@@ -93,6 +93,7 @@ class TaskKind(Enum):
     BOOTSTRAP = "bootstrap"
     LABEL_FIX_IMPACT = "label-fix-impact"
     LABEL_ERRORS = "label-errors"
+    THUMBNAILS = "thumbnails"
 
 
 class Task:

@@ -164,7 +164,8 @@ def fit_state(arch: Architecture, state: dict[str, torch.Tensor], num_classes: i
     count = num_classes if num_classes is not None else from_head
     if count is None:
         raise CheckpointError(path, f"cannot tell how many classes this {arch.name} checkpoint has; "
-                              "give the classes in a model card or with --classes")
+                              "give the classes in a model card or in the Classes field when loading "
+                              "the file (on the command line: --classes)")
     try:
         expected = arch.expected_state(count, kwargs)
     except (TypeError, ValueError, KeyError, RuntimeError, AttributeError) as exc:
@@ -209,7 +210,7 @@ def match_state_dict(state: dict[str, torch.Tensor], path,
         sample = ", ".join(list(state)[:3])
         raise CheckpointError(path, f"the state dict fits no known architecture ({names}); its keys "
                               f"begin {sample}. Name the architecture in a model card "
-                              "(\"architecture\": \"smp.Unet\", ...) or with --model smp:ARCH")
+                              "(\"architecture\": \"smp.Unet\", ...; on the command line: --model smp:ARCH)")
     raise CheckpointError(path, f"closest architecture is {best[1].name}, but the checkpoint "
                           f"{best[2]}")
 
@@ -225,8 +226,8 @@ def guess_smp_encoder(arch: Architecture, state: dict[str, torch.Tensor], kwargs
         if set(expected) == set(align_keys(expected, state)):
             return encoder
     raise CheckpointError(path, f"cannot tell the encoder of this {arch.name} checkpoint (tried "
-                          f"{', '.join(SMP_ENCODER_GUESSES)}); give it with --encoder NAME or "
-                          "\"arch_kwargs\": {\"encoder_name\": ...} in the model card")
+                          f"{', '.join(SMP_ENCODER_GUESSES)}); give it in the model card "
+                          "(\"arch_kwargs\": {\"encoder_name\": ...}; on the command line: --encoder NAME)")
 
 
 def _torchvision_semantic(name: str) -> Callable[..., torch.nn.Module]:

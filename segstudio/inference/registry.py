@@ -178,7 +178,8 @@ def resolve_model(spec: str | PathLike, **overrides: Any) -> ModelEntry:
         arch = get_architecture(f"smp.{rest}", spec)
         if weights is None:
             raise CheckpointError(spec, "an SMP architecture needs a weights file or directory "
-                                  "(--weights FILE, or --model DIR for a save_pretrained directory)")
+                                  "(in the app: Model › Load model file…; on the command line: --weights FILE, or "
+                                  "--model DIR for a save_pretrained directory)")
         return _from_file(weights, replace(user, architecture=arch.name), name=text)
     path = Path(text)
     if path.exists():
@@ -263,8 +264,8 @@ def _torchvision_pretrained(name: str, user: ModelCard) -> ModelEntry:
 
 def _smp_needing_weights(name: str) -> ModelEntry:
     def loader(device: str = "cpu", progress=None):
-        raise CheckpointError(f"smp:{name}", "needs a weights file: resolve_model('smp:%s', "
-                              "weights=FILE) or --model smp:%s --weights FILE" % (name, name))
+        raise CheckpointError(f"smp:{name}", "needs a weights file: in the app, Model › Load model file…; "
+                              "on the command line, --model smp:%s --weights FILE" % name)
 
     return _entry(f"smp:{name}", ModelCard(), "semantic", None, loader,
                   description=smp_description(name),
@@ -350,7 +351,7 @@ def _from_smp_dir(path: Path, user: ModelCard, name: str) -> ModelEntry:
     arch_name = card.architecture or f"smp.{config.get('_model_class', '')}"
     if arch_name == "smp.":
         raise CheckpointError(config_path, "no '_model_class' in the SMP config; give the architecture "
-                              "in segstudio.json or with --model smp:ARCH")
+                              "in segstudio.json (on the command line: --model smp:ARCH)")
     config = {k: v for k, v in config.items() if not k.startswith("_") and k not in ("classes", "encoder_weights")}
     state = _read_smp_weights(path)
     return _from_state_dict(path, state, replace(card, architecture=arch_name), name, smp_config=config)

@@ -13,11 +13,12 @@ import logging
 import math
 import time
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QSize, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from segstudio.core.tasks import TaskKind
+from segstudio.ui.thumbnails import STATUS_WORDS, ThumbnailCache, status_icon
 
 __all__ = ["DatasetBrowser", "DatasetTableModel"]
 
@@ -41,6 +42,8 @@ class DatasetTableModel(QAbstractTableModel):
         # Columns another view adds (the A-vs-B comparison): headers and name -> one value per header.
         self._extra_headers: tuple[str, ...] = ()
         self._extra_values = None
+        self.thumbnails = None                 # a ThumbnailCache: column "Image" shows previews
+        self.status_of = lambda name: "unreviewed"   # review status of an image (the project store's)
 
     def set_extra_columns(self, headers, values=None) -> None:
         """Add columns after the fixed ones: ``values(name)`` returns one float or None per header
@@ -76,6 +79,10 @@ class DatasetTableModel(QAbstractTableModel):
             return None
         row, col = index.row(), index.column()
         name = self._names[row]
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._decoration(row, col, name)
+        if role == Qt.ItemDataRole.ToolTipRole and col == 0 and name not in self._session.bad:
+            return f"Review status: {STATUS_WORDS.get(self._status(name), 'Unreviewed')}"
         if role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.ForegroundRole):
             return self._problem_data(name, role)
         if col >= len(COLUMNS):
@@ -114,6 +121,21 @@ class DatasetTableModel(QAbstractTableModel):
         if value is None:
             return "–"
         return f"{value:+.3f}" if self._extra_headers[col].startswith("Δ") else f"{value:.3f}"
+
+    def _status(self, name: str) -> str:
+        if name in self._session.bad:
+            return "unreadable"
+        try:
+            return self.status_of(name)
+        except Exception:   # noqa: BLE001 - a closed store: show the row as unreviewed, never fail a paint
+            return "unreviewed"
+
+    def _decoration(self, row: int, col: int, name: str):
+        if col == 0:
+            return status_icon(self._status(name)).pixmap(18, 18)   # small: the row is a thumbnail high
+        if col == 1 and self.thumbnails is not None and name not in self._session.bad:
+            return self.thumbnails.get(row, name)
+        return None
 
     def _problem_data(self, name: str, role):
         """An unreadable image's row is red, an image shown without its (unreadable) mask's is
@@ -262,7 +284,11 @@ class DatasetBrowser(QWidget):
         self._scanner.progressed.connect(self._on_scan_progressed)
         self._scanner.ended.connect(self._on_scan_ended)
         self.destroyed.connect(self._scanner.stop)   # on quit the runner itself joins
+        self._shown_index: int | None = None   # the dataset index of the image the window shows
         self.model = DatasetTableModel(self)
+        self.thumbnails = ThumbnailCache(task_runner, parent=self)
+        self.model.thumbnails = self.thumbnails
+        self.thumbnails.thumbnail_ready.connect(self.model.refresh)
         self.proxy = _ClassFilter(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
@@ -274,6 +300,14 @@ class DatasetBrowser(QWidget):
         self.view.setSelectionMode(QTableView.SelectionMode.SingleSelection)
         self.view.verticalHeader().setVisible(False)
         self.view.horizontalHeader().setStretchLastSection(True)
+        self.view.setIconSize(QSize(self.thumbnails.side, self.thumbnails.side))
+        self.view.verticalHeader().setDefaultSectionSize(self.thumbnails.side + 4)
+        self.view.setWordWrap(False)
+        header = self.view.horizontalHeader()
+        header.setStretchLastSection(False)
+        for col in range(len(COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch if col == 1
+                                        else QHeaderView.ResizeMode.ResizeToContents)
         self.view.doubleClicked.connect(self._emit_for)
         self.view.activated.connect(self._emit_for)
         self.view.clicked.connect(self._emit_for)
@@ -289,8 +323,14 @@ class DatasetBrowser(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.view, 1)
 
+    def set_status_source(self, status_of) -> None:
+        """``status_of(name)`` gives an image's review status (unreviewed, accepted, fixed, needs_attention)."""
+        self.model.status_of = status_of
+        self.model.refresh()
+
     def set_session(self, session) -> None:
         self._scanner.stop()
+        self.thumbnails.set_session(session)
         self.proxy.session = session
         self.model.set_session(session)
         self.class_filter.blockSignals(True)
@@ -326,8 +366,15 @@ class DatasetBrowser(QWidget):
         """Image names in the order the table shows them."""
         return [self.proxy.index(r, 1).data(SORT_ROLE) for r in range(self.proxy.rowCount())]
 
+    def selected_index(self) -> int | None:
+        """The dataset index of the selected row (None when no row is selected)."""
+        rows = self.view.selectionModel().selectedRows()
+        return self.proxy.mapToSource(rows[0]).row() if rows else None
+
     def select_image(self, dataset_index: int) -> None:
-        """Highlight the row of ``dataset_index`` without emitting ``image_selected``."""
+        """Highlight the row of ``dataset_index`` without emitting ``image_selected``; the row stays
+        selected through filtering and sorting (it is the image shown)."""
+        self._shown_index = dataset_index
         source = self.model.index(dataset_index, 0)
         proxied = self.proxy.mapFromSource(source)
         self.view.blockSignals(True)
@@ -345,17 +392,24 @@ class DatasetBrowser(QWidget):
         elif self.proxy.session is not None:
             self._scanner.start(self.proxy.session)
         self.proxy.set_class(class_id)
+        self._reselect()
         self._update_count()
 
     def _on_scan_progressed(self, _known: int, _total: int) -> None:
         self.proxy.refilter()
+        self._reselect()
         self._update_count()
 
     def _on_scan_ended(self, completed: bool) -> None:
         if completed:
             self.proxy.refilter()
+            self._reselect()
         self._update_count()
         self.class_scan_ended.emit(completed)
+
+    def _reselect(self) -> None:
+        if self._shown_index is not None:
+            self.select_image(self._shown_index)
 
     def _update_count(self) -> None:
         text = f"{self.proxy.rowCount()} of {self.model.rowCount()} images"

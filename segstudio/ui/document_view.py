@@ -12,12 +12,13 @@ from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.evaluation import errormap
 from segstudio.core.io.images import to_display_rgb
+from segstudio.core.display.highlight import highlight_color
 from segstudio.core.display.layers import confidence_layer, entropy_layer, hatch_codes
 from segstudio.core.display.overlays import MAX_PAIR_CLASSES, pair_codes, pair_lut
 from segstudio.core.display.render import ViewMode, semantic_outlines, view_arrays
 from segstudio.core.editing.document import DocumentEvent, EventKind, ImageDocument
 
-__all__ = ["DocumentPresenter", "LAYERS", "HIGHLIGHT_COLOR", "MARK_COLORS"]
+__all__ = ["DocumentPresenter", "LAYERS", "MARK_COLORS"]
 
 # Bottom to top. "misclassified" hatches wrong-class pixels with the (gt, pred) pair's colours.
 LAYERS = ("image", "confidence", "entropy", "gt", "pred", "source_a", "source_b", "errors", "misclassified",
@@ -29,10 +30,9 @@ DEFAULTS = {  # layer -> (visible, opacity)
     "source_a": (False, 0.5), "source_b": (False, 0.5), "disagreement": (True, 0.8),
 }
 LABELS = {"image": "Image", "confidence": "Confidence", "entropy": "Entropy", "gt": "Ground truth",
-          "pred": "Prediction", "errors": "Error map", "misclassified": "Misclassified (gt/pred hatch)",
+          "pred": "Prediction", "errors": "Error map", "misclassified": "Misclassified (hatch)",
           "instance_marks": "Instance errors", "highlight": "Highlight",
           "source_a": "Source A", "source_b": "Source B", "disagreement": "Disagreement A vs B"}
-HIGHLIGHT_COLOR = (255, 255, 0, 255)
 MARK_KINDS = ("missed", "spurious", "split", "merged")
 MARK_COLORS = {"missed": (0, 114, 178, 255), "spurious": (213, 94, 0, 255),
                "split": (240, 228, 66, 255), "merged": (204, 121, 167, 255)}
@@ -101,15 +101,40 @@ class DocumentPresenter(QObject):
             self._refresh_masks()
 
     def set_highlight(self, mask: np.ndarray | None) -> None:
-        """Show ``mask`` (HxW bool) as the yellow 'highlight' layer, or remove it with None."""
+        """Show ``mask`` (HxW bool) as the 'highlight' layer, in a colour no class uses; None removes it."""
         if mask is None:
             self._set("highlight", None)
             return
         lut = np.zeros((256, 4), np.uint8)
-        lut[1] = HIGHLIGHT_COLOR
+        lut[1] = self.highlight_color()
         self._set("highlight", mask.astype(np.uint8), lut)
         self.canvas.set_layer_visible("highlight", True)
         self.layers_changed.emit()
+
+    def highlight_cell(self, gt_class: int, pred_class: int) -> tuple[int, str]:
+        """Highlight the pixels with ground truth ``gt_class`` predicted as ``pred_class``; returns
+        their count and a sentence for the status bar ("" with nothing to compare)."""
+        doc = self.document
+        if doc is None or doc.gt is None or doc.pred is None:
+            return 0, ""
+        mask = (doc.gt == gt_class) & (doc.pred == pred_class)
+        self.set_highlight(mask)
+        count, names = int(mask.sum()), doc.class_table.names
+        return count, f"{count} pixels: gt {names[gt_class]} predicted {names[pred_class]}"
+
+    def clear_highlight(self) -> None:
+        if "highlight" in self.canvas.layer_names():
+            self.set_highlight(None)
+            self.layers_changed.emit()
+
+    def highlight_color(self) -> tuple[int, int, int, int]:
+        """A colour no class of the shown document, error code or instance mark is drawn in."""
+        used = [errormap.ERROR_COLORS[code][:3] for code in (errormap.CORRECT, *errormap.WRONG_CODES,
+                                                             errormap.IGNORED)]
+        used += [colour[:3] for colour in MARK_COLORS.values()]
+        if self.document is not None:
+            used += [colour[:3] for colour in self.document.class_table.colors]
+        return highlight_color(np.array(used))
 
     def set_instance_marks(self, marks: list) -> None:
         """Frame flagged instances (``errormap.InstanceMark``) in their kind's colour."""
@@ -176,6 +201,8 @@ class DocumentPresenter(QObject):
         for name, mask, instances in (("gt", doc.gt, doc.gt_instances), ("pred", doc.pred, doc.pred_instances)):
             array, lut = view_arrays(self.view_mode, mask, table, instances, self.hidden_classes)
             self._set(name, array, lut)
+        if doc.gt is None and doc.pred is not None:
+            self.canvas.set_layer_visible("pred", True)   # no ground truth, no error map: show what the model saw
 
     def _refresh_errors(self) -> None:
         doc = self.document

@@ -25,6 +25,7 @@ from segstudio.core.editing.document import DocumentEvent, EventKind, ImageDocum
 from segstudio.core.evaluation import errormap
 from segstudio.ui.edit_settings import BRUSH_RADIUS, EditSettingsDialog
 from segstudio.ui.editor_host import EditorHost
+from segstudio.ui.icons import assign
 from segstudio.ui.edit_tools import (AcceptPredictionBrush, BrushTool, ClassPickerTool, EraserTool,
                                      FloodFillTool, PolygonTool)
 from segstudio.ui.review_dock import ReviewDock
@@ -42,6 +43,15 @@ TOOL_KEYS = {
     "picker": ("Class picker", "K"),
 }
 MAX_BRUSH_RADIUS = 256
+TOOL_TIPS = {   # shown on hover over the icon, after the tool's name and key
+    "navigate": "Drag to pan, wheel to zoom; no editing",
+    "brush": "Paint the selected class; [ and ] or Ctrl+wheel change the size",
+    "eraser": "Paint background; with Shift held, paint the ignore index (left out of the metrics)",
+    "prediction": "Copy the model's prediction into the ground truth under the brush",
+    "fill": "Fill the connected region under the click with the selected class (Shift: ignore index)",
+    "polygon": "Click corners (Enter or a click on the first closes) or drag a lasso; fills with the selected class",
+    "picker": "Click to select the ground-truth class under the cursor (Alt+click does it in every tool)",
+}
 
 
 class EditController(QObject):
@@ -121,24 +131,38 @@ class EditController(QObject):
             action = self._action(f"{label} ({key})", lambda _=False, n=name: self.set_tool(n), [key],
                                   checkable=True)
             action.setIconText(label.split(" (")[0])
+            assign(action, name)
+            action.setToolTip(f"<b>{label}</b> ({key})<br>{TOOL_TIPS[name]}")
             self.tool_group.addAction(action)
             bar.addAction(action)
             self.tool_actions[name] = action
         self.tool_actions["navigate"].setChecked(True)
         bar.addSeparator()
-        bar.addWidget(QLabel(" Size "))
+        size_label = QLabel(" Size ")
+        bar.addWidget(size_label)
+        # The diameter, as the ring on the canvas shows it: a radius r paints 2r + 1 pixels across.
         self.radius_spin = QSpinBox()
-        self.radius_spin.setRange(0, MAX_BRUSH_RADIUS)
+        self.radius_spin.setRange(1, 2 * MAX_BRUSH_RADIUS + 1)
+        self.radius_spin.setSingleStep(2)
         self.radius_spin.setSuffix(" px")
-        self.radius_spin.setToolTip("Brush radius ([ / ] or Ctrl+wheel)")
-        self.radius_spin.setValue(self._radius)
-        self.radius_spin.valueChanged.connect(self.set_brush_radius)
+        self.radius_spin.setToolTip("Brush diameter in image pixels, as the ring on the canvas shows it "
+                                    "([ / ] or Ctrl+wheel)")
+        size_label.setToolTip(self.radius_spin.toolTip())
+        self.radius_spin.setValue(2 * self._radius + 1)
+        self.radius_spin.valueChanged.connect(lambda diameter: self.set_brush_radius((diameter - 1) // 2))
         bar.addWidget(self.radius_spin)
+        self.screen_size = QLabel()
+        self.screen_size.setToolTip("The brush diameter in screen pixels at the current zoom")
+        bar.addWidget(self.screen_size)
+        self.canvas.zoom_changed.connect(lambda _zoom: self._show_screen_size())
         self.preserve_action = QAction("Preserve other labels", self)
         self.preserve_action.setCheckable(True)
-        self.preserve_action.setToolTip("Change only background, unlabelled and selected-class pixels")
+        assign(self.preserve_action, "preserve")
+        self.preserve_action.setToolTip("<b>Preserve other labels</b> (on when pressed)<br>Change only "
+                                        "background, unlabelled and selected-class pixels")
         self.preserve_action.toggled.connect(self.set_preserve_labels)
         bar.addAction(self.preserve_action)
+        bar.widgetForAction(self.preserve_action).setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         bar.addWidget(QLabel(" Paint over "))
         self.only_over_combo = QComboBox()
         self.only_over_combo.currentIndexChanged.connect(
@@ -162,6 +186,12 @@ class EditController(QObject):
         menu.addSeparator()
         self.save_action = self._action("Save labels", self.save, ["Ctrl+S"], menu)
         self.save_all_action = self._action("Save all edited images", self.persistence.service.save_all, [], menu)
+        for action, name in ((self.undo_action, "undo"), (self.redo_action, "redo"), (self.save_action, "save"),
+                             (self.save_all_action, "save_all")):
+            assign(action, name)
+        first_tool = self.tool_actions["navigate"]
+        self.toolbar.insertActions(first_tool, [self.save_action, self.undo_action, self.redo_action])
+        self.toolbar.insertSeparator(first_tool)
         menu.addSeparator()
         self.start_action = self._action("Start from prediction", self.start_from_prediction, [], menu)
         self.accept_region_action = self._action("Accept prediction in region",
@@ -170,13 +200,13 @@ class EditController(QObject):
                                                 ["Shift+X"], menu)
         menu.addSeparator()
         self.next_action = self._action("Next to review", self.review.go_next, ["N"], menu)
-        menu.addAction(self.review_dock.toggleViewAction())
         self.settings_action = self._action("Editing settings…", self.show_settings, [], menu)
 
     def _build_review_dock(self) -> None:
         self.review = ReviewDock(self.host.task_runner)
         self.review.before_export = self.persistence.service.record_live_metrics
         self.review.image_requested.connect(self.host.go_to)
+        self.review.status_changed.connect(lambda name, _status: self.host.browser.refresh(name))
         self.review_dock = self.host.add_review_dock(self.review)
 
     # --- tools ----------------------------------------------------------------------------------
@@ -207,8 +237,9 @@ class EditController(QObject):
         radius = max(0, min(MAX_BRUSH_RADIUS, int(radius)))
         changed = radius != self._radius
         self._radius = radius
-        if self.radius_spin.value() != radius:
-            self.radius_spin.setValue(radius)
+        if self.radius_spin.value() != 2 * radius + 1:
+            self.radius_spin.setValue(2 * radius + 1)
+        self._show_screen_size()
         self._update_brush_cursor()
         if changed:
             self.settings.set(BRUSH_RADIUS, radius)
@@ -221,6 +252,9 @@ class EditController(QObject):
             delta = max(1, round(radius * 0.15))
             radius = radius + delta if steps > 0 else radius - delta
         self.set_brush_radius(radius)
+
+    def _show_screen_size(self) -> None:
+        self.screen_size.setText(f" ≈ {(2 * self._radius + 1) * self.canvas.zoom():.0f} on screen ")
 
     def _update_brush_cursor(self) -> None:
         tool = self.tool
@@ -370,6 +404,14 @@ class EditController(QObject):
         match = next((r for r in regions if r.bbox == chosen.bbox and r.size == chosen.size), None)
         return match.label if match is not None else 0
 
+    def settings_dialog(self) -> EditSettingsDialog:
+        """The editing settings, showing the folder corrections of the open dataset really go to."""
+        from segstudio.core.io.saving import corrected_dir
+
+        session = self.host.session
+        default = str(corrected_dir(session.dataset)) if session is not None else None
+        return EditSettingsDialog(self.settings, self.canvas.window(), default_folder=default)
+
     def show_settings(self) -> None:
-        if EditSettingsDialog(self.settings, self.canvas.window()).exec():
+        if self.settings_dialog().exec():
             self.persistence.apply_settings()

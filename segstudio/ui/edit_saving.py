@@ -95,12 +95,8 @@ class EditPersistence(QObject):
         """Ask whether to restore the unsaved strokes found in the journal (headless: restore)."""
         if not can_ask():
             return True
-        names = ", ".join(sorted(pending)[:5]) + (" …" if len(pending) > 5 else "")
-        answer = QMessageBox.question(
-            self._dialog_parent, "Restore unsaved edits?",
-            f"segstudio stopped with unsaved edits on {len(pending)} image(s): {names}.\n"
-            "Restore them? (No discards them.)",
-            Button.Yes | Button.No, Button.Yes)
+        answer = QMessageBox.question(self._dialog_parent, "Restore unsaved edits?", restore_question(pending),
+                                      Button.Yes | Button.No, Button.Yes)
         return answer == Button.Yes
 
     def ask_other_instance(self, others: list[OtherSession]) -> OtherInstanceChoice:
@@ -125,11 +121,8 @@ class EditPersistence(QObject):
             return self._preset_unsaved
         if not can_ask():
             return UnsavedChoice.KEEP
-        shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
-        answer = QMessageBox.question(
-            self._dialog_parent, "Unsaved edits",
-            f"Save the edits of {len(names)} image(s) ({shown}) before quitting?",
-            Button.Save | Button.Discard | Button.Cancel, Button.Save)
+        answer = QMessageBox.question(self._dialog_parent, "Unsaved edits", unsaved_question(names, self.settings),
+                                      Button.Save | Button.Discard | Button.Cancel, Button.Save)
         return CHOICES.get(answer, UnsavedChoice.CANCEL)
 
     def answer_unsaved_with(self, choice: UnsavedChoice | None) -> None:
@@ -153,3 +146,34 @@ class EditPersistence(QObject):
             return False
         self.autosave_timer.stop()
         return True
+
+
+def _listed(names, limit: int = 5) -> str:
+    names = list(names)
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def unsaved_question(names: list[str], settings: EditSettings) -> str:
+    """The quit question, honest about what Discard does when autosave has already written images."""
+    values = settings.save_settings()
+    autosaves = values.autosave_seconds > 0 or values.autosave_on_switch
+    text = f"Save the edits of {len(names)} image(s) ({_listed(names)}) before quitting?\n\n"
+    text += "Discard drops the edits made since each of these images was last saved."
+    if autosaves:
+        text += (" Images already saved, by you or by autosave, keep what was saved: Discard does not "
+                 "undo an autosave (reopen the image and use Undo, or turn autosave off in "
+                 "Edit › Editing settings…).")
+    return text
+
+
+def restore_question(pending: dict[str, int]) -> str:
+    """The crash-restore question: which images, how many journalled steps each, and what state they
+    come back in."""
+    lines = [f"  {name}: {count} step{'s' if count != 1 else ''} (strokes, fills, undos, redos)"
+             for name, count in sorted(pending.items())[:8]]
+    if len(pending) > 8:
+        lines.append(f"  … and {len(pending) - 8} more image(s)")
+    return (f"segstudio stopped with unsaved edits on {len(pending)} image(s):\n" + "\n".join(lines) +
+            "\n\nYes brings each image back as it was after its last finished stroke, with its undo "
+            "history; a stroke still being drawn at the stop is not restored. The files on disk are not "
+            "changed until you save.\nNo discards these edits for good.")

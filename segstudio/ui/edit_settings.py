@@ -76,12 +76,15 @@ class EditSettings:
 class EditSettingsDialog(QDialog):
     """Output folder, overwrite originals, autosave interval and autosave on image switch."""
 
-    def __init__(self, settings: EditSettings, parent: QWidget | None = None):
+    def __init__(self, settings: EditSettings, parent: QWidget | None = None, default_folder: str | None = None):
         super().__init__(parent)
         self.setWindowTitle("Editing settings")
         self._settings = settings
         self.output_edit = QLineEdit(settings.output_dir or "")
-        self.output_edit.setPlaceholderText("<dataset>/corrected/")
+        # The folder saves really go to when the field is empty: <dataset>/corrected/, or a per-user
+        # folder for the bundled demo (which is read-only).
+        self.output_edit.setPlaceholderText(default_folder or "<dataset>/corrected/")
+        self.output_edit.setToolTip(f"Empty: {default_folder or '<dataset>/corrected/'}")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()

@@ -8,7 +8,7 @@ from segstudio.ui.tables import row_list_table
 
 __all__ = ["ErrorRegionsPanel"]
 
-COLUMNS = ("Pixels", "Ground truth", "Predicted", "Box (x, y, w, h)")
+COLUMNS = ("Pixels", "Ground truth", "Predicted", "Where (x, y  w×h)")
 
 
 class ErrorRegionsPanel(QWidget):
@@ -21,7 +21,10 @@ class ErrorRegionsPanel(QWidget):
         self._regions: list = []
         self._max_rows = max_rows
         self.summary = QLabel("No prediction yet")
+        self.summary.setWordWrap(True)
         self.table = row_list_table(COLUMNS)
+        self.table.setToolTip("Connected regions where prediction and ground truth disagree, largest first; "
+                              "click one to go there (Shift+A accepts the prediction in it)")
         # A click on a new row changes the current cell (press) and then clicks it (release): emit
         # once. A click on the row already current re-centres on it.
         self._just_selected = -1
@@ -57,7 +60,10 @@ class ErrorRegionsPanel(QWidget):
             self.table.setItem(row, 0, size)
             self.table.setItem(row, 1, QTableWidgetItem(name(region.gt_class)))
             self.table.setItem(row, 2, QTableWidgetItem(name(region.pred_class)))
-            self.table.setItem(row, 3, QTableWidgetItem(", ".join(str(v) for v in region.bbox)))
+            x, y, w, h = region.bbox
+            where = QTableWidgetItem(f"{x}, {y}  {w}×{h}")
+            where.setToolTip(f"Bounding box: x {x}, y {y}, width {w}, height {h} (image pixels)")
+            self.table.setItem(row, 3, where)
         self.table.blockSignals(False)
         total = len(list(regions))
         shown = f" (largest {len(self._regions)} shown)" if total > len(self._regions) else ""

@@ -14,6 +14,17 @@ from PySide6.QtWidgets import (
 )
 
 NAME_ROLE = Qt.ItemDataRole.UserRole
+LAYER_TIPS = {   # what each canvas layer shows, on its row
+    "image": "The image itself",
+    "confidence": "The model's confidence per pixel (dark: unsure); from models that give probabilities",
+    "entropy": "Uncertainty across the classes per pixel (bright: the model hesitates between classes)",
+    "gt": "Ground-truth labels in the class colours (the labels you edit)",
+    "pred": "The model's prediction in the class colours",
+    "errors": "Where prediction and ground truth disagree; the legend below says what each colour means",
+    "misclassified": "Wrong-class pixels striped in the ground-truth and the predicted class colours",
+    "instance_marks": "Frames around missed, spurious, split and merged instances (Instance view)",
+    "highlight": "The pixels of the confusion-matrix cell you clicked (Esc clears)",
+}
 
 
 @dataclass
@@ -32,12 +43,14 @@ class LayerRow(QWidget):
         self.name = state.name
         self.checkbox = QCheckBox(state.label)
         self.checkbox.setChecked(state.visible)
-        self.checkbox.setToolTip(f"Show or hide the {state.label} layer")
+        what = LAYER_TIPS.get(state.name)
+        self.checkbox.setToolTip(f"<b>{state.label}</b>: {what}<br>Tick to show, untick to hide" if what
+                                 else f"Show or hide the {state.label} layer")
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 100)
         self.slider.setValue(round(state.opacity * 100))
         self.slider.setToolTip(f"Opacity of the {state.label} layer")
-        self.slider.setMinimumWidth(80)
+        self.slider.setMinimumWidth(48)
         self.percent = QLabel()
         self.percent.setMinimumWidth(self.percent.fontMetrics().horizontalAdvance("100%"))
         self.percent.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -67,6 +80,7 @@ class LayerPanel(QWidget):
         self.list = QListWidget()
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.setAlternatingRowColors(True)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)   # rows fit the width
         self.list.currentRowChanged.connect(self._update_buttons)
         self.up_button = self._tool_button(Qt.ArrowType.UpArrow, "Move the selected layer up", +1)
         self.down_button = self._tool_button(Qt.ArrowType.DownArrow, "Move the selected layer down", -1)
@@ -163,13 +177,17 @@ class LayerPanel(QWidget):
         with QSignalBlocker(self.list):
             self.list.clear()
             self._rows.clear()
+            probe = QCheckBox()
+            label_width = max((probe.sizeHint().width() + probe.fontMetrics().horizontalAdvance(state.label) + 10
+                               for state in self._layers), default=0)
             for state in reversed(self._layers):  # top layer first, as in every paint program
                 item = QListWidgetItem()
                 item.setData(NAME_ROLE, state.name)
                 row = LayerRow(state)
+                row.checkbox.setFixedWidth(label_width)   # every slider starts at the same x
                 row.checkbox.toggled.connect(lambda v, n=state.name: self._on_visible(n, v))
                 row.slider.valueChanged.connect(lambda v, n=state.name: self._on_opacity(n, v))
-                item.setSizeHint(QSize(row.sizeHint().width(), row.sizeHint().height()))
+                item.setSizeHint(QSize(row.minimumSizeHint().width(), row.sizeHint().height()))
                 self.list.addItem(item)
                 self.list.setItemWidget(item, row)
                 self._rows[state.name] = row

@@ -19,7 +19,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QMenu, QToolBar,
+from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QMenu, QSizePolicy, QToolBar,
                                QVBoxLayout, QWidget)
 
 from segstudio.core.display.layers import attach_prediction
@@ -47,7 +47,9 @@ from segstudio.ui.editor_host import EditorHost
 from segstudio.ui.error_regions import ErrorRegionsPanel
 from segstudio.ui.file_menu import FileMenu
 from segstudio.ui.gpu_notice import install_gpu_notice
+from segstudio.ui.hints import EmptyStateHint
 from segstudio.ui.layer_panel import LayerPanel
+from segstudio.ui.legend import LegendWidget
 from segstudio.ui.menus import build_menus
 from segstudio.ui.model_dock import ModelDock
 from segstudio.ui.panel_refresh import PanelRefresher
@@ -84,6 +86,7 @@ class MainWindow(QMainWindow):
         self.metrics_panel = None          # built in finish_startup (pyqtgraph is slow to import)
         self._job_sessions: dict[int, ReviewSession] = {}   # job id -> the session it serves
         self._unsubscribe_document = None
+        self._cursor: tuple[int, int] | None = None   # the image pixel last under the mouse
 
         self.canvas = CanvasView()
         self.setCentralWidget(self.canvas)
@@ -117,6 +120,8 @@ class MainWindow(QMainWindow):
 
         self.status_pixel = QLabel("")
         self.status_mode = QLabel("")
+        # A long readout is cut at its own edge instead of pushing the permanent fields over.
+        self.status_pixel.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.statusBar().addWidget(self.status_pixel, 1)
         self.statusBar().addPermanentWidget(self.status_mode)
         self.statusBar().addPermanentWidget(self.saving.journal_warning)
@@ -125,6 +130,7 @@ class MainWindow(QMainWindow):
         self.editor = editor_factory(self) if editor_factory is not None else None
         self._connect()
         self.class_notice = ClassTableNotice(self)   # class tables that differ: status bar + metrics
+        self.hint = EmptyStateHint(self)
         self._restore_layout()
         self._update_mode_text()
 
@@ -155,6 +161,7 @@ class MainWindow(QMainWindow):
         """The editor's review queue: a tab beside the dataset browser, the error regions kept in front."""
         dock = self._add_dock("review", "Review", widget, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self._docks["dataset"], dock)
+        self.view_menu.insertAction(self.hide_panels_action, dock.toggleViewAction())   # a panel, like the others
         self._docks["regions"].raise_()
         return dock
 
@@ -164,7 +171,10 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         self.layer_panel = LayerPanel()
         self.class_panel = ClassPanel()
+        self.legend = LegendWidget()
+        self.legend.set_instance_view(self.instance_view)
         layout.addWidget(self.layer_panel)
+        layout.addWidget(self.legend)
         layout.addWidget(self.class_panel, 1)
         return host
 
@@ -201,37 +211,43 @@ class MainWindow(QMainWindow):
         self.model_dock.selection_changed.connect(self._save_model_choice)
         self.model_dock.device_info_requested.connect(self.check_gpu)
         self.browser.image_selected.connect(self.go_to)
-        self.regions.region_selected.connect(lambda region: self.canvas.center_on_rect(*region.bbox))
+        # The region fills about a third of the view: what surrounds it stays in sight.
+        self.regions.region_selected.connect(lambda region: self.canvas.center_on_rect(*region.bbox, margin=1 / 3))
         c = self.controller
         c.progress.connect(lambda job, done, total: self.model_dock.set_progress(done, total, c.elapsed(job)))
         c.finished.connect(self._on_prediction)
         c.failed.connect(lambda job, message: self.show_error("Inference failed", message))
+        c.failed.connect(self.model_dock.job_failed)
+        c.cancelled.connect(self.model_dock.job_cancelled)
         c.job_ended.connect(self._on_job_ended)
-        c.model_loaded.connect(lambda job, info: self.model_dock.show_model_info(info))
+        c.model_loaded.connect(self.model_dock.model_loaded)
         c.gpu_checked.connect(self._on_gpu_report)
         self.saving.saved.connect(self._on_saved)
 
     def finish_startup(self, path: str | None = None, model: str | None = None, device: str | None = None,
-                       predictions: str | None = None, run: bool = False) -> None:
+                       predictions: str | None = None, run: bool = False, demo_tour: bool = False) -> None:
         """Second half of start-up, run once the window is on screen: open ``path`` (default the
-        demo), then the ``predictions`` folder; with ``run``, run ``model`` on the first image."""
+        demo), then the ``predictions`` folder; with ``run``, run ``model`` on the first image. With
+        ``demo_tour`` (the app launched on the bundled demo), the demo model runs on its first image."""
+        from segstudio.resources import resource_path
         from segstudio.ui.metrics_panel import MetricsPanel
 
         self.metrics_panel = MetricsPanel()
         self.metrics_panel.cell_clicked.connect(self.highlight_confusion_cell)
+        self.metrics_panel.highlight_dropped.connect(self.clear_highlight)
         self._docks["metrics"].setWidget(self.metrics_panel)
         self._metrics_host.deleteLater()
         self.model_dock.set_device(device or str(self.settings.value(keys.DEVICE, "auto")))
         self.model_dock.set_models(list_available())
         self.model_dock.select_spec(model or str(self.settings.value(keys.MODEL, DEMO_MODEL)))
         if path is None:
-            from segstudio.resources import resource_path
-
             path = str(resource_path("demo"))
         if self.open_path(path) and predictions is not None:
             self.open_predictions(predictions)
         if run:
             self.run_on_image()
+        elif demo_tour and path == str(resource_path("demo")) and self.model_dock.selected_spec() == DEMO_MODEL:
+            self.run_on_image()   # the first screen shows an error map and metrics; Esc cancels
 
     def _restore_layout(self) -> None:
         geometry = self.settings.value(keys.GEOMETRY)
@@ -239,7 +255,8 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1400, 900)
-            self.resizeDocks([self._docks["layers"], self._docks["metrics"]], [280, 380],
+            # The canvas keeps most of the window: narrow docks, which the user can widen or hide.
+            self.resizeDocks([self._docks["layers"], self._docks["metrics"]], [285, 385],
                              Qt.Orientation.Horizontal)
             self.resizeDocks([self._docks["metrics"], self._docks["regions"]], [520, 380],
                              Qt.Orientation.Vertical)
@@ -282,6 +299,7 @@ class MainWindow(QMainWindow):
         self.session, self._shown = session, None
         session.subscribe_class_table(self._on_class_table)
         self.browser.set_session(session)
+        self.browser.set_status_source(store.status if store is not None else (lambda _name: "unreviewed"))
         self.class_panel.set_class_table(session.class_table)
         if self.metrics_panel is not None:
             self.metrics_panel.set_class_table(session.class_table)
@@ -306,6 +324,7 @@ class MainWindow(QMainWindow):
             document = self.session.open(index, self._document_factory(self.session, self.saving.service.store))
         except (SegStudioError, OSError) as exc:
             self.browser.refresh(self.session.dataset[index].name)   # now marked unreadable
+            self.browser.select_image(self.session.index)            # the selection is the image shown
             self.show_error("Cannot open image", str(exc))
             return False
         self._show_document(document)
@@ -331,10 +350,13 @@ class MainWindow(QMainWindow):
         if previous is not None and previous is not document:
             self.saving.service.release(previous)         # autosaves it when that is on
         self.presenter.show(document)
+        if self.metrics_panel is not None and previous is not document:
+            self.metrics_panel.clear_class_change()       # "IoU a → b" was about the previous image
         if self._unsubscribe_document is not None:
             self._unsubscribe_document()
         self._unsubscribe_document = document.subscribe(self._on_document_event)
         self.saving.service.track(document)               # restores its unsaved strokes if pending
+        self._refresh_cursor_readout()
         self.browser.select_image(self.session.index)
         self._shown_modified = None
         self._update_title()
@@ -415,6 +437,7 @@ class MainWindow(QMainWindow):
             return None
         job = self.controller.predict_image(request, self.document.name, self.document.image)
         self.compare.note_job(job, SourceKey(SourceKind.MODEL, request.spec))
+        self.model_dock.track_job(job, request)
         self._track_job(job, [self.document.name])
         return job
 
@@ -427,6 +450,7 @@ class MainWindow(QMainWindow):
         indices = list(range(len(self.session)))
         job = self.controller.predict_dataset(request, self.session.dataset, indices, self._labels(indices))
         self.compare.note_job(job, SourceKey(SourceKind.MODEL, request.spec))
+        self.model_dock.track_job(job, request)
         self._track_job(job, self.session.names)
         return job
 
@@ -473,6 +497,7 @@ class MainWindow(QMainWindow):
     def set_instance_view(self, on: bool) -> None:
         self.instance_view = bool(on)
         self.instance_action.setChecked(self.instance_view)
+        self.legend.set_instance_view(self.instance_view)
         self._apply_view_mode()
         self._update_instance_marks()
 
@@ -522,16 +547,15 @@ class MainWindow(QMainWindow):
         marks = instance_marks(self.document) if self.instance_view else []
         self.presenter.set_instance_marks(marks)
 
+    def clear_highlight(self) -> None:
+        """Drop the confusion-cell highlight (Esc, leaving the confusion tab, another image)."""
+        self.presenter.clear_highlight()
+
     def highlight_confusion_cell(self, gt_class: int, pred_class: int) -> int:
         """Highlight the pixels with ground truth ``gt_class`` predicted as ``pred_class``."""
-        doc = self.document
-        if doc is None or doc.gt is None or doc.pred is None:
-            return 0
-        mask = (doc.gt == gt_class) & (doc.pred == pred_class)
-        self.presenter.set_highlight(mask)
-        count = int(mask.sum())
-        names = doc.class_table.names
-        self.report(f"{count} pixels: gt {names[gt_class]} predicted {names[pred_class]}")
+        count, text = self.presenter.highlight_cell(gt_class, pred_class)
+        if text:
+            self.report(text)
         return count
 
     # --- panels -------------------------------------------------------------------------------
@@ -539,6 +563,7 @@ class MainWindow(QMainWindow):
         """Everything here is O(C²) or O(edit); O(image) work (error regions) goes to a worker, once
         a stroke is committed rather than per dab."""
         self._update_title()
+        self._refresh_cursor_readout()                    # the pixel under the cursor may have changed
         if event.kind is EventKind.HISTORY:
             if self.document is not None and not self.document.in_stroke and self.panels.regions_stale:
                 self.panels.schedule(regions=True)
@@ -580,7 +605,12 @@ class MainWindow(QMainWindow):
             self.metrics_panel.set_class_table(table)
 
     def _on_cursor_moved(self, x: int, y: int) -> None:
+        self._cursor = (x, y)
         self.status_pixel.setText(describe_pixel(self.document, x, y))
+
+    def _refresh_cursor_readout(self) -> None:
+        if self._cursor is not None:
+            self._on_cursor_moved(*self._cursor)
 
     # --- about and closing --------------------------------------------------------------------
     def _device(self) -> str:

@@ -9,18 +9,32 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QTableWidget,
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QTableWidget,
                                QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+
+from segstudio.ui.confusion_view import COUNTS, ROW_PERCENT, ConfusionView, IoUBars
 
 __all__ = ["MetricsPanel", "format_value"]
 
 HEADLINES = (("Pixel accuracy", "pixel_accuracy"), ("Mean IoU", "mean_iou"),
              ("FW-IoU", "fw_iou"), ("Mean F1", "mean_f1"))
 COLUMNS = ("Class", "IoU", "Precision", "Recall", "F1", "GT pixels")
+HEADERS = {"Precision": "Prec.", "Recall": "Rec.", "GT pixels": "GT px"}   # short titles: every column fits the dock
+SCOPE_WORDS = {"image": "this image", "dataset": "every image with a prediction"}
+TIPS = {   # what each number means, on its title and its values
+    "pixel_accuracy": "Share of labelled pixels whose predicted class is the ground-truth class",
+    "mean_iou": "Intersection over union, averaged over the classes present in ground truth or prediction",
+    "fw_iou": "IoU averaged with each class weighted by its ground-truth pixel count",
+    "mean_f1": "F1 (Dice) averaged over the classes present",
+    "IoU": "Intersection over union: |GT ∩ prediction| / |GT ∪ prediction|",
+    "Precision": "Of the pixels predicted as this class, the share that are this class in the ground truth",
+    "Recall": "Of this class's ground-truth pixels, the share predicted as it",
+    "F1": "Harmonic mean of precision and recall (= Dice)",
+    "GT pixels": "Pixels of this class in the ground truth",
+    "Class": "Class name and colour",
+}
 
 
 def format_value(value) -> str:
@@ -30,28 +44,11 @@ def format_value(value) -> str:
     return f"{float(value):.3f}"
 
 
-class _ConfusionImage(pg.ImageItem):
-    """Heatmap whose cells report clicks as (row = gt, column = pred)."""
-
-    def __init__(self, on_click):
-        super().__init__()
-        self._on_click = on_click
-
-    def mouseClickEvent(self, event):  # noqa: N802 - pyqtgraph override
-        if event.button() != Qt.MouseButton.LeftButton or self.image is None:
-            return
-        pos = event.pos()
-        pred, gt = int(math.floor(pos.x())), int(math.floor(pos.y()))
-        cols, rows = self.image.shape[:2]  # the image is stored transposed (x = pred, y = gt)
-        if 0 <= gt < rows and 0 <= pred < cols:
-            event.accept()
-            self._on_click(gt, pred)
-
-
 class MetricsPanel(QWidget):
     """Shows a current-image and a dataset confusion matrix as numbers, bars and a heatmap."""
 
     cell_clicked = Signal(int, int)   # gt class, predicted class
+    highlight_dropped = Signal()      # the confusion tab was left: its cell highlight goes too
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -65,17 +62,25 @@ class MetricsPanel(QWidget):
         self._dataset_title = QLabel("<b>Dataset</b>")
         grid.addWidget(QLabel("<b>Image</b>"), 0, 1)
         grid.addWidget(self._dataset_title, 0, 2)
+        for title_label in grid.itemAtPosition(0, 1).widget(), self._dataset_title:
+            title_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        grid.setColumnStretch(0, 1)
         for row, (title, key) in enumerate(HEADLINES, start=1):
-            grid.addWidget(QLabel(title), row, 0)
+            name = QLabel(title)
+            name.setToolTip(TIPS[key])
+            grid.addWidget(name, row, 0)
             for col, scope in enumerate(("image", "dataset"), start=1):
                 label = QLabel("–")
                 label.setObjectName(f"{scope}_{key}")
+                label.setToolTip(f"{TIPS[key]} ({SCOPE_WORDS[scope]})")
+                label.setMinimumWidth(label.fontMetrics().horizontalAdvance("0.000 (00 img)"))
                 label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 grid.addWidget(label, row, col)
                 self._values[(scope, key)] = label
 
         self.change_label = QLabel("")
         self.change_label.setObjectName("class_change")
+        self.change_label.setToolTip("How the last edit moved its class's IoU and F1 on this image")
 
         self.scope = QComboBox()
         self.scope.addItems(["Image", "Dataset"])
@@ -83,35 +88,48 @@ class MetricsPanel(QWidget):
         scope_row = QHBoxLayout()
         scope_row.addWidget(QLabel("Per class for"))
         scope_row.addWidget(self.scope, 1)
+        self.confusion_mode = QComboBox()
+        self.confusion_mode.addItem("Row %", ROW_PERCENT)
+        self.confusion_mode.addItem("Counts", COUNTS)
+        self.confusion_mode.setToolTip("Confusion matrix cells: % of the ground-truth row, or pixel counts")
+        self.confusion_mode.currentIndexChanged.connect(
+            lambda _i: self.confusion_plot.set_mode(self.confusion_mode.currentData()))
+        scope_row.addWidget(self.confusion_mode)
 
         self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setHorizontalHeaderLabels([HEADERS.get(c, c) for c in COLUMNS])
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSortingEnabled(False)
+        self.table.setWordWrap(False)     # one line per class: long names are elided, the tooltip has them
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 6)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)   # whole names, never "…"
+        header.setStretchLastSection(False)
+        header.setMinimumSectionSize(36)
+        for col, title in enumerate(COLUMNS):
+            if col:
+                header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+            self.table.horizontalHeaderItem(col).setToolTip(TIPS[title])
+            self.table.horizontalHeaderItem(col).setTextAlignment(
+                (Qt.AlignmentFlag.AlignLeft if col == 0 else Qt.AlignmentFlag.AlignRight) | Qt.AlignmentFlag.AlignVCenter)
 
-        self.bars_plot = pg.PlotWidget()
-        self.bars_plot.setBackground("w")
-        self.bars_plot.setYRange(0, 1)
-        self.bars_plot.setLabel("left", "IoU")
-        self.bars_plot.setMouseEnabled(x=False, y=False)
-        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8)
-        self.bars_plot.addItem(self.bars)
-
-        self.confusion_plot = pg.PlotWidget()
-        self.confusion_plot.setBackground("w")
-        self.confusion_plot.setLabel("left", "ground truth")
-        self.confusion_plot.setLabel("bottom", "prediction")
-        self.confusion_plot.getViewBox().invertY(True)
-        self.confusion_plot.setMouseEnabled(x=False, y=False)
-        self.confusion_image = _ConfusionImage(self.cell_clicked.emit)
-        self.confusion_image.setColorMap(pg.colormap.get("viridis"))
-        self.confusion_plot.addItem(self.confusion_image)
+        self.bars_plot = IoUBars()
+        self.bars = self.bars_plot.bars
+        self.confusion_plot = ConfusionView(self.cell_clicked.emit)
+        self.confusion_image = self.confusion_plot.image
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self.table, "Classes")
         self.tabs.addTab(self.bars_plot, "IoU bars")
         self.tabs.addTab(self.confusion_plot, "Confusion")
+        self.tabs.setTabToolTip(0, "IoU, precision, recall and F1 per class")
+        self.tabs.setTabToolTip(1, "IoU per class as bars")
+        self.tabs.setTabToolTip(2, "Which class each ground-truth class was predicted as; click a cell to "
+                                   "highlight its pixels")
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+        self._on_tab_changed(self.tabs.currentIndex())
 
         self.warning = QLabel("")
         self.warning.setObjectName("class_table_warning")
@@ -156,6 +174,15 @@ class MetricsPanel(QWidget):
             parts.append(f"{title} {format_value(old)} → {format_value(new)}")
         self.change_label.setText(f"{name}: " + "   ".join(parts))
 
+    def clear_class_change(self) -> None:
+        """Drop the "IoU a → b" line (it belonged to the image that is no longer shown)."""
+        self.change_label.setText("")
+
+    def _on_tab_changed(self, index: int) -> None:
+        self.confusion_mode.setEnabled(self.tabs.widget(index) is self.confusion_plot)
+        if self.tabs.widget(index) is not self.confusion_plot:
+            self.highlight_dropped.emit()
+
     def show_metrics_delta(self, delta) -> None:
         """Same line from a ``core.editing.document.MetricsDelta`` (what a stroke's event carries)."""
         self.change_label.setText(
@@ -179,8 +206,8 @@ class MetricsPanel(QWidget):
         cm = self._details_cm()
         if cm is None:
             self.table.setRowCount(0)
-            self.bars.setOpts(x=[], height=[])
-            self.confusion_image.clear()
+            self.bars_plot.reset()
+            self.confusion_plot.reset()
             return
         n = cm.matrix.shape[0]
         columns = (cm.iou(), cm.precision(), cm.recall(), cm.f1())
@@ -189,25 +216,16 @@ class MetricsPanel(QWidget):
         colors = self._class_table.colors if self._class_table is not None else None
         for row in range(n):
             name_item = QTableWidgetItem(self._class_name(row))
+            name_item.setToolTip(self._class_name(row))
             if colors is not None and row < len(colors):
                 name_item.setData(Qt.ItemDataRole.DecorationRole, QColor(*[int(c) for c in colors[row][:3]]))
             self.table.setItem(row, 0, name_item)
             for col, values in enumerate(columns, start=1):
                 self.table.setItem(row, col, _number_item(format_value(float(values[row])), values[row]))
             self.table.setItem(row, 5, _number_item(str(int(pixels[row])), int(pixels[row])))
-        iou = np.nan_to_num(cm.iou(), nan=0.0)
-        brushes = ([pg.mkBrush(*[int(c) for c in colors[i][:3]]) for i in range(n)]
-                   if colors is not None and len(colors) >= n else None)
-        self.bars.setOpts(x=np.arange(n), height=iou, width=0.8, brushes=brushes)
-        self.bars_plot.setXRange(-0.5, n - 0.5, padding=0.02)
-        # Rows normalised to recall so small classes stay readable next to the background.
-        rows = cm.matrix.sum(axis=1, keepdims=True).astype(np.float64)
-        normalised = np.divide(cm.matrix, rows, out=np.zeros(cm.matrix.shape), where=rows > 0)
-        self.confusion_image.setImage(normalised.T, levels=(0.0, 1.0))
-        self.confusion_plot.setRange(xRange=(0, n), yRange=(0, n), padding=0.02)
-        ticks = [[(i + 0.5, str(i)) for i in range(n)]]   # cell centres, labelled by class id
-        for side in ("bottom", "left"):
-            self.confusion_plot.getAxis(side).setTicks(ticks)
+        names = [self._class_name(i) for i in range(n)]
+        self.bars_plot.show_iou(cm.iou(), names, colors)
+        self.confusion_plot.show_matrix(cm.matrix, names)
 
 
 def _number_item(text: str, value) -> QTableWidgetItem:

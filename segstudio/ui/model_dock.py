@@ -23,6 +23,7 @@ __all__ = ["ModelDock", "ModelFormDialog", "format_duration"]
 
 SPEC_ROLE = Qt.ItemDataRole.UserRole
 OVERRIDES_ROLE = Qt.ItemDataRole.UserRole + 1
+FILE_ROLE = Qt.ItemDataRole.UserRole + 2      # added with "Load model file…" (not a registry entry)
 DEVICES = (("Auto", "auto"), ("CUDA", "cuda"), ("Apple GPU (MPS)", "mps"), ("CPU", "cpu"))
 
 
@@ -135,8 +136,8 @@ class ModelDock(QWidget):
         self._set_device_entry("cuda", "CUDA (checking…)", enabled=False)
         self._set_device_entry("mps", None, enabled=False, shown=False)   # shown on Apple silicon only
         self.device.currentIndexChanged.connect(lambda *_: self.selection_changed.emit())
-        self.run_image_button = QPushButton("Run on this image")
-        self.run_dataset_button = QPushButton("Run on whole dataset")
+        self.run_image_button = QPushButton("Run on image")
+        self.run_dataset_button = QPushButton("Run on dataset")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.run_image_button.clicked.connect(self.run_image_requested)
@@ -148,6 +149,17 @@ class ModelDock(QWidget):
         self.timing = QLabel("")
         self.info = QLabel("")
         self.info.setWordWrap(True)
+        self._job_specs: dict[int, str] = {}      # job id -> the spec it runs
+        self._loaded_jobs: set[int] = set()       # jobs whose model loaded
+        self._loaded: tuple[str, str] | None = None   # (spec, description) of the model last loaded
+        self._registry_count = 0
+        self.models.currentItemChanged.connect(lambda *_: self._describe_selection())
+        self.models.setToolTip("Models that can run here; greyed entries say why they cannot")
+        self.load_file_button.setToolTip("Add a model file (.pt, .pth, TorchScript, safetensors) to the list")
+        self.run_image_button.setToolTip("Run the selected model on the image shown (Ctrl+R)")
+        self.run_dataset_button.setToolTip("Run the selected model on every image of the dataset (Ctrl+Shift+R)")
+        self.cancel_button.setToolTip("Stop the running model between images or tiles (Esc)")
+        self.progress.setToolTip("Progress of the running model")
 
         device_row = QHBoxLayout()
         device_row.addWidget(QLabel("Device"))
@@ -155,14 +167,16 @@ class ModelDock(QWidget):
         run_row = QHBoxLayout()
         run_row.addWidget(self.run_image_button)
         run_row.addWidget(self.run_dataset_button)
-        run_row.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.models, 1)
         layout.addWidget(self.load_file_button)
         layout.addLayout(device_row)
         layout.addLayout(run_row)
-        layout.addWidget(self.progress)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.cancel_button)
+        layout.addLayout(progress_row)
         layout.addWidget(self.timing)
         layout.addWidget(self.info)
 
@@ -181,18 +195,25 @@ class ModelDock(QWidget):
         return item
 
     def set_models(self, entries) -> None:
-        """Fill the list from registry listings (``name``, ``description``), keeping the selection."""
+        """Fill the list from registry listings (``name``, ``description``), keeping the selection.
+        An entry that cannot run here (``unavailable``: no weights) is greyed out with the reason."""
         selected = self.selected_spec()
         for entry in entries:
-            self.add_model(entry.name, entry.name, entry.description)
+            reason = getattr(entry, "unavailable", None)
+            item = self.add_model(entry.name, entry.name + (" — needs weights" if reason else ""),
+                                  entry.description + (f"\nCannot run here: {reason}" if reason else ""))
+            if reason:
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
         if selected:
             self.select_spec(selected)
-        self.info.setText(f"{len(entries)} models in the registry")
+        self._registry_count = len(entries)
+        self._describe_selection()
 
     def select_spec(self, spec: str) -> bool:
         item = self._item_for(spec)
         if item is None:
             item = self.add_model(spec)
+            item.setData(FILE_ROLE, True)     # not a registry entry: a file remembered or given
         self.models.setCurrentItem(item)
         return True
 
@@ -231,18 +252,36 @@ class ModelDock(QWidget):
                                               "All files (*)")
         if not path:
             return
+        self.add_model_file(path)
+
+    def add_model_file(self, path: str) -> bool:
+        """Check ``path`` (readable, a model format), ask what a file without a card cannot tell, and
+        add it to the list selected. Returns False (saying why) when the file is refused or the
+        questions are cancelled."""
+        from segstudio.inference.catalog import model_file_problem
+
+        problem = model_file_problem(path)
+        if problem is not None:      # before asking for classes, mean and std of a file that cannot load
+            self.info.setText(f"Cannot use {Path(path).name}: {problem}")
+            box = QMessageBox(QMessageBox.Icon.Warning, "Cannot load model file", f"{path}\n\n{problem}",
+                              QMessageBox.StandardButton.Ok, self)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.open()
+            return False
         overrides = {}
         if not has_model_card(path):
             form = ModelFormDialog(path, self)
             if form.exec() != QDialog.DialogCode.Accepted:
-                return
+                return False
             try:
                 overrides = form.overrides()
             except ValueError as exc:
                 self.info.setText(f"Not a number: {exc}")
-                return
-        self.add_model(path, Path(path).name, path, overrides)
+                return False
+        item = self.add_model(path, Path(path).name, path, overrides)
+        item.setData(FILE_ROLE, True)
         self.select_spec(path)
+        return True
 
     # --- devices ------------------------------------------------------------------------------
     def _set_device_entry(self, value: str, text: str | None, enabled: bool, shown: bool = True) -> None:
@@ -288,6 +327,49 @@ class ModelDock(QWidget):
         eta = f", about {format_duration(elapsed * (total - done) / done)} left" if 0 < done < total else ""
         self.timing.setText(f"{done}/{total} · {format_duration(elapsed)} elapsed{eta}")
 
-    def show_model_info(self, info) -> None:
+    # --- what ran, what failed --------------------------------------------------------------------
+    def track_job(self, job: int, request: ModelRequest) -> None:
+        """Job ``job`` runs ``request``: its load, failure or cancel is reported against that model."""
+        self._job_specs[job] = request.spec
+
+    def model_loaded(self, job: int, info) -> None:
+        """The model of ``job`` is loaded: the label names it (the model really loaded, not the row
+        selected now)."""
+        self._loaded_jobs.add(job)
         classes = info.class_table.num_classes if info.class_table is not None else "?"
-        self.info.setText(f"{info.name} · {info.kind} · {classes} classes · on {info.device_name}")
+        name = info.name if info.name == info.spec or not Path(str(info.spec)).exists() else Path(info.spec).name
+        self._loaded = (info.spec, f"Loaded: {name} · {info.kind} · {classes} classes · on {info.device_name}")
+        self._describe_selection()
+
+    def job_failed(self, job: int, message: str) -> None:
+        """Say the job failed (never leave "Starting…"); a model file that could not even load leaves
+        the list, so it is neither selected nor remembered."""
+        first = message.splitlines()[0] if message else "failed"
+        self.timing.setText(f"Failed: {first}")
+        spec = self._job_specs.pop(job, None)
+        if spec is None or job in self._loaded_jobs:
+            return
+        item = self._item_for(spec)
+        if item is not None and item.data(FILE_ROLE):
+            self.models.takeItem(self.models.row(item))
+            self.info.setText(f"{item.text()} could not be loaded and was removed from the list: {first}")
+
+    def job_cancelled(self, job: int) -> None:
+        self._job_specs.pop(job, None)
+        self.timing.setText("Cancelled")
+
+    def _describe_selection(self) -> None:
+        """The info line: the model loaded when it is the one selected, else what is selected."""
+        spec = self.selected_spec()
+        if self._loaded is not None and self._loaded[0] == spec:
+            self.info.setText(self._loaded[1])
+        elif spec is not None:
+            item = self._item_for(spec)
+            self.info.setText(f"Selected: {item.text()} (loads when it runs) · {self._registry_count} "
+                              "models in the registry")
+        else:
+            self.info.setText(f"{self._registry_count} models in the registry")
+
+    def show_model_info(self, info) -> None:
+        """Show ``info`` as the model loaded (no job to attribute it to)."""
+        self.model_loaded(-1, info)

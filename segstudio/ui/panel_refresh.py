@@ -73,7 +73,8 @@ class PanelRefresher(QObject):
         doc = window.document
         if doc is None or doc.gt is None or doc.pred is None:
             window.task_runner.cancel(TaskKind.ERROR_REGIONS)   # a search for the previous state is not shown
-            window.regions.clear("No prediction yet" if doc is None or doc.pred is None else "No ground truth")
+            window.regions.clear("No prediction yet: run the model (Model › Run on this image)"
+                                 if doc is None or doc.pred is None else "No ground truth to compare with")
             return
         # The live labels are read without a copy (64 MB at 8192²); a result whose labels changed
         # while it was computed is dropped and searched again once the stroke is committed.

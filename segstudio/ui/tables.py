@@ -3,32 +3,40 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from PySide6.QtCore import QAbstractItemModel
-from PySide6.QtWidgets import QAbstractItemView, QTableView, QTableWidget
+from PySide6.QtCore import QAbstractItemModel, Qt
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QTableWidget
 
 __all__ = ["row_list_table", "row_list_view"]
 
 
+def _one_line_rows(table: QTableView) -> None:
+    """The shared look: no row numbers, whole-row single selection, read-only, one line per row (no
+    wrapped names, even rows), the last column stretched."""
+    table.verticalHeader().setVisible(False)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setWordWrap(False)
+    table.setTextElideMode(Qt.TextElideMode.ElideRight)
+    table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 6)
+    table.horizontalHeader().setStretchLastSection(True)
+
+
 def row_list_table(columns: Sequence[str]) -> QTableWidget:
-    """An empty read-only table with these headers: no row numbers, whole-row single selection, the
-    last column stretched to the width."""
+    """An empty read-only table with these headers, columns as wide as their contents."""
     table = QTableWidget(0, len(columns))
     table.setHorizontalHeaderLabels(list(columns))
-    table.verticalHeader().setVisible(False)
-    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-    table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+    _one_line_rows(table)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     table.horizontalHeader().setStretchLastSection(True)
     return table
 
 
 def row_list_view(model: QAbstractItemModel) -> QTableView:
-    """``row_list_table``'s look for a model of any size: rows are formatted only when shown."""
+    """``row_list_table``'s look for a model of any size: rows are formatted only when shown (no
+    column sized to its contents, which would visit every row)."""
     view = QTableView()
     view.setModel(model)
-    view.verticalHeader().setVisible(False)
-    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    view.horizontalHeader().setStretchLastSection(True)
+    _one_line_rows(view)
     return view

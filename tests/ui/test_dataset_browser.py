@@ -167,3 +167,47 @@ def test_documents_opened_meanwhile_win_over_the_scan(tmp_path, masks):
     assert session.known_classes("img00") == frozenset({1})
     assert session.learn_classes(CORRUPT) == frozenset()
     assert session.known_classes(CORRUPT) == frozenset()
+
+
+def test_thumbnails_are_decoded_off_the_gui_thread_and_status_icons_follow_the_review(qtbot, tmp_path):
+    """Deliverable 8 of issue 12: each row gets a thumbnail of its image and an icon of its status."""
+    import threading
+
+    import cv2
+    from PySide6.QtCore import Qt
+
+    from segstudio.core.display import thumbnails as thumbs
+    from tests.ui.editing_helpers import editing_window
+    from tests.ui.synthetic import make_dataset
+
+    root = make_dataset(tmp_path / "data")
+    gui_thread = threading.get_ident()
+    decoded_on = []
+    real = thumbs.thumbnail
+
+    def spy(image, side=thumbs.THUMB_SIDE):
+        decoded_on.append(threading.get_ident())
+        return real(image, side)
+
+    import segstudio.ui.thumbnails as ui_thumbs
+    ui_thumbs.thumbnail = spy
+    try:
+        window = editing_window(qtbot, root)
+        browser = window.browser
+        model = browser.model
+        first = model.index(0, 1)
+        model.data(first, Qt.ItemDataRole.DecorationRole)          # a paint asks for it
+        qtbot.waitUntil(lambda: model.data(first, Qt.ItemDataRole.DecorationRole) is not None, timeout=5000)
+    finally:
+        ui_thumbs.thumbnail = real
+    pixmap = model.data(first, Qt.ItemDataRole.DecorationRole)
+    assert decoded_on and gui_thread not in decoded_on
+    image = cv2.imread(str(root / "images" / "a.png"))[..., ::-1]
+    scale = thumbs.THUMB_SIDE / max(image.shape[:2])
+    assert (pixmap.width(), pixmap.height()) == (round(image.shape[1] * scale), round(image.shape[0] * scale))
+    # the review status shows in column 0 and follows the review dock
+    status = model.index(0, 0)
+    assert model.data(status, Qt.ItemDataRole.ToolTipRole) == "Review status: Unreviewed"
+    window.editor.review.set_status("fixed")
+    assert model.data(status, Qt.ItemDataRole.ToolTipRole) == "Review status: Fixed"
+    assert not model.data(status, Qt.ItemDataRole.DecorationRole).isNull()

@@ -193,7 +193,7 @@ def test_brush_size_keys_ctrl_wheel_and_true_size_cursor(qtbot, window):
     with qtbot.waitSignal(editor.brush_radius_changed) as blocker:
         ctrl_wheel(canvas, (30, 20), -120)
     assert blocker.args == [7]
-    assert editor.radius_spin.value() == 7
+    assert editor.radius_spin.value() == 15   # the diameter: 2r + 1, as the ring shows
     # the ring is drawn r + 0.5 image pixels from the mouse: white at that distance, not inside
     centre = image_point(canvas, (30, 20))
     hover(qtbot, canvas, (30, 20))

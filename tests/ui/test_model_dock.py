@@ -59,7 +59,7 @@ def test_registry_entries_and_selection(dock):
 
 def test_model_file_without_card_asks_for_classes(dock, tmp_path, monkeypatch):
     model = tmp_path / "net.pt"
-    model.write_bytes(b"weights")
+    model.write_bytes(b"PK\x03\x04weights")   # a zip, as torch.save writes
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(model), ""))
 
     def answer(form: ModelFormDialog):
@@ -79,7 +79,7 @@ def test_model_file_without_card_asks_for_classes(dock, tmp_path, monkeypatch):
 
 def test_model_file_with_card_needs_no_form(dock, tmp_path, monkeypatch):
     model = tmp_path / "net.pt"
-    model.write_bytes(b"weights")
+    model.write_bytes(b"PK\x03\x04weights")   # a zip, as torch.save writes
     (tmp_path / "net.json").write_text(json.dumps({"classes": ["a", "b"]}))
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(model), ""))
     monkeypatch.setattr(ModelFormDialog, "exec", lambda form: pytest.fail("form shown"))

@@ -117,6 +117,7 @@ def describe_pixel(document, x: int, y: int) -> str:
     for title, layer in (("gt", "gt"), ("pred", "pred")):
         class_id = document.class_at(x, y, layer)
         if class_id is None:
+            parts.append(f"{title}: no {'prediction' if layer == 'pred' else 'ground truth'}")
             continue
         if class_id == document.class_table.ignore_index:
             label = "ignore"
