@@ -25,7 +25,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from segstudio.core.prompting.types import Embedding, Prompt, Proposal
+from segstudio.core.prompting.types import Embedding, Prompt, Proposal, as_rgb8
 
 __all__ = ["GrabCutBackend", "plain_grabcut"]
 
@@ -39,17 +39,6 @@ RAYS = 64                # directions of the star-convex shape around the first 
 REACH = 1.15             # a ray longer than this many times the median one is cut back (a neighbour)
 REOPEN_RADIUS = 6        # pixels around a click where the prior's hard seeds are lifted
 PLAIN_BOX = 60           # the baseline's box: this wide around the positive clicks
-
-
-def _as_rgb8(image: np.ndarray) -> np.ndarray:
-    img = np.asarray(image)
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
-    img = img[:, :, :3]
-    if img.dtype != np.uint8:
-        lo, hi = np.percentile(img, (0.5, 99.5))
-        img = np.clip((img.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6)), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(img)
 
 
 def _seed_clicks(mask: np.ndarray, prompt: Prompt, origin: tuple[int, int], radius: int = SEED_RADIUS) -> None:
@@ -75,7 +64,7 @@ def plain_grabcut(image: np.ndarray, prompt: Prompt, iterations: int = 5) -> np.
     """The baseline: ``cv2.grabCut`` in a 60-px box around the positive clicks (or the prompt's box),
     the clicks as hard seeds, nothing else. The colour models see the box plus a margin as wide
     again (outside the box is background), which is what GrabCut on the whole image would see near it."""
-    img = _as_rgb8(image)
+    img = as_rgb8(image)
     H, W = img.shape[:2]
     box = _box_for(prompt, PLAIN_BOX // 2, (H, W))
     out = np.zeros((H, W), dtype=bool)
@@ -128,7 +117,7 @@ class GrabCutBackend:
         self.iterations = int(iterations)
 
     def set_image(self, image: np.ndarray) -> Embedding:
-        img = _as_rgb8(image)
+        img = as_rgb8(image)
         smooth = cv2.GaussianBlur(img, (0, 0), 1.5)
         return Embedding(img.shape[:2], (img, smooth), img.nbytes + smooth.nbytes)
 

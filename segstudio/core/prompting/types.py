@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Embedding", "Prompt", "PromptBackend", "Proposal", "prior_from_prediction"]
+__all__ = ["as_rgb8", "Embedding", "Prompt", "PromptBackend", "Proposal", "prior_from_prediction"]
 
 
 @dataclass
@@ -119,3 +119,16 @@ def prior_from_prediction(pred: np.ndarray, confidence: np.ndarray | None = None
         return np.where(obj, np.float32(0.9), np.float32(0.1))
     conf = np.clip(confidence.astype(np.float32), 0.0, 1.0)
     return np.where(obj, conf, 1.0 - conf).astype(np.float32)
+
+
+def as_rgb8(image: np.ndarray) -> np.ndarray:
+    """``image`` as contiguous HxWx3 uint8 RGB (gray repeated, alpha dropped, wider types stretched
+    between their 0.5 and 99.5 percentiles): what every backend encodes."""
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    img = img[:, :, :3]
+    if img.dtype != np.uint8:
+        lo, hi = np.percentile(img, (0.5, 99.5))
+        img = np.clip((img.astype(np.float32) - lo) * (255.0 / max(float(hi - lo), 1e-6)), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(img)
