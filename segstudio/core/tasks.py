@@ -87,6 +87,8 @@ class TaskKind(Enum):
     BEFORE_METRICS = "before-metrics"
     COMPARISON = "comparison"
     PREFETCH = "prefetch"
+    PROMPT_ENCODE = "prompt-encode"      # an image embedding for click-to-segment (the inference lane)
+    PROMPT_DECODE = "prompt-decode"      # one click's proposal from a cached embedding
 
 
 class Task:

@@ -53,6 +53,7 @@ def _run_grabcut(crop: np.ndarray, mask: np.ndarray, iterations: int) -> np.ndar
     if fg.all() or not fg.any():
         return fg
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)          # GrabCut seeds its colour models with k-means: same prompt, same mask
     try:
         cv2.grabCut(crop, mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:          # a colour model with too few samples on one side: keep the seeds
@@ -124,7 +125,10 @@ class GrabCutBackend:
     # --- the steps --------------------------------------------------------------------------------
     def _window(self, prompt: Prompt, prior: np.ndarray | None, shape) -> tuple[int, int, int, int] | None:
         box = _box_for(prompt, self.window, shape)
-        if box is None or prompt.box is not None or prior is None:
+        if box is not None and prompt.box is not None:     # room outside the box for the background model
+            m = max(8, self.window // 2)
+            return max(0, box[0] - m), max(0, box[1] - m), min(shape[1], box[2] + m), min(shape[0], box[3] + m)
+        if box is None or prior is None:
             return box
         # grow to the prior's object(s) under the positive clicks, plus a margin for the background model
         H, W = shape
