@@ -19,6 +19,7 @@ EXIT_CANCELLED = 130
 SUBCOMMANDS = {
     "evaluate": "Evaluate predictions (or a model) against a dataset's ground truth.",
     "predict": "Run a model over images and write palette PNG masks.",
+    "prompt": "Segment objects from clicks and boxes (GrabCut, SAM, SAM 2.1) and write their masks.",
 }
 
 
