@@ -40,6 +40,7 @@ TOOL_KEYS = {
     "fill": ("Flood fill", "G"),
     "polygon": ("Polygon / lasso fill", "P"),
     "picker": ("Class picker", "K"),
+    "prompt": ("Prompt: click to segment", "S"),    # the tool is added by ui.prompt_controller
 }
 MAX_BRUSH_RADIUS = 256
 

@@ -59,6 +59,7 @@ class JobKind(Enum):
     IMAGE = "image"
     DATASET = "dataset"
     FILES = "files"
+    CALL = "call"           # any callable that belongs on this lane (a prompt model's image encoder)
 
 
 @dataclass
@@ -73,6 +74,8 @@ class _Job:
     indices: list[int] = field(default_factory=list)
     files: dict = field(default_factory=dict)   # dataset index -> prediction mask file
     labels: dict = field(default_factory=dict)  # dataset index -> sample whose mask scores it
+    call: Any = None                            # JobKind.CALL: fn(*args) run in the worker thread
+    args: tuple = ()
 
 
 def _default_runner_factory(request: ModelRequest):
@@ -100,6 +103,7 @@ class InferenceWorker(QObject):
     job_ended = Signal(int)                 # job_id, after finished/failed/cancelled
     model_loaded = Signal(int, object)      # job_id, ModelInfo
     gpu_checked = Signal(object)            # gpu_check() report dict
+    called = Signal(int, object)            # job_id, ("returned", value) | ("errored", exception)
 
     def __init__(self, runner_factory: Callable[[ModelRequest], Any] | None = None,
                  gpu_check: Callable[[], dict] | None = None, cache_size: int = 2):
@@ -110,7 +114,8 @@ class InferenceWorker(QObject):
         self._runners: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_size = cache_size
         self._runs = {JobKind.GPU_CHECK: self._run_gpu, JobKind.LOAD_MODEL: self._run_load,
-                      JobKind.IMAGE: self._run_image, JobKind.DATASET: self._run_dataset, JobKind.FILES: self._run_files}
+                      JobKind.IMAGE: self._run_image, JobKind.DATASET: self._run_dataset, JobKind.FILES: self._run_files,
+                      JobKind.CALL: self._run_call}
 
     @Slot(object)
     def run_job(self, job: _Job) -> None:
@@ -160,6 +165,15 @@ class InferenceWorker(QObject):
                                 progress=lambda done, total: self.progress.emit(job.job_id, done, total))
         job.cancel.raise_if_cancelled()
         self.finished.emit(job.job_id, job.image_name, result)
+
+    def _run_call(self, job: _Job) -> None:
+        """Run ``job.call``; its outcome goes to ``called`` only (never the prediction signals)."""
+        try:
+            value = job.call(*job.args)
+        except Exception as exc:  # noqa: BLE001 - handed back to the caller, which reports it
+            self.called.emit(job.job_id, ("errored", exc))
+        else:
+            self.called.emit(job.job_id, ("returned", value))
 
     def _run_dataset(self, job: _Job) -> None:
         """The runner's dataset stream (decoding ahead, batching); each image scored against its labels."""
@@ -242,6 +256,7 @@ class InferenceController(QObject):
     job_ended = Signal(int)
     model_loaded = Signal(int, object)
     gpu_checked = Signal(object)
+    called = Signal(int, object)
     _submitted = Signal(object)
 
     def __init__(self, parent: QObject | None = None, **worker_options):
@@ -255,7 +270,7 @@ class InferenceController(QObject):
         self._worker.moveToThread(self._thread)
         self._submitted.connect(self._worker.run_job)
         for name in ("started", "progress", "finished", "failed", "cancelled", "model_loaded",
-                     "gpu_checked"):
+                     "gpu_checked", "called"):
             getattr(self._worker, name).connect(getattr(self, name))
         self._worker.job_ended.connect(self._on_job_ended)
         self._thread.finished.connect(self._worker.deleteLater)
@@ -300,6 +315,10 @@ class InferenceController(QObject):
         scored against ``labels`` like :meth:`predict_dataset`."""
         return self._submit(self._new_job(JobKind.FILES, dataset=dataset, files=dict(files),
                                           labels=dict(labels or {})))
+
+    def call(self, fn: Callable, *args) -> int:
+        """Run ``fn(*args)`` on this lane, after the jobs already queued; ``called(job_id, outcome)``."""
+        return self._submit(self._new_job(JobKind.CALL, call=fn, args=args))
 
     # --- state and control --------------------------------------------------------------------
     @property

@@ -95,8 +95,17 @@ class PromptResult:
     proposal: Proposal
 
 
-def _encode(_context, backend: PromptBackend, image: np.ndarray) -> Embedding:
-    return backend.set_image(image)
+def _encode(_context, backend: PromptBackend, image: np.ndarray, cache: "EmbeddingCache", key) -> Embedding:
+    cached = cache.get(key)       # a precompute of the same image queued before this one got there first
+    return cached if cached is not None else backend.set_image(image)
+
+
+def _encode_loaded(_context, backend: PromptBackend, load: Callable[[], np.ndarray], cache: "EmbeddingCache"):
+    image = load()
+    key = (image_fingerprint(image), backend.model_id)
+    if key in cache:
+        return None
+    return key, backend.set_image(image)
 
 
 def _decode(context, backend: PromptBackend, embedding: Embedding, prompt: Prompt) -> Proposal:
@@ -165,6 +174,16 @@ class PromptEngine:
         """Encode ``image`` ahead (the next image in review order); True when an encoding was queued."""
         return self._ensure_encoded(self.key_for(image), image)
 
+    def precompute_from(self, load: Callable[[], np.ndarray]) -> None:
+        """Decode (``load()``, on the encoder lane) and encode an image not open yet: the next in
+        review order. Nothing is reported; a failure is the opening's to report."""
+        def encoded(result) -> None:
+            if result is not None and result[0] not in self.cache:
+                self.cache.put(*result)
+
+        self.encode_lane.submit(_encode_loaded, self.backend, load, self.cache, kind=TaskKind.PROMPT_ENCODE,
+                                on_returned=encoded, on_errored=lambda _exc: None)
+
     def request(self, image: np.ndarray, prompt: Prompt) -> int:
         """Ask for a proposal; returns the request id. Earlier requests are dropped."""
         key = self.key_for(image)
@@ -201,7 +220,8 @@ class PromptEngine:
         backend = self.backend
 
         def encoded(embedding: Embedding) -> None:
-            self.cache.put(key, embedding)
+            if key not in self.cache:
+                self.cache.put(key, embedding)
             with self._lock:
                 self._encoding.discard(key)
                 waiting = self._waiting
@@ -224,7 +244,7 @@ class PromptEngine:
             with self._lock:
                 self._encoding.discard(key)     # cancelled (window closing): may be asked again
 
-        self.encode_lane.submit(_encode, backend, image, kind=TaskKind.PROMPT_ENCODE,
+        self.encode_lane.submit(_encode, backend, image, self.cache, key, kind=TaskKind.PROMPT_ENCODE,
                                 on_returned=encoded, on_errored=failed, on_finished=ended)
         return True
 
