@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
 from segstudio.core.errors import SegStudioError
@@ -72,12 +73,10 @@ class PromptController(QObject):
     def _build_actions(self) -> None:
         menu = self.editor.menu
         menu.addSeparator()
-        self.region_prompt_action = self.editor._action("Prompt from error region", self.prompt_from_region,
-                                                        ["Shift+S"], menu)
-        self.next_mask_action = self.editor._action("Next proposal mask", self.next_mask, ["M"], menu)
-        self.model_action = self.editor._action("Prompt model: SAM / SAM 2.1 weights…", self.choose_weights, [], menu)
-        self.grabcut_action = self.editor._action("Prompt model: GrabCut (offline)",
-                                                  lambda: self.set_model("grabcut"), [], menu)
+        self.region_prompt_action = self._action("Prompt from error region", self.prompt_from_region, "Shift+S")
+        self.next_mask_action = self._action("Next proposal mask", self.next_mask, "M")
+        self.model_action = self._action("Prompt model: SAM / SAM 2.1 weights…", self.choose_weights)
+        self.grabcut_action = self._action("Prompt model: GrabCut (offline)", lambda: self.set_model("grabcut"))
         # Esc on the canvas drops a prompt in progress; with none, it stays the window's Esc (cancel
         # inference): the canvas claims the key only while there is something to drop.
         self.canvas.installEventFilter(self)
@@ -90,6 +89,15 @@ class PromptController(QObject):
                 self.drop()
             return True
         return super().eventFilter(watched, event)
+
+    def _action(self, text: str, slot, shortcut: str | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        self.host.addAction(action)          # shortcuts work while a dock has focus, too
+        self.editor.menu.addAction(action)
+        return action
 
     # --- model ----------------------------------------------------------------------------------
     def set_model(self, spec: str, quiet: bool = False) -> bool:

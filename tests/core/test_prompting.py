@@ -184,3 +184,23 @@ def test_engine_precomputes_the_next_image(lanes):
     lanes[0].active()[0].wait(30)
     assert engine.has_embedding(img) and backend.encodings == 1
 
+
+
+class CancellingLane:
+    """An encoder lane whose every job is cancelled before it runs (only on_finished is delivered)."""
+
+    def submit(self, fn, *args, on_finished=None, **_callbacks):
+        if on_finished is not None:
+            on_finished()
+
+    def cancel(self, key):
+        pass
+
+
+def test_a_cancelled_encoding_is_reported_not_waited_for_forever(lanes):
+    img, _, _ = touching_discs()
+    errors = []
+    engine = PromptEngine(GrabCutBackend(), CancellingLane(), lanes[1], on_proposal=lambda r: None,
+                          on_error=errors.append)
+    engine.request(img, Prompt.of([(45, 40, 1)]))
+    assert not engine.waiting and errors and "cancelled" in errors[0]

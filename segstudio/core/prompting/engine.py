@@ -242,7 +242,13 @@ class PromptEngine:
 
         def ended(*_args: Any) -> None:
             with self._lock:
-                self._encoding.discard(key)     # cancelled (window closing): may be asked again
+                self._encoding.discard(key)     # cancelled (the lane's Cancel, the window closing)
+                waiting = self._waiting
+                lost = waiting is not None and waiting[1] == key and key not in self.cache
+                if lost:
+                    self._waiting = None
+            if lost:
+                self.on_error("The image embedding was cancelled before it was ready; click again")
 
         self.encode_lane.submit(_encode, backend, image, self.cache, key, kind=TaskKind.PROMPT_ENCODE,
                                 on_returned=encoded, on_errored=failed, on_finished=ended)

@@ -81,6 +81,14 @@ def plain_grabcut(image: np.ndarray, prompt: Prompt, iterations: int = 5) -> np.
     return out
 
 
+def _agreement(mask: np.ndarray, prior: np.ndarray | None) -> float:
+    """GrabCut's score: the mean object probability of the prior inside the mask (1 without a prior,
+    0 for an empty mask)."""
+    if not mask.any():
+        return 0.0
+    return 1.0 if prior is None else float(prior[mask].mean())
+
+
 def _box_for(prompt: Prompt, half: int, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
     """The prompt's box, else a box ``2 * half`` wide around its positive clicks (half-open, clipped)."""
     H, W = shape
@@ -301,13 +309,13 @@ class GrabCutBackend:
     def predict(self, embedding: Embedding, prompt: Prompt) -> Proposal:
         img, smooth = embedding.state
         H, W = embedding.shape
+        prior = prompt.prior if prompt.prior is not None and prompt.prior.shape == (H, W) else None
         previous = prompt.mask_input
         if previous is not None and len(prompt.points) and np.shape(previous)[-2:] == (H, W):
             previous = np.asarray(previous).reshape(-1, H, W)[0] > 0
             if previous.any():
                 out = self._edit(img, previous, prompt)
-                return Proposal(out[None], np.float32([1.0]), out[None].astype(np.float32))
-        prior = prompt.prior if prompt.prior is not None and prompt.prior.shape == (H, W) else None
+                return Proposal(out[None], np.float32([_agreement(out, prior)]), out[None].astype(np.float32))
         if prior is not None and any(prior[min(H - 1, max(0, int(y))), min(W - 1, max(0, int(x)))] < FG_LEVEL
                                      for (x, y), lab in zip(prompt.points, prompt.labels) if lab):
             prior = None      # the model missed the clicked object: its prior would hold it back
@@ -339,5 +347,4 @@ class GrabCutBackend:
             obj = self._split(obj, smooth[y0:y1, x0:x1], prompt, origin)
             obj = self._refine(img[y0:y1, x0:x1], obj, prompt, origin, self.iterations)
         out[y0:y1, x0:x1] = obj
-        inside = float(p[obj].mean()) if obj.any() else 0.0
-        return Proposal(out[None], np.float32([inside]), out[None].astype(np.float32))
+        return Proposal(out[None], np.float32([_agreement(out, prior)]), out[None].astype(np.float32))
