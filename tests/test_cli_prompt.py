@@ -130,3 +130,10 @@ def test_sam_through_the_cli_equals_sam_predictor(tmp_path, discs):
     masks, scores, _ = predictor.predict(point_coords=np.float32([[45, 40]]), point_labels=np.int32([1]),
                                          box=np.float32([20, 20, 70, 60]))
     assert np.array_equal(read_mask(out), masks[int(np.argmax(scores))].astype(np.uint8))
+
+
+def test_released_model_name_without_its_file_says_what_to_fetch(tmp_path, discs, capsys):
+    assert main(["prompt", "--model", "sam2:tiny", "--weights-dir", str(tmp_path), "--image", str(discs[0]),
+                 "--point", "4,4", "--out", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err
+    assert "sam2.1_hiera_tiny.pt" in err and "segment_anything_2/092824/sam2.1_hiera_tiny.pt" in err

@@ -16,7 +16,8 @@ the images. Image paths are relative to the prompts file. Each image is encoded 
 
 Bad input exits 2 with one line on stderr; an image that cannot be read or segmented in a batch is
 reported and skipped (exit 1); Ctrl+C exits 130. The model spec is ``grabcut``, ``sam:PATH`` or
-``sam2:PATH[:CONFIG]``; the SAM family needs ``pip install segstudio[sam]``.
+``sam2:PATH[:CONFIG]``, or a released model by name (``sam:vit_b``, ``sam2:tiny`` …) looked up in
+``--weights-dir``; the SAM family needs ``pip install segstudio[sam]``. Nothing is downloaded.
 """
 from __future__ import annotations
 
@@ -71,6 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", metavar="PATH", help="with --prompts: the dataset the images belong to "
                         "(masks written in its format)")
     parser.add_argument("--classes", metavar="FILE", help="class table for the palette (classes.json or names)")
+    parser.add_argument("--weights-dir", metavar="DIR", help="folder holding the released weights files, for "
+                        "the short specs sam:vit_b|vit_l|vit_h and sam2:tiny|small|base_plus|large")
     parser.add_argument("--device", default="cpu", choices=["auto", "cuda", "mps", "cpu"],
                         help="device for the SAM family (default: cpu)")
 
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if args.prompts is not None and (args.point or args.box is not None):
         return print_error(PROG, "--point and --box go with --image; a --prompts file holds its own")
     try:
-        backend = open_backend(args.model, device=_device(args.device))
+        backend = open_backend(args.model, device=_device(args.device), weights_dir=args.weights_dir)
         if args.image is not None:
             return _single(args, backend)
         return _batch(args, backend)

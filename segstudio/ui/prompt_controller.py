@@ -75,8 +75,18 @@ class PromptController(QObject):
         menu.addSeparator()
         self.region_prompt_action = self._action("Prompt from error region", self.prompt_from_region, "Shift+S")
         self.next_mask_action = self._action("Next proposal mask", self.next_mask, "M")
-        self.model_action = self._action("Prompt model: SAM / SAM 2.1 weights…", self.choose_weights)
-        self.grabcut_action = self._action("Prompt model: GrabCut (offline)", lambda: self.set_model("grabcut"))
+        models = self.models_menu = menu.addMenu("Prompt model")
+        self.grabcut_action = self._action("GrabCut (offline, no weights)", lambda: self.set_model("grabcut"),
+                                           menu=models)
+        models.addSeparator()
+        from segstudio.inference.prompting.registry import PROMPT_MODELS   # torch-free
+
+        for key, entry in PROMPT_MODELS.items():
+            self._action(f"{key}  ({entry.filename}, {entry.size_mb} MB)", lambda _=False, k=key: self.set_model(k),
+                         menu=models)
+        models.addSeparator()
+        self.model_action = self._action("Weights file…", self.choose_weights, menu=models)
+        self.folder_action = self._action("Weights folder…", self.choose_folder, menu=models)
         # Esc on the canvas drops a prompt in progress; with none, it stays the window's Esc (cancel
         # inference): the canvas claims the key only while there is something to drop.
         self.canvas.installEventFilter(self)
@@ -90,13 +100,13 @@ class PromptController(QObject):
             return True
         return super().eventFilter(watched, event)
 
-    def _action(self, text: str, slot, shortcut: str | None = None) -> QAction:
+    def _action(self, text: str, slot, shortcut: str | None = None, menu=None) -> QAction:
         action = QAction(text, self)
         if shortcut:
             action.setShortcut(QKeySequence(shortcut))
         action.triggered.connect(slot)
         self.host.addAction(action)          # shortcuts work while a dock has focus, too
-        self.editor.menu.addAction(action)
+        (menu if menu is not None else self.editor.menu).addAction(action)
         return action
 
     # --- model ----------------------------------------------------------------------------------
@@ -126,6 +136,14 @@ class PromptController(QObject):
         if path:
             self.host.settings.setValue(WEIGHTS_DIR_KEY, str(Path(path).parent))
             self.set_model(f"{'sam2' if 'sam2' in Path(path).name.lower() else 'sam'}:{path}")
+
+    def choose_folder(self) -> None:
+        """The folder where the registry's weights files are looked up (sam:vit_b, sam2:tiny …)."""
+        start = str(self.host.settings.value(WEIGHTS_DIR_KEY) or "")
+        folder = QFileDialog.getExistingDirectory(self.canvas.window(), "Folder of SAM / SAM 2.1 weights", start)
+        if folder:
+            self.host.settings.setValue(WEIGHTS_DIR_KEY, folder)
+            self.editor.report(f"Prompt weights folder: {folder}")
 
     # --- document and tool ----------------------------------------------------------------------
     @property

@@ -215,3 +215,17 @@ def test_preserve_other_labels_applies_to_a_proposal(qtbot, window, disc):
         click(qtbot, window.canvas, (20, 20))
     key(qtbot, window, Qt.Key.Key_Return)
     np.testing.assert_array_equal(doc.gt[18:22, 18:22], before[18:22, 18:22])    # class 2 kept
+
+
+def test_a_released_model_missing_from_the_weights_folder_says_what_to_fetch(qtbot, window, tmp_path):
+    from segstudio.ui.prompt_controller import WEIGHTS_DIR_KEY
+
+    window.settings.setValue(WEIGHTS_DIR_KEY, str(tmp_path))
+    entry = next(a for a in window.prompting.models_menu.actions() if a.text().startswith("sam:vit_b"))
+    with qtbot.waitSignal(window.errors_shown, timeout=5000):
+        entry.trigger()
+    from PySide6.QtWidgets import QMessageBox
+
+    box = next(w for w in window.findChildren(QMessageBox) if "sam_vit_b_01ec64.pth" in w.text())
+    assert "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth" in box.text()
+    assert window.prompting.spec == "grabcut"              # the model in use did not change
