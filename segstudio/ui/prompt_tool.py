@@ -15,31 +15,45 @@ import math
 import cv2
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem
+from PySide6.QtGui import QColor, QImage, QPainterPath, QPen, QPixmap
+from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsPixmapItem, QGraphicsRectItem
 
 from segstudio.core.prompting.types import Prompt
 from segstudio.ui.edit_tools import ALT, LEFT, RIGHT, SHIFT, EditTool, pick_class_at
 
-__all__ = ["PromptTool", "ProposalOverlay", "outline_path"]
+__all__ = ["PromptTool", "ProposalOverlay", "outline_path", "MAX_PATH_POINTS"]
 
 DRAG_PX = 4.0          # screen pixels of drag before a press becomes a box
+MAX_PATH_POINTS = 4000  # a ragged mask (thousands of specks) is drawn as its edge pixels instead of a path
 
 
-def outline_path(mask: np.ndarray) -> QPainterPath:
-    """The outlines of ``mask`` (outer and holes) as a path in image coordinates, traced in its
-    bounding box only."""
-    path = QPainterPath()
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
-        return path
+        return None
     cols = np.flatnonzero(mask.any(axis=0))
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _contours(mask: np.ndarray, box) -> list[np.ndarray]:
+    x0, y0, x1, y1 = box
     crop = np.pad(mask[y0:y1, x0:x1].astype(np.uint8), 1)
     contours, _ = cv2.findContours(crop, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    for contour in contours:
+    return list(contours)
+
+
+def outline_path(mask: np.ndarray, contours: list | None = None) -> QPainterPath:
+    """The outlines of ``mask`` (outer and holes) as a path in scene coordinates through the centres of
+    its edge pixels, traced in its bounding box only."""
+    path = QPainterPath()
+    box = _bbox(mask)
+    if box is None:
+        return path
+    x0, y0 = box[0], box[1]
+    for contour in (contours if contours is not None else _contours(mask, box)):
         points = contour.reshape(-1, 2)
-        # pixel corners: a contour point (cx, cy) in the padded crop is pixel (x0 + cx - 1, y0 + cy - 1)
+        # through the centres of the edge pixels: contour point (cx, cy) of the padded crop is pixel
+        # (x0 + cx - 1, y0 + cy - 1), whose centre is half a pixel further
         path.moveTo(QPointF(x0 + points[0][0] - 0.5, y0 + points[0][1] - 0.5))
         for cx, cy in points[1:]:
             path.lineTo(QPointF(x0 + cx - 0.5, y0 + cy - 0.5))
@@ -67,16 +81,36 @@ class ProposalOverlay:
                 scene.removeItem(item)
         self._items = []
 
+    def _edge_pixels(self, mask: np.ndarray, box) -> None:
+        """A ragged mask's edge pixels as one image item: O(bbox), whatever the number of specks."""
+        x0, y0, x1, y1 = box
+        crop = mask[y0:y1, x0:x1].astype(np.uint8)
+        edge = crop & ~cv2.erode(crop, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        rgba = np.zeros((*edge.shape, 4), np.uint8)
+        rgba[edge.astype(bool)] = (255, 255, 0, 255)
+        image = QImage(rgba.data, rgba.shape[1], rgba.shape[0], rgba.strides[0], QImage.Format.Format_RGBA8888)
+        item = QGraphicsPixmapItem(QPixmap.fromImage(image.copy()))
+        item.setOffset(x0, y0)
+        self._add(item)
+
     def show(self, prompt: Prompt, mask: np.ndarray | None, waiting: bool = False) -> None:
         """Draw ``prompt`` and the outline of ``mask`` (None: no proposal yet; ``waiting``: dotted box)."""
         self.clear()
-        if mask is not None and mask.any():
+        box = _bbox(mask) if mask is not None else None
+        if box is not None:
+            contours = _contours(mask, box)
+            if sum(len(c) for c in contours) > MAX_PATH_POINTS:
+                self._edge_pixels(mask, box)
+                contours = None
+            path = outline_path(mask, contours) if contours is not None else None
             for color, width in ((QColor(0, 0, 0, 200), 3.0), (QColor(255, 255, 0, 255), 1.5)):
+                if path is None:
+                    break
                 pen = QPen(color, width)
                 pen.setCosmetic(True)
                 if width < 2:
                     pen.setStyle(Qt.PenStyle.DashLine)
-                item = QGraphicsPathItem(outline_path(mask))
+                item = QGraphicsPathItem(path)
                 item.setPen(pen)
                 self._add(item)
         if prompt.box is not None:

@@ -229,3 +229,29 @@ def test_a_released_model_missing_from_the_weights_folder_says_what_to_fetch(qtb
     box = next(w for w in window.findChildren(QMessageBox) if "sam_vit_b_01ec64.pth" in w.text())
     assert "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth" in box.text()
     assert window.prompting.spec == "grabcut"              # the model in use did not change
+
+
+def test_overlay_draws_outlines_and_ragged_masks_as_edge_pixels(qtbot, window):
+    from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsPixmapItem
+
+    from segstudio.core.prompting.types import Prompt
+    from segstudio.ui.prompt_tool import ProposalOverlay, outline_path
+
+    overlay = ProposalOverlay(window.canvas)
+    disc = expected_disc((48, 64), 20, 20)
+    overlay.show(Prompt.of([(20, 20, 1)]), disc)
+    assert all(isinstance(i, QGraphicsPathItem) for i in overlay.items)
+    rect = outline_path(disc).boundingRect()          # through the edge pixels' centres: x 14..26 -> 14.5..26.5
+    assert (rect.left(), rect.right(), rect.top(), rect.bottom()) == (14.5, 26.5, 14.5, 26.5)
+    ragged = np.zeros((48, 64), bool)
+    ragged[::2, ::2] = True                            # 768 one-pixel specks
+    import segstudio.ui.prompt_tool as prompt_tool
+    limit = prompt_tool.MAX_PATH_POINTS
+    prompt_tool.MAX_PATH_POINTS = 100
+    try:
+        overlay.show(Prompt(), ragged)
+    finally:
+        prompt_tool.MAX_PATH_POINTS = limit
+    pixmaps = [i for i in overlay.items if isinstance(i, QGraphicsPixmapItem)]
+    assert len(pixmaps) == 1 and pixmaps[0].offset().x() == 0 and pixmaps[0].pixmap().width() == 63
+    overlay.clear()
