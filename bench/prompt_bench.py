@@ -285,6 +285,9 @@ def part_gui(args, directory: Path) -> None:
     wait(lambda: bool(shown))
     longest = beat.stop()
     waited = (shown[0] - started) if shown else float("nan")
+    gaps = [(b - a, a - started) for a, b in zip(beat.ticks, beat.ticks[1:])]
+    worst = sorted(gaps, reverse=True)[:3]
+    print("  longest pauses (ms at s): " + ", ".join(f"{g * 1000:.0f} at {t:.2f}" for g, t in worst))
     print(f"[gui] first click with {label} while the embedding is computed")
     print(f"  longest GUI pause {longest:6.1f} ms = {longest / BUDGET_MS:4.2f}x the {BUDGET_MS:.0f} ms budget; "
           f"proposal after {waited:5.2f} s (a GUI that waited would have frozen {waited * 1000 / max(longest, 1e-3):.0f}x longer)")
