@@ -225,6 +225,7 @@ def part_decoder_and_encoder(args, backends) -> None:
         cpu = time.perf_counter() - t0
         line = f"  {name:<13} CPU {cpu:6.2f} s = {cpu * 1000 / per_click[name]:6.0f} decoder clicks"
         if torch.cuda.is_available():
+            backend = getattr(backend, "backend", backend)      # the model behind the deferred loader
             backend.device = "cuda"
             backend._encoder = backend._decoder = None
             backend.set_image(square)                 # load + warm-up

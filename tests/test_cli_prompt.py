@@ -100,14 +100,7 @@ def test_bad_point_syntax_is_a_usage_error(tmp_path, discs, capsys):
 def test_missing_sam_package_says_pip_install(tmp_path, discs, capsys, monkeypatch):
     from segstudio.inference.prompting import registry
 
-    real = registry.importlib.import_module
-
-    def without_sam(name):
-        if name.split(".")[0] in ("segment_anything", "sam2"):
-            raise ImportError(f"No module named '{name}'")
-        return real(name)
-
-    monkeypatch.setattr(registry.importlib, "import_module", without_sam)
+    monkeypatch.setattr(registry, "installed", lambda module: module not in ("segment_anything", "sam2"))
     weights = tmp_path / "sam.pth"
     weights.write_bytes(b"")
     assert main(["prompt", "--model", f"sam:{weights}", "--image", str(discs[0]), "--point", "4,4",

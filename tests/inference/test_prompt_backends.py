@@ -157,19 +157,34 @@ def test_spec_parsing(tmp_path):
 
 
 def test_missing_package_says_what_to_install(monkeypatch, tmp_path):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_sam(name, *args, **kwargs):
-        if name.split(".")[0] in ("segment_anything", "sam2"):
-            raise ImportError(f"No module named '{name}'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_sam)
-    monkeypatch.setattr(registry.importlib, "import_module", lambda name: no_sam(name))
+    monkeypatch.setattr(registry, "installed", lambda module: module not in ("segment_anything", "sam2"))
     weights = tmp_path / "m.pth"
     weights.write_bytes(b"")
     for spec in (f"sam:{weights}", f"sam2:{weights}"):
         with pytest.raises(registry.MissingPackageError, match=r"pip install segstudio\[sam\]"):
             registry.open_backend(spec)
+    real = registry.importlib.import_module
+
+    def without_sam(name):
+        if name.split(".")[0] in ("segment_anything", "sam2"):
+            raise ImportError(f"No module named '{name}'")
+        return real(name)
+
+    monkeypatch.setattr(registry.importlib, "import_module", without_sam)
+    with pytest.raises(registry.MissingPackageError, match=r"pip install segstudio\[sam\]"):
+        registry.require("segment_anything.build_sam")
+
+
+def test_opening_a_sam_backend_imports_nothing_heavy(tmp_path):
+    """The GUI opens the backend on its own thread: torch and the package load on first use only."""
+    import subprocess
+    import sys
+
+    weights = tmp_path / "m.pth"
+    weights.write_bytes(b"")
+    script = ("import sys; from segstudio.inference.prompting.registry import open_backend; "
+              f"b = open_backend('sam:{weights}'); print(b.model_id); "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'segment_anything', 'sam2')))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -15,12 +15,14 @@ and where from. Nothing is ever downloaded.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from segstudio.core.errors import CheckpointError
 
-__all__ = ["MissingPackageError", "PROMPT_MODELS", "PromptModel", "PromptSpec", "open_backend", "parse_spec",
+__all__ = ["DeferredBackend", "MissingPackageError", "installed", "PROMPT_MODELS", "PromptModel", "PromptSpec", "open_backend", "parse_spec",
            "require"]
 
 
@@ -55,6 +57,14 @@ PROMPT_MODELS: dict[str, PromptModel] = {m.key: m for m in (
     PromptModel("sam2:large", "sam2", "sam2.1_hiera_large.pt", _SAM2_URL + "sam2.1_hiera_large.pt",
                 "configs/sam2.1/sam2.1_hiera_l.yaml", 898),
 )}
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported, found without importing it (no torch on the GUI thread)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def require(module: str, extra: str = "sam"):
@@ -128,16 +138,53 @@ def _from_registry(entry: PromptModel, weights_dir) -> PromptSpec:
 
 
 def open_backend(spec: str | PromptSpec, device: str = "cpu", weights_dir: str | Path | None = None):
-    """The backend for ``spec``. SAM-family weights load on first use (``set_image``), on the thread
-    that runs it; a missing package raises :class:`MissingPackageError` at once."""
+    """The backend for ``spec``. A missing package raises :class:`MissingPackageError` at once; for the
+    SAM family nothing else is imported here: torch, the package and the weights load on first use
+    (``set_image``), on the thread that runs it (the inference lane), never on the GUI thread."""
     parsed = spec if isinstance(spec, PromptSpec) else parse_spec(spec, weights_dir)
     if parsed.family == "grabcut":
         from segstudio.core.prompting.grabcut import GrabCutBackend
         return GrabCutBackend()
-    if parsed.family == "sam":
-        require("segment_anything")
-        from segstudio.inference.prompting.sam import SamBackend
-        return SamBackend(parsed.path, device=device)
-    require("sam2")
-    from segstudio.inference.prompting.sam2 import Sam2Backend
-    return Sam2Backend(parsed.path, parsed.config, device=device)
+    package = "segment_anything" if parsed.family == "sam" else "sam2"
+    if not installed(package):
+        raise MissingPackageError(None, f"the prompt model needs the '{package}' package: pip install segstudio[sam]")
+    return DeferredBackend(parsed, device)
+
+
+class DeferredBackend:
+    """A SAM-family backend that imports its module and builds the model on first use.
+
+    ``model_id`` and ``supports_mask_input`` are known without torch, so the GUI can key caches and
+    build prompts before anything heavy is loaded.
+    """
+
+    supports_mask_input = True
+
+    def __init__(self, spec: PromptSpec, device: str = "cpu"):
+        self.spec = spec
+        self.device = device
+        self.model_id = f"{spec.family}:{Path(spec.path).resolve()}" + (
+            f":{spec.config or ''}" if spec.family == "sam2" else "")
+        self._lock = threading.Lock()
+        self._backend = None
+
+    @property
+    def backend(self):
+        with self._lock:
+            if self._backend is None:
+                if self.spec.family == "sam":
+                    from segstudio.inference.prompting.sam import SamBackend
+                    self._backend = SamBackend(self.spec.path, device=self.device)
+                else:
+                    from segstudio.inference.prompting.sam2 import Sam2Backend
+                    self._backend = Sam2Backend(self.spec.path, self.spec.config, device=self.device)
+            return self._backend
+
+    def load(self) -> None:
+        self.backend.load()
+
+    def set_image(self, image):
+        return self.backend.set_image(image)
+
+    def predict(self, embedding, prompt):
+        return self.backend.predict(embedding, prompt)
