@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "compare": "Compare two models (or original vs corrected labels) on a dataset, with a paired bootstrap.",
     "label-errors": "Find likely label errors from a model's per-pixel probabilities (confident learning).",
     "merge-reports": "Sum the JSON reports of sharded evaluate runs into one, exactly.",
+    "prompt": "Segment objects from clicks and boxes (GrabCut, SAM, SAM 2.1) and write their masks.",
 }
 
 

@@ -94,6 +94,8 @@ class TaskKind(Enum):
     LABEL_FIX_IMPACT = "label-fix-impact"
     LABEL_ERRORS = "label-errors"
     THUMBNAILS = "thumbnails"
+    PROMPT_ENCODE = "prompt-encode"      # an image embedding for click-to-segment (the inference lane)
+    PROMPT_DECODE = "prompt-decode"      # one click's proposal from a cached embedding
 
 
 class Task:

@@ -41,6 +41,7 @@ TOOL_KEYS = {
     "fill": ("Flood fill", "G"),
     "polygon": ("Polygon / lasso fill", "P"),
     "picker": ("Class picker", "K"),
+    "prompt": ("Prompt: click to segment", "S"),    # the tool is added by ui.prompt_controller
 }
 MAX_BRUSH_RADIUS = 256
 TOOL_TIPS = {   # shown on hover over the icon, after the tool's name and key

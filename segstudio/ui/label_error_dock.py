@@ -311,7 +311,7 @@ class LabelErrorDock(QWidget):
         document = self.window.document
         if document is None or document.name != region.image:
             return None
-        atom = document.relabel_region(region.mask, region.bbox, region.suggested)
+        atom = document.paint_region(region.mask, region.bbox, region.suggested)
         self._decide("accepted")
         return atom
 

@@ -61,6 +61,7 @@ class JobKind(Enum):
     DATASET = "dataset"
     FILES = "files"
     LABEL_ERRORS = "label-errors"
+    CALL = "call"           # any callable that belongs on this lane (a prompt model's image encoder)
 
 
 @dataclass
@@ -78,6 +79,8 @@ class _Job:
     binary_mapping: dict | None = None          # how {0, 255} prediction masks read (FILES)
     scan_items: list = field(default_factory=list)   # label-error scan: core ScanItem per image
     min_area: int = 1
+    call: Any = None                            # JobKind.CALL: fn(*args) run in the worker thread
+    args: tuple = ()
 
 
 def _default_runner_factory(request: ModelRequest):
@@ -108,6 +111,7 @@ class InferenceWorker(QObject):
     model_loaded = Signal(int, object)      # job_id, ModelInfo
     gpu_checked = Signal(object)            # gpu_check() report dict
     label_errors_found = Signal(int, object)   # job_id, core ScanResult
+    called = Signal(int, object)            # job_id, ("returned", value) | ("errored", exception)
 
     def __init__(self, runner_factory: Callable[[ModelRequest], Any] | None = None,
                  gpu_check: Callable[[], dict] | None = None, cache_size: int = 2):
@@ -119,7 +123,8 @@ class InferenceWorker(QObject):
         self._cache_size = cache_size
         self._runs = {JobKind.GPU_CHECK: self._run_gpu, JobKind.LOAD_MODEL: self._run_load,
                       JobKind.IMAGE: self._run_image, JobKind.DATASET: self._run_dataset, JobKind.FILES: self._run_files,
-                      JobKind.LABEL_ERRORS: self._run_label_errors}
+                      JobKind.LABEL_ERRORS: self._run_label_errors,
+                      JobKind.CALL: self._run_call}
 
     @Slot(object)
     def run_job(self, job: _Job) -> None:
@@ -169,6 +174,15 @@ class InferenceWorker(QObject):
                                 progress=lambda done, total: self.progress.emit(job.job_id, done, total))
         job.cancel.raise_if_cancelled()
         self.finished.emit(job.job_id, job.image_name, result)
+
+    def _run_call(self, job: _Job) -> None:
+        """Run ``job.call``; its outcome goes to ``called`` only (never the prediction signals)."""
+        try:
+            value = job.call(*job.args)
+        except Exception as exc:  # noqa: BLE001 - handed back to the caller, which reports it
+            self.called.emit(job.job_id, ("errored", exc))
+        else:
+            self.called.emit(job.job_id, ("returned", value))
 
     def _run_dataset(self, job: _Job) -> None:
         """The runner's dataset stream (decoding ahead, batching); each image scored against its labels."""
@@ -306,6 +320,7 @@ class InferenceController(QObject):
     model_loaded = Signal(int, object)
     gpu_checked = Signal(object)
     label_errors_found = Signal(int, object)
+    called = Signal(int, object)
     _submitted = Signal(object)
 
     def __init__(self, parent: QObject | None = None, **worker_options):
@@ -319,7 +334,7 @@ class InferenceController(QObject):
         self._worker.moveToThread(self._thread)
         self._submitted.connect(self._worker.run_job)
         for name in ("started", "progress", "finished", "failed", "cancelled", "model_loaded",
-                     "gpu_checked", "label_errors_found"):
+                     "gpu_checked", "label_errors_found", "called"):
             getattr(self._worker, name).connect(getattr(self, name))
         self._worker.job_ended.connect(self._on_job_ended)
         self._thread.finished.connect(self._worker.deleteLater)
@@ -374,6 +389,10 @@ class InferenceController(QObject):
 
         return self._submit(self._new_job(JobKind.LABEL_ERRORS, model=replace(model, probabilities=True),
                                           dataset=dataset, scan_items=list(scan_items), min_area=int(min_area)))
+
+    def call(self, fn: Callable, *args) -> int:
+        """Run ``fn(*args)`` on this lane, after the jobs already queued; ``called(job_id, outcome)``."""
+        return self._submit(self._new_job(JobKind.CALL, call=fn, args=args))
 
     # --- state and control --------------------------------------------------------------------
     @property

@@ -200,13 +200,15 @@ class LabelEdits:
             return None
         return self._edit_region(hit[0], hit[1], value, None, protect, only_over)
 
-    def relabel_region(self, mask: np.ndarray, bbox: Bbox, value: int) -> EditAtom | None:
-        """Set the pixels of ``mask`` (``(h, w)`` bool inside ``bbox``) to class ``value`` as one
-        undoable edit (accepting a suspected label error's suggestion); None when nothing changes."""
+    def paint_region(self, mask: np.ndarray, bbox: Bbox, value: int, *, protect: Iterable[int] | None = None,
+                     only_over: int | None = None) -> EditAtom | None:
+        """Paint the pixels of ``mask`` (bool, ``(h, w)`` of ``bbox`` ``(x, y, w, h)``) with ``value`` as
+        one undoable atom, under the same rules as a brush stroke (a prompt proposal accepted)."""
+        value = self._check_value(value)
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (bbox[3], bbox[2]):
             raise MaskSizeMismatch(self.name, f"region mask shape {mask.shape} != bbox {bbox}")
-        return self._edit_region(tuple(int(v) for v in bbox), mask, self._check_value(value), None, None, None)
+        return self._edit_region(tuple(int(v) for v in bbox), mask, value, None, protect, only_over)
 
     def apply_region(self, mask: np.ndarray, bbox: Bbox | None = None, *, source: str = "prediction",
                      erase_value: int = 0) -> EditAtom | None:

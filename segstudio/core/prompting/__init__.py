@@ -1,0 +1,1 @@
+"""Click-to-segment without torch or Qt: prompts, proposals, the embedding cache, GrabCut, click simulation."""

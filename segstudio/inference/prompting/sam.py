@@ -1,0 +1,110 @@
+"""Segment Anything (``segment-anything`` package) behind the prompt-backend interface.
+
+The architecture (ViT-B / L / H, or any other size) is read from the checkpoint's shapes, the model is
+built with the package's own classes and the weights loaded with ``torch.load(weights_only=True)``.
+Two ``SamPredictor`` share the model: one encodes (``set_image``, the inference lane), the other
+decodes from a cached embedding (``predict``, the task runner), so a click never waits for an encoding
+of another image and never sees a half-set predictor.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from segstudio.core.errors import CheckpointError
+from segstudio.core.prompting.types import Embedding, Prompt, Proposal, as_rgb8
+from segstudio.inference.checkpoints import load_state_dict_file
+from segstudio.inference.prompting.registry import require
+
+__all__ = ["SamBackend", "build_sam_from_state", "sam_architecture"]
+
+IMAGE_SIZE, PATCH, WINDOW = 1024, 16, 14
+
+
+def sam_architecture(state: dict, path=None) -> dict:
+    """``_build_sam`` arguments (embed dim, depth, heads, global-attention blocks) read from the weights."""
+    try:
+        embed_dim = int(state["image_encoder.patch_embed.proj.weight"].shape[0])
+        blocks = sorted({int(m.group(1)) for k in state if (m := re.match(r"image_encoder\.blocks\.(\d+)\.", k))})
+        head_dim = int(state["image_encoder.blocks.0.attn.rel_pos_h"].shape[1])
+        global_size = 2 * (IMAGE_SIZE // PATCH) - 1
+        global_blocks = [i for i in blocks if state[f"image_encoder.blocks.{i}.attn.rel_pos_h"].shape[0] == global_size]
+    except (KeyError, IndexError, AttributeError) as exc:
+        raise CheckpointError(path, f"not a Segment Anything checkpoint (no {exc} in it)") from None
+    if not blocks or embed_dim % head_dim:
+        raise CheckpointError(path, "not a Segment Anything checkpoint (image encoder shapes do not fit)")
+    return {"encoder_embed_dim": embed_dim, "encoder_depth": len(blocks),
+            "encoder_num_heads": embed_dim // head_dim, "encoder_global_attn_indexes": global_blocks}
+
+
+def build_sam_from_state(state: dict, path=None):
+    """A ``Sam`` built with the package's classes for these weights, weights loaded (strict)."""
+    build = require("segment_anything.build_sam")
+    model = build._build_sam(**sam_architecture(state, path), checkpoint=None)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(path, f"weights do not fit the SAM architecture: {str(exc).splitlines()[0]}") from None
+    return model.eval()
+
+
+class SamBackend:
+    """SAM from a weights file (see the module docstring)."""
+
+    supports_mask_input = True      # the previous proposal's 256x256 logits
+
+    def __init__(self, path: str | Path, device: str = "cpu"):
+        self.path = Path(path)
+        self.device = device
+        self.model_id = f"sam:{self.path.resolve()}"
+        self._load_lock = threading.Lock()
+        self._encode_lock = threading.Lock()
+        self._decode_lock = threading.Lock()
+        self._encoder = self._decoder = None
+
+    def load(self) -> None:
+        with self._load_lock:
+            if self._encoder is not None:
+                return
+            predictor = require("segment_anything.predictor")
+            model = build_sam_from_state(load_state_dict_file(self.path), self.path).to(self.device)
+            self._encoder = predictor.SamPredictor(model)
+            self._decoder = predictor.SamPredictor(model)
+
+    @torch.inference_mode()
+    def set_image(self, image: np.ndarray) -> Embedding:
+        self.load()
+        rgb = as_rgb8(image)
+        with self._encode_lock:
+            p = self._encoder
+            p.set_image(rgb, image_format="RGB")
+            state = {"features": p.features, "original_size": p.original_size, "input_size": p.input_size}
+            p.reset_image()
+        features = state["features"]
+        return Embedding(rgb.shape[:2], state, features.element_size() * features.nelement())
+
+    @torch.inference_mode()
+    def predict(self, embedding: Embedding, prompt: Prompt) -> Proposal:
+        self.load()
+        points = prompt.points if len(prompt.points) else None
+        labels = prompt.labels if len(prompt.points) else None
+        box = None if prompt.box is None else np.asarray(prompt.box, dtype=np.float32)
+        mask_input = None if prompt.mask_input is None else np.asarray(prompt.mask_input, np.float32).reshape(1, 256, 256)
+        with self._decode_lock:
+            p = self._decoder
+            p.features = embedding.state["features"]
+            p.original_size = embedding.state["original_size"]
+            p.input_size = embedding.state["input_size"]
+            p.is_image_set = True
+            try:
+                masks, scores, logits = p.predict(point_coords=points, point_labels=labels, box=box,
+                                                  mask_input=mask_input, multimask_output=prompt.multimask)
+            finally:
+                p.reset_image()
+        return Proposal(masks.astype(bool), scores.astype(np.float32), logits.astype(np.float32))
+
+
