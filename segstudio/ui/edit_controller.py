@@ -52,6 +52,8 @@ TOOL_TIPS = {   # shown on hover over the icon, after the tool's name and key
     "fill": "Fill the connected region under the click with the selected class (Shift: ignore index)",
     "polygon": "Click corners (Enter or a click on the first closes) or drag a lasso; fills with the selected class",
     "picker": "Click to select the ground-truth class under the cursor (Alt+click does it in every tool)",
+    "prompt": "Click an object to segment it (Shift or right click: not this), drag a box; Enter accepts "
+              "the outlined proposal with the selected class, Esc drops it, M shows the next candidate",
 }
 
 

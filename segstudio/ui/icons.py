@@ -17,6 +17,7 @@ __all__ = ["icon", "assign", "clear_cache", "refresh_assigned", "ICONS"]
 ICONS = {
     "navigate": "cursor-default", "brush": "brush", "eraser": "eraser", "prediction": "format-paint",
     "fill": "format-color-fill", "polygon": "vector-polygon", "picker": "eyedropper",
+    "prompt": "auto-fix",
     "preserve": "shield-half-full", "undo": "undo", "redo": "redo", "save": "content-save",
     "save_all": "content-save-all", "open": "folder-open", "run": "play", "run_all": "play-box-multiple",
     "cancel": "stop", "fit": "fit-to-screen", "shortcuts": "keyboard", "help": "book-open-variant",
