@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "label-errors": "Find likely label errors from a model's per-pixel probabilities (confident learning).",
     "merge-reports": "Sum the JSON reports of sharded evaluate runs into one, exactly.",
     "prompt": "Segment objects from clicks and boxes (GrabCut, SAM, SAM 2.1) and write their masks.",
+    "train": "Fine-tune a model on a dataset's (corrected) labels; writes weights + model card.",
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from segstudio.ui.edit_controller import EditController
 from segstudio.ui.main_window import MainWindow
 from segstudio.ui.prompt_controller import PromptController
+from segstudio.ui.train_compare import install_training
 from segstudio.ui.worker import InferenceController
 
 __all__ = ["build_main_window"]
@@ -21,4 +22,5 @@ def build_main_window(settings=None, controller: InferenceController | None = No
     """
     window = MainWindow(settings, controller, editor_factory=EditController)
     window.prompting = PromptController(window, window.editor)
+    install_training(window)
     return window
