@@ -459,6 +459,7 @@ class MainWindow(QMainWindow):
         if self.session is None:
             return None
         job = self.controller.predict_dataset(request, self.session.dataset, indices, self._labels(indices))
+        self.compare.note_job(job, SourceKey(SourceKind.MODEL, request.spec))
         self._track_job(job, [self.session.dataset[i].name for i in indices])
         return job
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QDockWidget
 
+from segstudio.core.evaluation.comparison import SourceKey, SourceKind
 from segstudio.ui.worker import ModelRequest
 
 __all__ = ["TrainingHost", "install_training", "compare_with_parent", "comparison_lines"]
@@ -137,7 +138,8 @@ def comparison_lines(card: dict) -> list[str]:
 
 
 def compare_with_parent(window, weights: str, dock=None) -> list[int]:
-    """Run parent and new model on the validation images; the new model ends as the active source.
+    """Run parent and new model on the validation images and open their A-vs-B comparison (A: the
+    parent, B: the new model); the new model ends as the active source.
 
     Returns the two job ids (empty when it cannot run; the reason is shown).
     """
@@ -170,6 +172,8 @@ def compare_with_parent(window, weights: str, dock=None) -> list[int]:
     jobs = [window.run_model_on(ModelRequest(parent, device), indices),
             window.run_model_on(ModelRequest(str(weights), device), indices)]
     window.model_dock.select_spec(str(weights))
+    # The A-vs-B view: A = the parent, B = the fine-tuned model; its numbers fill in as the runs land.
+    window.compare_sources(SourceKey(SourceKind.MODEL, parent), SourceKey(SourceKind.MODEL, str(weights)))
     window.go_to(indices[0])
     summary = "Validation IoU, parent → new:\n" + "\n".join(comparison_lines(card))
     if dock is not None:

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from segstudio.ui.train_compare import comparison_lines, install_training
 from tests.training.helpers import TINY_UNET, make_dataset
 from tests.ui.fakes import GatedRunner, fake_controller
+from segstudio.core.evaluation.comparison import SourceKey, SourceKind
 
 TINY = f"--arch-kwargs '{TINY_UNET}' --steps-per-epoch 3 --threads 1"
 
@@ -125,6 +126,9 @@ def test_compare_with_parent_runs_both_models_on_the_validation_images(window, q
     assert [names[i] for i in runners[str(parent)].dataset_indices] == val
     assert [names[i] for i in runners[child].dataset_indices] == val
     assert window.model_dock.selected_spec() == child
+    # The A-vs-B comparison is open on parent (A) against the fine-tuned child (B).
+    assert (window.compare.a, window.compare.b) == (SourceKey(SourceKind.MODEL, str(parent)),
+                                                    SourceKey(SourceKind.MODEL, child))
     assert dock.status.text().startswith("Validation IoU, parent → new")
     assert comparison_lines(card)[0].startswith("mean IoU: ")
 
