@@ -22,19 +22,16 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QMessageBox, QMenu, QSizePolicy, QToolBar,
                                QVBoxLayout, QWidget)
 
-from segstudio.core.display.layers import attach_prediction
 from segstudio.core.display.render import ViewMode
 from segstudio.core.editing.document import DocumentEvent, EventKind, ImageDocument
 from segstudio.core.editing.selection import ErrorMode, Selection
 from segstudio.core.errors import SegStudioError
-from segstudio.core.evaluation.comparison import SourceKey, SourceKind
-from segstudio.core.editing.session import (ReviewSession, describe_pixel, instance_marks, load_document,
-                                    match_prediction_files)
+from segstudio.core.editing.session import (ReviewSession, describe_pixel, instance_marks, load_document)
 from segstudio.core.io.workspace import save_class_colours, with_saved_colours
 from segstudio.inference.catalog import list_available
 from segstudio.ui import settings as keys
 from segstudio.ui.canvas import CanvasView
-from segstudio.ui.binary_mapping import open_dataset_asking, prediction_binary_mapping
+from segstudio.ui.binary_mapping import open_dataset_asking
 from segstudio.ui.class_notice import ClassTableNotice
 from segstudio.ui.class_panel import ClassPanel
 from segstudio.ui.compare_dock import install_compare
@@ -46,12 +43,12 @@ from segstudio.ui.edit_settings import EditSettings
 from segstudio.ui.editor_host import EditorHost
 from segstudio.ui.error_regions import ErrorRegionsPanel
 from segstudio.ui.file_menu import FileMenu
-from segstudio.ui.gpu_notice import install_gpu_notice
 from segstudio.ui.hints import EmptyStateHint
 from segstudio.ui.layer_panel import LayerPanel
 from segstudio.ui.legend import LegendWidget
 from segstudio.ui.menus import build_menus
 from segstudio.ui.model_dock import ModelDock
+from segstudio.ui.model_jobs import ModelJobs
 from segstudio.ui.panel_refresh import PanelRefresher
 from segstudio.ui.tasks import QtTaskRunner
 from segstudio.ui.worker import InferenceController
@@ -61,7 +58,7 @@ __all__ = ["MainWindow", "DEMO_MODEL"]
 DEMO_MODEL = "demo"
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ModelJobs, QMainWindow):
     """segstudio's main window. See the module docstring for how start-up is split."""
 
     document_changed = Signal(object)      # the ImageDocument now shown (editing tools follow it)
@@ -394,113 +391,6 @@ class MainWindow(QMainWindow):
     @property
     def document(self) -> ImageDocument | None:
         return self.session.document if self.session is not None else None
-
-    def open_predictions(self, folder: str) -> int | None:
-        """Read a folder of prediction masks named like the images, in the worker."""
-        if self.session is None:
-            return None
-        try:
-            files = match_prediction_files(self.session.dataset, folder)
-        except OSError as exc:
-            self.show_error("Cannot open predictions", f"{folder}: {exc}")
-            return None
-        if not files:
-            self.show_error("Cannot open predictions", f"{folder}: no mask file is named like an image")
-            return None
-        asked, mapping = prediction_binary_mapping(self, self.settings, folder, files.values(),
-                                                   self.session.class_table)
-        if not asked:
-            return None
-        self.class_notice.check_predictions_folder(folder)
-        job = self.controller.load_prediction_files(self.session.dataset, files, self._labels(files), mapping)
-        self.compare.note_job(job, SourceKey(SourceKind.FOLDER, str(folder)))
-        self._track_job(job, [self.session.dataset[i].name for i in files])
-        return job
-
-    # --- inference ----------------------------------------------------------------------------
-    def _labels(self, indices) -> dict:
-        """Index -> the sample whose mask the worker scores a prediction against: the saved
-        correction when there is one (the session's label source decides)."""
-        return {i: self.session.sample_to_load(i) for i in indices}
-
-    def check_gpu(self) -> None:
-        """Run the GPU check in the worker (it imports torch) unless it has run or is running; the
-        first model job runs it too."""
-        if self.gpu_report is None and self._gpu_check_job is None:
-            self._gpu_check_job = self.controller.check_gpu()
-
-    def run_on_image(self) -> int | None:
-        if self.document is None:
-            return None
-        request = self.model_dock.request_to_run()   # asks first if the file is code
-        if request is None:
-            return None
-        job = self.controller.predict_image(request, self.document.name, self.document.image)
-        self.compare.note_job(job, SourceKey(SourceKind.MODEL, request.spec))
-        self.model_dock.track_job(job, request)
-        self._track_job(job, [self.document.name])
-        return job
-
-    def run_on_dataset(self) -> int | None:
-        if self.session is None:
-            return None
-        request = self.model_dock.request_to_run()
-        if request is None:
-            return None
-        indices = list(range(len(self.session)))
-        job = self.controller.predict_dataset(request, self.session.dataset, indices, self._labels(indices))
-        self.compare.note_job(job, SourceKey(SourceKind.MODEL, request.spec))
-        self.model_dock.track_job(job, request)
-        self._track_job(job, self.session.names)
-        return job
-
-    def run_model_on(self, request, indices: list[int]) -> int | None:
-        """Run ``request`` (a ``ModelRequest``) on images ``indices`` of the open dataset; returns the job."""
-        if self.session is None:
-            return None
-        job = self.controller.predict_dataset(request, self.session.dataset, indices, self._labels(indices))
-        self.compare.note_job(job, SourceKey(SourceKind.MODEL, request.spec))
-        self._track_job(job, [self.session.dataset[i].name for i in indices])
-        return job
-
-    def _track_job(self, job: int, names: list[str]) -> None:
-        self._job_sessions[job] = self.session
-        self.session.job_requested(job, names)
-        self.model_dock.set_busy(True)
-
-    def _on_job_ended(self, job: int) -> None:
-        if job == self._gpu_check_job:
-            self._gpu_check_job = None
-        self._job_sessions.pop(job, None)
-        if not self._job_sessions:
-            self.model_dock.set_busy(False)
-
-    def _on_prediction(self, job: int, name: str, prediction) -> None:
-        if self.session is None or self._job_sessions.get(job) is not self.session:
-            return  # a result for a dataset that is no longer open
-        if self.session.accept_prediction(job, name, prediction):
-            attach_prediction(self.task_runner, self.document, prediction)
-        self.prediction_received.emit(name)
-        self.panels.schedule()
-
-    def compare_sources(self, a: SourceKey, b: SourceKey) -> None:
-        """Compare source ``a`` with ``b`` (e.g. a parent model with its fine-tuned child) and show it."""
-        self.compare.compare_sources(a, b)
-        self._docks["compare"].raise_()
-
-    def _on_gpu_report(self, report) -> None:
-        self.gpu_report = report
-        self.model_dock.set_gpu_report(report)
-        self._gpu_notice = install_gpu_notice(self, report, self._gpu_notice)
-        from segstudio.ui.about import refresh_about_box   # lazily: About is rare, its imports are not
-
-        refresh_about_box(self._about_box, self._device(), report)
-
-    def _save_model_choice(self) -> None:
-        request = self.model_dock.selected_request()
-        if request is not None:
-            self.settings.setValue(keys.MODEL, request.spec)
-            self.settings.setValue(keys.DEVICE, request.device)
 
     # --- views --------------------------------------------------------------------------------
     def set_instance_view(self, on: bool) -> None:
