@@ -19,6 +19,7 @@ EXIT_CANCELLED = 130
 SUBCOMMANDS = {
     "evaluate": "Evaluate predictions (or a model) against a dataset's ground truth.",
     "predict": "Run a model over images and write palette PNG masks.",
+    "train": "Fine-tune a model on a dataset's (corrected) labels; writes weights + model card.",
 }
 
 

@@ -548,3 +548,30 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
+
+
+def read_review_statuses(dataset_root: str | PathLike) -> dict[str, str]:
+    """Image name -> review status, read without joining the store as a session (read-only).
+
+    Looks where :meth:`ProjectStore.for_dataset` puts the store (in the dataset, else the per-user
+    folder); a dataset without a store, or a store that cannot be read, has no statuses.
+    """
+    root = Path(dataset_root).resolve()
+    candidates = []
+    try:
+        candidates.append(store_path_for(root))
+    except OSError:
+        pass
+    candidates.append(user_project_dir(root) / STORE_FILE)
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                return {_py_name(n): s for n, s in db.execute("SELECT name, status FROM images")}
+            finally:
+                db.close()
+        except sqlite3.Error:
+            continue
+    return {}
