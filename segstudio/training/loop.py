@@ -141,6 +141,7 @@ class Trainer:
         self.best_metrics: dict | None = None
         self.history: list[dict] = []
         self.elapsed_before = 0.0       # seconds spent in earlier (resumed) runs
+        self.baseline: dict | None = None   # validation of the starting (parent) model
         self._started = time.monotonic()
 
     # --- schedule -------------------------------------------------------------------------------
@@ -184,6 +185,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "best_metrics": self.best_metrics,
             "history": self.history,
+            "baseline": self.baseline,
             "elapsed": self.elapsed(),
             "rng_cpu": torch.get_rng_state(),
         }
@@ -200,6 +202,7 @@ class Trainer:
         self.best_miou, self.best_epoch = state["best_miou"], state["best_epoch"]
         self.best_metrics = state.get("best_metrics")
         self.history = list(state.get("history") or [])
+        self.baseline = state.get("baseline")
         self.elapsed_before = float(state.get("elapsed") or 0.0)
         self._started = time.monotonic()
         torch.set_rng_state(state["rng_cpu"])
@@ -216,6 +219,10 @@ class Trainer:
                    "train_images": len(self.train_images), "val_images": len(self.val_images),
                    "crop": self.sampler.crop, "batch_size": config.batch_size, "device": str(self.device),
                    "mixed_precision": self.amp, "resumed_at_step": self.step, "max_minutes": config.max_minutes})
+        if self.step == 0 and self.baseline is None:
+            self.baseline = self.validate()
+            self.emit({"event": "baseline", "val_miou": self.baseline["miou"],
+                       "val_class_iou": self.baseline["class_iou"]})
         status = "complete"
         last_event = 0.0
         loss_sum, loss_count = 0.0, 0

@@ -154,6 +154,9 @@ def run_training(options: TrainOptions, emit: Callable[[dict], None] = lambda e:
             "crop": trainer.sampler.crop if trainer else options.crop, "max_minutes": options.max_minutes,
             "device": str(device), "mixed_precision": device.type == "cuda", "status": status,
             "minutes": round(trainer.elapsed() / 60.0, 2) if trainer else 0.0,
+            "parent_validation": None if trainer is None or trainer.baseline is None else {
+                "mean_iou": trainer.baseline["miou"], "pixel_accuracy": trainer.baseline.get("pixel_accuracy"),
+                "class_iou": {info.name: v for info, v in zip(table.classes, trainer.baseline["class_iou"])}},
             "validation": None if result_metrics is None else {
                 "mean_iou": result_metrics["miou"], "pixel_accuracy": result_metrics.get("pixel_accuracy"),
                 "class_iou": {info.name: v for info, v in zip(table.classes, result_metrics["class_iou"])}},
