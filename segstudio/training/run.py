@@ -178,6 +178,8 @@ def run_training(options: TrainOptions, emit: Callable[[dict], None] = lambda e:
     trainer = Trainer(model, train_images, val_images, config, device, mean=mean, std=std,
                       save_best=save_best, checkpoint_path=checkpoint, emit=emit, cancelled=cancelled)
     holder["trainer"] = trainer
+    emit({"event": "output", "out": str(out), "card": str(out.with_suffix(".json")), "checkpoint": str(checkpoint),
+          "validation_images": val_list, "parent": model.parent})
     if options.resume:
         _resume(trainer, checkpoint, out, fingerprint.hexdigest(), train_names, val_list)
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from segstudio.ui.edit_controller import EditController
 from segstudio.ui.main_window import MainWindow
+from segstudio.ui.train_compare import install_training
 from segstudio.ui.worker import InferenceController
 
 __all__ = ["build_main_window"]
@@ -18,4 +19,6 @@ def build_main_window(settings=None, controller: InferenceController | None = No
     ``settings``: a ``QSettings`` (default the application's); ``controller``: the inference lane
     (default a fresh ``InferenceController``; tests pass one with a fake runner).
     """
-    return MainWindow(settings, controller, editor_factory=EditController)
+    window = MainWindow(settings, controller, editor_factory=EditController)
+    install_training(window)
+    return window

@@ -413,6 +413,14 @@ class MainWindow(QMainWindow):
         self._track_job(job, self.session.names)
         return job
 
+    def run_model_on(self, request, indices: list[int]) -> int | None:
+        """Run ``request`` (a ``ModelRequest``) on images ``indices`` of the open dataset; returns the job."""
+        if self.session is None:
+            return None
+        job = self.controller.predict_dataset(request, self.session.dataset, indices, self._labels(indices))
+        self._track_job(job, [self.session.dataset[i].name for i in indices])
+        return job
+
     def _track_job(self, job: int, names: list[str]) -> None:
         self._job_sessions[job] = self.session
         self.session.job_requested(job, names)
