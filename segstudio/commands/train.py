@@ -143,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     if args.progress == "jsonl":
         threading.Thread(target=_watch_stdin, args=(stop,), daemon=True).start()
+        _lower_priority()
     from segstudio.training.run import TrainOptions, run_training  # noqa: PLC0415 - imports torch
 
     options = TrainOptions(
@@ -177,6 +178,17 @@ def run(args: argparse.Namespace) -> int:
         if args.progress != "jsonl":
             print(printable(str(out)))
     return EXIT_CANCELLED if result.status == "cancelled" else 0
+
+
+def _lower_priority() -> None:
+    """Run behind the GUI that started us: training saturates every core, the GUI must still get its turn."""
+    import os  # noqa: PLC0415
+
+    if hasattr(os, "nice"):
+        try:
+            os.nice(5)
+        except OSError:
+            pass
 
 
 def _watch_stdin(stop: threading.Event) -> None:

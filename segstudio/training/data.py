@@ -88,27 +88,27 @@ class CropSampler:
     def __init__(self, images: Sequence[LoadedImage], crop: int, mean, std):
         self.images = list(images)
         self.crop = int(min([crop] + [min(i.image.shape[-2:]) for i in self.images]))
-        self.transforms = [augmentation(i.image.shape[-2], i.image.shape[-1], self.crop, i.eight_bit,
-                                        maximum=(1.0 / i.scale if i.scale != 1.0 else None)) for i in self.images]
+        self.transforms = [augmentation(i.image.shape[-2], i.image.shape[-1], self.crop, i.eight_bit, i.scale)
+                           for i in self.images]
         self.weights = torch.tensor([float(i.image.shape[-2] * i.image.shape[-1]) for i in self.images])
         mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-        self.mul = [(i.scale / std_t) for i in self.images]
-        self.add = [(-mean_t / std_t) for _ in self.images]
+        # the augmentation hands out 0-1 units already: (x - mean) / std
+        self.mul = 1.0 / std_t
+        self.add = -mean_t / std_t
 
     def crops_per_epoch(self) -> int:
         """Crops that cover the training images' area once."""
         return max(1, int(round(float(self.weights.sum()) / (self.crop * self.crop))))
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(images N x 3 x c x c raw, labels N x c x c int64, mul N x 3 x 1 x 1, add N x 3 x 1 x 1)."""
+        """(images N x 3 x c x c in 0-1 units, labels N x c x c int64, mul 1 x 3 x 1 x 1, add 1 x 3 x 1 x 1);
+        ``x * mul + add`` is the normalised input."""
         picks = torch.multinomial(self.weights, size, replacement=True).tolist()
-        xs, ys, muls, adds = [], [], [], []
+        xs, ys = [], []
         for index in picks:
             item = self.images[index]
             image, mask = self.transforms[index](tv_tensors.Image(item.image), tv_tensors.Mask(item.labels))
-            xs.append(image.as_subclass(torch.Tensor).float())
+            xs.append(image.as_subclass(torch.Tensor))
             ys.append(mask.as_subclass(torch.Tensor))
-            muls.append(self.mul[index])
-            adds.append(self.add[index])
-        return torch.stack(xs), torch.stack(ys), torch.stack(muls), torch.stack(adds)
+        return torch.stack(xs), torch.stack(ys), self.mul[None], self.add[None]

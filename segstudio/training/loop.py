@@ -136,6 +136,7 @@ class Trainer:
         self.loss_fn = make_loss(config.loss, config.ignore_index, device)
         self.step = 0
         self.epoch = 0                  # epochs completed
+        self.epoch_first_step = 0       # the step the current epoch began at
         self.best_miou: float | None = None
         self.best_epoch: int | None = None
         self.best_metrics: dict | None = None
@@ -153,6 +154,9 @@ class Trainer:
         if self.config.max_minutes:
             done = max(done, self.elapsed() / (60.0 * self.config.max_minutes))
         return min(1.0, done)
+
+    def out_of_time(self) -> bool:
+        return bool(self.config.max_minutes) and self.elapsed() >= 60.0 * self.config.max_minutes
 
     def lr_at(self, progress: float) -> float:
         lr = self.config.lr
@@ -181,6 +185,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "step": self.step,
             "epoch": self.epoch,
+            "epoch_first_step": self.epoch_first_step,
             "best_miou": self.best_miou,
             "best_epoch": self.best_epoch,
             "best_metrics": self.best_metrics,
@@ -199,6 +204,7 @@ class Trainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.epoch_first_step = int(state.get("epoch_first_step", self.epoch * self.steps_per_epoch))
         self.best_miou, self.best_epoch = state["best_miou"], state["best_epoch"]
         self.best_metrics = state.get("best_metrics")
         self.history = list(state.get("history") or [])
@@ -231,7 +237,7 @@ class Trainer:
                 status = "cancelled"
                 break
             epoch_start = time.monotonic()
-            in_epoch = self.step - self.epoch * self.steps_per_epoch
+            in_epoch = self.step - self.epoch_first_step
             while in_epoch < self.steps_per_epoch:
                 loss_value = self.train_step()
                 loss_sum += loss_value
@@ -247,9 +253,13 @@ class Trainer:
                 if self.cancelled():
                     status = "cancelled"
                     break
+                if self.out_of_time():
+                    status = "time_budget"      # the partial epoch still gets its validation
+                    break
             if status == "cancelled":
                 break
             self.epoch += 1
+            self.epoch_first_step = self.step
             metrics = self.validate()
             metrics["train_loss"] = loss_sum / max(1, loss_count)
             loss_sum, loss_count = 0.0, 0
@@ -268,7 +278,8 @@ class Trainer:
             if self.best_epoch is not None and self.epoch - self.best_epoch >= config.patience:
                 status = "early_stopped"
                 break
-            if config.max_minutes and self.elapsed() + epoch_seconds > 60.0 * config.max_minutes:
+            if status == "time_budget" or (config.max_minutes and self.elapsed() + epoch_seconds
+                                             > 60.0 * config.max_minutes):
                 status = "time_budget"
                 break
         if status == "cancelled":

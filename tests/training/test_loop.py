@@ -106,5 +106,23 @@ def test_augmentation_is_reproducible_and_keeps_labels(tiny_data):
     # nearest-neighbour resampling: only the ids that exist come out
     assert set(torch.unique(y1).tolist()) <= {0, 1, 2}
     # image and mask move together: red pixels (disc colour) are labelled disc
-    red = (x1[:, 0] > 150) & (x1[:, 1] < 100)
+    assert x1.dtype == torch.float32 and 0.0 <= float(x1.min()) and float(x1.max()) <= 1.0   # 0-1 units
+    red = (x1[:, 0] > 0.6) & (x1[:, 1] < 0.4)
     assert red.any() and (y1[red] == 1).float().mean() > 0.9
+
+
+def test_sixteen_bit_images_get_intensity_scaling_not_colour_jitter():
+    from torchvision import tv_tensors
+
+    from segstudio.training.augment import IntensityScale, augmentation
+
+    transform = augmentation(40, 40, 40, eight_bit=False, scale=1 / 65535)
+    assert any(isinstance(t, IntensityScale) for t in transform.transforms)
+    image = torch.full((3, 40, 40), 30000.0)
+    mask = torch.zeros((40, 40), dtype=torch.int64)
+    mask[:, 20:] = 255                               # the ignore index survives the resampling
+    torch.manual_seed(1)
+    out, out_mask = transform(tv_tensors.Image(image), tv_tensors.Mask(mask))
+    factor = float(out.mean()) / (30000 / 65535)
+    assert 0.8 - 1e-4 <= factor <= 1.25 + 1e-4 and float(out.std()) < 1e-5
+    assert set(torch.unique(out_mask).tolist()) <= {0, 255}
