@@ -6,6 +6,8 @@ same arithmetic as inference (``inference.preprocess.normaliser``).
 """
 from __future__ import annotations
 
+import queue
+import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -18,7 +20,7 @@ from segstudio.inference.preprocess import default_scale
 from segstudio.training.augment import augmentation
 from segstudio.training.labels import Fingerprint, LabelledSample
 
-__all__ = ["LoadedImage", "load_images", "measure_normalisation", "CropSampler", "class_pixel_counts"]
+__all__ = ["LoadedImage", "load_images", "measure_normalisation", "CropSampler", "Prefetcher", "class_pixel_counts"]
 
 
 @dataclass
@@ -112,3 +114,42 @@ class CropSampler:
             xs.append(image.as_subclass(torch.Tensor))
             ys.append(mask.as_subclass(torch.Tensor))
         return torch.stack(xs), torch.stack(ys), self.mul[None], self.add[None]
+
+
+class Prefetcher:
+    """Draws the next batches on a background thread while the model works on the current one.
+
+    The thread is the only consumer of torch's global generator during training (the model draws
+    nothing), so the crop sequence stays the same from run to run with the same seed.
+    """
+
+    def __init__(self, sampler: CropSampler, size: int, depth: int = 2):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, args=(sampler, size), name="train-prefetch", daemon=True)
+        self._thread.start()
+
+    def _work(self, sampler: CropSampler, size: int) -> None:
+        while not self._stop.is_set():
+            try:
+                item = sampler.batch(size)
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+                item = exc
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(item, BaseException):
+                return
+
+    def next(self):
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from segstudio.core.evaluation.metrics import ConfusionMatrix
-from segstudio.training.data import CropSampler, LoadedImage
+from segstudio.training.data import CropSampler, LoadedImage, Prefetcher
 from segstudio.training.losses import LossSpec, make_loss
 from segstudio.training.model import TrainableModel, model_logits
 
@@ -144,6 +145,7 @@ class Trainer:
         self.elapsed_before = 0.0       # seconds spent in earlier (resumed) runs
         self.baseline: dict | None = None   # validation of the starting (parent) model
         self._started = time.monotonic()
+        self._prefetch: Prefetcher | None = None
 
     # --- schedule -------------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -229,6 +231,20 @@ class Trainer:
             self.baseline = self.validate()
             self.emit({"event": "baseline", "val_miou": self.baseline["miou"],
                        "val_class_iou": self.baseline["class_iou"]})
+        with self.prefetching():
+            return self._run(config)
+
+    @contextmanager
+    def prefetching(self):
+        """Within: ``train_step`` takes batches a background thread prepared during the previous step."""
+        self._prefetch = Prefetcher(self.sampler, self.config.batch_size)
+        try:
+            yield self
+        finally:
+            self._prefetch.close()
+            self._prefetch = None
+
+    def _run(self, config: TrainConfig) -> TrainResult:
         status = "complete"
         last_event = 0.0
         loss_sum, loss_count = 0.0, 0
@@ -289,7 +305,8 @@ class Trainer:
                            (self.best_metrics or {}).get("pixel_accuracy"), self.elapsed(), self.history)
 
     def train_step(self) -> float:
-        x, y, mul, add = self.sampler.batch(self.config.batch_size)
+        prefetch = self._prefetch
+        x, y, mul, add = prefetch.next() if prefetch is not None else self.sampler.batch(self.config.batch_size)
         non_blocking = self.device.type == "cuda"
         x = x.to(self.device, non_blocking=non_blocking) * mul.to(self.device) + add.to(self.device)
         y = y.to(self.device, non_blocking=non_blocking)
