@@ -32,8 +32,9 @@ class TrainingHost(QObject):
         self.window = window
         self.dock = None
         self.dock_widget: QDockWidget | None = None
+        self._listed_root: str | None = None
         window.installEventFilter(self)
-        window.document_changed.connect(lambda *_: self._sync_dataset())
+        window.document_changed.connect(lambda *_: self._on_document())
 
     def show(self):
         """Open (building on first use) the Train dock; returns the ``TrainDock``."""
@@ -55,6 +56,27 @@ class TrainingHost(QObject):
         self.dock_widget.show()
         self.dock_widget.raise_()
         return self.dock
+
+    def _on_document(self) -> None:
+        self._sync_dataset()
+        session = self.window.session
+        root = str(session.dataset.root) if session is not None else None
+        if root is not None and root != self._listed_root:
+            self._listed_root = root
+            self.list_trained_models(root)
+
+    def list_trained_models(self, root: str) -> list[str]:
+        """Add the models earlier runs wrote for this dataset (its models folder) to the model selector."""
+        from segstudio.core.io.workspace import working_dir  # noqa: PLC0415
+
+        try:
+            folder = working_dir(root) / "models"
+            found = sorted(p for p in folder.glob("*.pth") if p.with_suffix(".json").is_file())
+        except OSError:
+            return []
+        for path in found:
+            self.window.model_dock.add_model(str(path), path.stem, f"trained by segstudio train ({path})")
+        return [str(p) for p in found]
 
     def _sync_dataset(self) -> None:
         if self.dock is not None:

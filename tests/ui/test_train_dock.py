@@ -128,3 +128,18 @@ def test_compare_with_parent_runs_both_models_on_the_validation_images(window, q
     assert window.model_dock.selected_spec() == child
     assert dock.status.text().startswith("Validation IoU, parent → new")
     assert comparison_lines(card)[0].startswith("mean IoU: ")
+
+
+def test_models_trained_earlier_for_the_dataset_join_the_selector(open_window, tmp_path):
+    data = make_dataset(tmp_path / "data2", count=3)
+    models = data / ".segstudio" / "models"
+    models.mkdir(parents=True)
+    (models / "tiny-v001.pth").write_bytes(b"")
+    (models / "tiny-v001.json").write_text("{}")
+    (models / "tiny-v001.last.ckpt").write_bytes(b"")
+    (models / "orphan.pth").write_bytes(b"")          # no card: not one of ours
+    window = open_window(fake_controller(lambda request: GatedRunner()), None, size=(900, 600))
+    install_training(window)
+    assert window.open_path(str(data))
+    specs = [window.model_dock.models.item(r).data(256) for r in range(window.model_dock.models.count())]
+    assert str(models / "tiny-v001.pth") in specs and str(models / "orphan.pth") not in specs
