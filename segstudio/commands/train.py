@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 
-from segstudio.commands._common import EXIT_BAD_INPUT, EXIT_CANCELLED, print_error, printable, say
+from segstudio.commands._common import EXIT_CANCELLED, print_error, printable, say
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio train"

@@ -103,10 +103,22 @@ def run_training(options: TrainOptions, emit: Callable[[dict], None] = lambda e:
     ValueError
         Bad split or options.
     """
+    # Process-wide torch settings are put back afterwards: the bench and the tests train in process.
+    threads = torch.get_num_threads()
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        torch.set_num_threads(options.threads or os.cpu_count() or 1)
+        return _run(options, emit, cancelled)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+
+
+def _run(options: TrainOptions, emit, cancelled) -> tuple[TrainResult, Path]:
     from segstudio.core.io.datasets import open_dataset  # noqa: PLC0415
 
     torch.manual_seed(options.seed)
-    torch.set_num_threads(options.threads or os.cpu_count() or 1)
     device, device_note = pick_device(options.device)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)

@@ -42,6 +42,7 @@ class TrainingHost(QObject):
             from segstudio.ui.train_dock import TrainDock  # noqa: PLC0415 - pyqtgraph, only when used
 
             self.dock = TrainDock()
+            self.dock.unsaved_note = self._unsaved_note
             self.dock.model_trained.connect(self._on_model_trained)
             self.dock.run_ended.connect(self._on_run_ended)
             self.dock.compare_requested.connect(lambda path: compare_with_parent(self.window, path, self.dock))
@@ -77,6 +78,14 @@ class TrainingHost(QObject):
         for path in found:
             self.window.model_dock.add_model(str(path), path.stem, f"trained by segstudio train ({path})")
         return [str(p) for p in found]
+
+    def _unsaved_note(self) -> str | None:
+        session = self.window.session
+        names = session.modified_names() if session is not None else []
+        if not names:
+            return None
+        return (f"{len(names)} image(s) have unsaved edits ({', '.join(names[:3])}{' …' if len(names) > 3 else ''}); "
+                "training uses their last saved labels.")
 
     def _sync_dataset(self) -> None:
         if self.dock is not None:

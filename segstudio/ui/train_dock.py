@@ -77,6 +77,8 @@ class TrainDock(QWidget):
         self.extra = QLineEdit()
         self.extra.setPlaceholderText("more segstudio train options, e.g. --patience 5")
         self._dataset_path: str | None = None
+        # () -> a note about images with unsaved edits (they train on their last saved labels), or None
+        self.unsaved_note = lambda: None
 
         self.start_button = QPushButton("Train")
         self.cancel_button = QPushButton("Cancel")
@@ -193,7 +195,11 @@ class TrainDock(QWidget):
         except ValueError as exc:
             self.status.setText(f"Options: {exc}")
             return False
-        return self._launch(arguments)
+        started = self._launch(arguments)
+        note = self.unsaved_note()
+        if started and note:
+            self.status.setText(f"Starting the training process… {note}")
+        return started
 
     def resume(self) -> bool:
         """Run the last run's command again with ``--resume`` on its output."""

@@ -12,7 +12,7 @@ from segstudio.training.loop import TrainConfig, Trainer, validate
 from segstudio.training.losses import LossSpec
 from segstudio.training.model import build_trainable
 from segstudio.training.run import TrainOptions, run_training
-from tests.training.helpers import TINY_UNET, make_dataset, miou_numpy
+from tests.training.helpers import make_dataset, miou_numpy
 
 
 @pytest.fixture
