@@ -173,3 +173,29 @@ def test_jsonl_progress_and_cancel_from_stdin(data, tmp_path):
     assert events[-1]["status"] == "cancelled" and events[-1]["out"] == str(out)
     assert json.loads(out.with_suffix(".json").read_text())["lineage"]["status"] == "cancelled"
     torch.load(out, weights_only=True)
+
+
+@pytest.mark.parametrize("architecture,kwargs", [("smp.Unet", {"encoder_name": "resnet18"}),
+                                                 ("torchvision.lraspp_mobilenet_v3_large", {})])
+def test_smp_and_torchvision_checkpoints_are_trainable(data, tmp_path, architecture, kwargs):
+    from segstudio.inference.architectures import get_architecture
+
+    torch.manual_seed(0)
+    net = get_architecture(architecture).build(3, kwargs)
+    parent = tmp_path / "parent.pth"
+    torch.save(net.state_dict(), parent)
+    parent.with_suffix(".json").write_text(json.dumps({
+        "architecture": architecture, "arch_kwargs": kwargs, "classes": ["background", "disc", "square"]}))
+    out = tmp_path / "child.pth"
+    assert main(["train", "--dataset", str(data), "--model", str(parent), "--out", str(out), "--epochs", "1",
+                 "--steps-per-epoch", "1", "--crop", "32", "--batch-size", "2", "--device", "cpu",
+                 "--threads", "1"]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["architecture"] == architecture and card["lineage"]["parent"] == str(parent)
+    for key, value in kwargs.items():
+        assert card["arch_kwargs"][key] == value
+    entry = resolve_model(out)
+    assert entry.architecture == architecture and entry.num_classes == 3
+    child = torch.load(out, weights_only=True)
+    before = net.state_dict()
+    assert any(not torch.equal(child[k], before[k]) for k in child if child[k].is_floating_point())

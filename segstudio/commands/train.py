@@ -25,9 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options of ``segstudio train``."""
     parser.add_argument("--dataset", required=True, metavar="PATH", help="dataset folder, COCO .json file")
     parser.add_argument("--model", required=True, metavar="SPEC",
-                        help="model to fine-tune: 'demo', a state-dict file with its card, 'torchvision:NAME', "
-                        "'smp:ARCH --weights' style files; or 'new:ARCH' (new:segstudio.CompactUNet, "
-                        "new:smp.Unet) to start from random weights")
+                        help="model to fine-tune: 'demo', a state-dict file (with its model card, or one whose "
+                        "architecture its keys reveal), an SMP save_pretrained folder, 'torchvision:NAME' "
+                        "(pretrained weights); or 'new:ARCH' (new:segstudio.CompactUNet, new:smp.Unet) to "
+                        "start from random weights")
     parser.add_argument("--out", metavar="PATH.pth", default=None,
                         help="where the weights go (the card beside it as PATH.json); default: a versioned "
                         "name in the dataset's models folder")
