@@ -74,27 +74,35 @@ def to_input(images, mean, std):
     return (x - torch.from_numpy(mean).view(1, 3, 1, 1)) / torch.from_numpy(std).view(1, 3, 1, 1)
 
 
-def random_crops(rng, data, crop, batch):
+def as_tensors(data, mean, std):
+    """The images as normalised float tensors (3 x H x W) and the labels as int64, made once: the bare
+    loop then only slices, as a plain PyTorch training loop over an in-memory dataset does."""
+    return [(name, to_input([image], mean, std)[0], torch.from_numpy(mask.astype(np.int64)))
+            for name, image, mask in data]
+
+
+def random_crops(rng, tensors, crop, batch):
     xs, ys = [], []
     for _ in range(batch):
-        _, image, mask = data[rng.integers(len(data))]
-        y0 = rng.integers(0, image.shape[0] - crop + 1)
-        x0 = rng.integers(0, image.shape[1] - crop + 1)
-        xs.append(image[y0:y0 + crop, x0:x0 + crop])
+        _, image, mask = tensors[rng.integers(len(tensors))]
+        y0 = int(rng.integers(0, image.shape[-2] - crop + 1))
+        x0 = int(rng.integers(0, image.shape[-1] - crop + 1))
+        xs.append(image[:, y0:y0 + crop, x0:x0 + crop])
         ys.append(mask[y0:y0 + crop, x0:x0 + crop])
-    return xs, torch.from_numpy(np.stack(ys).astype(np.int64))
+    return torch.stack(xs), torch.stack(ys)
 
 
 def bare_loop(model, data, seconds, mean, std, seed=SEED, crop=CROP, batch=BATCH, lr=LR):
     """Plain cross-entropy, Adam at a constant lr, random crops, no augmentation, no schedule."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    tensors = as_tensors(data, mean, std)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        xs, y = random_crops(rng, data, crop, batch)
-        loss = F.cross_entropy(model(to_input(xs, mean, std)), y, ignore_index=255)
+        x, y = random_crops(rng, tensors, crop, batch)
+        loss = F.cross_entropy(model(x), y, ignore_index=255)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -230,7 +238,7 @@ def part_throughput(quick: bool) -> None:
     dataset = open_dataset(DEMO)
     chosen = [c for c in select_labelled(dataset, "original") if c.name in FINETUNE]
     images = load_images(chosen)
-    data = [(i.name, i.image.permute(1, 2, 0).numpy(), i.labels.numpy()) for i in images]
+    data = [(i.name, np.ascontiguousarray(i.image.permute(1, 2, 0).numpy()), i.labels.numpy()) for i in images]
     crop = min([crop] + [min(d[1].shape[:2]) for d in data])
 
     def pipeline_rate() -> float:
@@ -253,10 +261,11 @@ def part_throughput(quick: bool) -> None:
         model = CompactUNet(**ARCH).train()
         optimiser = torch.optim.AdamW(model.parameters(), lr=LR)
         rng = np.random.default_rng(SEED)
+        tensors = as_tensors(data, mean, std)
 
         def step():
-            xs, y = random_crops(rng, data, crop, BATCH)
-            loss = F.cross_entropy(model(to_input(xs, mean, std)), y, ignore_index=255)
+            x, y = random_crops(rng, tensors, crop, BATCH)
+            loss = F.cross_entropy(model(x), y, ignore_index=255)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
