@@ -202,13 +202,19 @@ class TrainDock(QWidget):
         return started
 
     def resume(self) -> bool:
-        """Run the last run's command again with ``--resume`` on its output."""
+        """Carry the last run on from its checkpoint, with the form's settings (raise Epochs to train
+        longer); the output is the last run's."""
         if self.process.is_running() or not self._last_arguments or not self.last_out:
             return False
-        arguments = [a for a in self._last_arguments if a != "--resume"]
-        if "--out" not in arguments:
-            arguments += ["--out", self.last_out]
-        return self._launch(arguments + ["--resume"])
+        try:
+            arguments = self.arguments()
+        except ValueError as exc:
+            self.status.setText(f"Options: {exc}")
+            return False
+        if "--out" in arguments:
+            at = arguments.index("--out")
+            del arguments[at:at + 2]
+        return self._launch(arguments + ["--out", self.last_out, "--resume"])
 
     def _launch(self, arguments: list[str]) -> bool:
         self._last_arguments = arguments
