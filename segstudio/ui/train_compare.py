@@ -50,6 +50,10 @@ class TrainingHost(QObject):
             self.dock_widget.setObjectName("dock_train")
             self.dock_widget.setWidget(self.dock)
             self.window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock_widget)
+            try:   # a tab beside the error regions / dataset / review docks: room for the curves
+                self.window.tabifyDockWidget(self.window.dock("regions"), self.dock_widget)
+            except KeyError:
+                pass
         self._sync_dataset()
         models = self.window.model_dock.models
         specs = [models.item(row).data(Qt.ItemDataRole.UserRole) for row in range(models.count())]
