@@ -130,7 +130,7 @@ def make_subset(root: Path, names) -> Path:
     return root
 
 
-def fine_tune_in_gui(dataset: Path, parent: Path, out: Path, minutes: float) -> dict:
+def fine_tune_in_gui(dataset: Path, parent: Path, out: Path, minutes: float, lr: float = LR) -> dict:
     """Start the run from the Train dock (child process) and measure the GUI's longest block."""
     from PySide6 import QtCore
     from PySide6.QtWidgets import QApplication
@@ -148,7 +148,7 @@ def fine_tune_in_gui(dataset: Path, parent: Path, out: Path, minutes: float) -> 
     dock.minutes.setValue(1)     # replaced below: the spin box takes whole minutes
     dock.crop.setValue(CROP)
     dock.batch.setValue(BATCH)
-    dock.lr.setValue(LR)
+    dock.lr.setValue(lr)
     dock.val_share.setValue(0.15)
     dock.device.setCurrentIndex(dock.device.findData("cpu"))
     dock.out.setText(str(out))
@@ -180,7 +180,7 @@ def fine_tune_in_gui(dataset: Path, parent: Path, out: Path, minutes: float) -> 
             "steps": done.get("steps")}
 
 
-def part_gain(quick: bool) -> None:
+def part_gain(quick: bool, lr: float = LR) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     mean, std, demo_card = demo_norm()
     weak_seconds, minutes = (15, 0.5) if quick else (60, 3.0)
@@ -198,7 +198,7 @@ def part_gain(quick: bool) -> None:
     print(f"weak start: {steps} bare-CE steps in {weak_seconds} s on {', '.join(WEAK)}")
 
     dataset = make_subset(work / "finetune", FINETUNE)
-    gui = fine_tune_in_gui(dataset, weak_path, work / "tuned.pth", minutes)
+    gui = fine_tune_in_gui(dataset, weak_path, work / "tuned.pth", minutes, lr)
     tuned_entry = resolve_model(work / "tuned.pth")
     tuned = tuned_entry.load("cpu")
     tuned_miou = held_out_miou(tuned, held, np.asarray(tuned_entry.mean, np.float32),
@@ -293,12 +293,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short budgets (a smoke run)")
     parser.add_argument("--parts", default="gain,throughput")
+    parser.add_argument("--lr", type=float, default=LR, help="segstudio train's --lr in the gain part "
+                        f"(default {LR}, the CLI's default; the bare loop keeps {LR})")
     args = parser.parse_args()
     parts = args.parts.split(",")
     if "throughput" in parts:
         part_throughput(args.quick)
     if "gain" in parts:
-        part_gain(args.quick)
+        part_gain(args.quick, args.lr)
     return 0
 
 
