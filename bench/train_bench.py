@@ -163,19 +163,32 @@ def fine_tune_in_gui(dataset: Path, parent: Path, out: Path, minutes: float, lr:
         loop.quit()
 
     dock.run_ended.connect(on_end)
+    handler_ms = []
+    original = dock._on_event
+
+    def timed(event):
+        t0 = time.perf_counter()
+        original(event)
+        handler_ms.append((time.perf_counter() - t0) * 1000)
+
+    dock.process.event_received.disconnect(dock._on_event)
+    dock.process.event_received.connect(timed)
     beat = Heartbeat(QtCore)
     args = [a for a in dock.arguments() if a]
     i = args.index("--max-minutes")        # the dock's whole-minute budget gives way to --max-minutes
     del args[i:i + 2]
     start = time.perf_counter()
-    dock._launch(args)
     beat.start()
+    t0 = time.perf_counter()
+    dock._launch(args)
+    launch_ms = (time.perf_counter() - t0) * 1000
     loop.exec()
     block_ms = beat.stop()
     wall = time.perf_counter() - start
     dock.close()
     done = next((e for e in reversed(events) if e.get("event") == "done"), {})
     return {"outcome": ended.get("outcome"), "message": ended.get("message"), "block_ms": block_ms,
+            "launch_ms": launch_ms, "handler_max_ms": max(handler_ms, default=0.0), "events": len(handler_ms),
             "wall_s": wall, "train_s": done.get("elapsed"), "epochs": done.get("epochs_done"),
             "steps": done.get("steps")}
 
@@ -220,7 +233,9 @@ def part_gain(quick: bool, lr: float = LR) -> None:
     print(f"  bare CE loop, same time {bare_miou:.3f}   ({bare_steps} steps)   pipeline - bare {tuned_miou - bare_miou:+.3f}")
     print(f"  shipped demo model      {shipped_miou:.3f}   pipeline - shipped {tuned_miou - shipped_miou:+.3f} "
           "(target >= -0.02)")
-    print(f"GUI longest block while training: {gui['block_ms']:.1f} ms (target <= 50 ms)")
+    print(f"GUI longest block while training: {gui['block_ms']:.1f} ms (target <= 50 ms); of which starting "
+          f"the child took {gui['launch_ms']:.1f} ms and the slowest of {gui['events']} progress events "
+          f"{gui['handler_max_ms']:.1f} ms (the rest is the OS scheduling the GUI behind the training)")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -199,3 +199,12 @@ def test_smp_and_torchvision_checkpoints_are_trainable(data, tmp_path, architect
     child = torch.load(out, weights_only=True)
     before = net.state_dict()
     assert any(not torch.equal(child[k], before[k]) for k in child if child[k].is_floating_point())
+
+
+def test_time_budget_stops_the_run_and_keeps_a_validated_model(data, tmp_path, capsys):
+    out = tmp_path / "t.pth"
+    assert _train(data, out, "--epochs", "100000", "--max-minutes", "0.01") == 0
+    assert "time budget after" in capsys.readouterr().err
+    lineage = json.loads(out.with_suffix(".json").read_text())["lineage"]
+    assert lineage["status"] == "time_budget" and lineage["validation"]["mean_iou"] is not None
+    assert 1 <= lineage["epochs_done"] < 100000

@@ -252,7 +252,6 @@ class Trainer:
             if self.cancelled():
                 status = "cancelled"
                 break
-            epoch_start = time.monotonic()
             in_epoch = self.step - self.epoch_first_step
             while in_epoch < self.steps_per_epoch:
                 loss_value = self.train_step()
@@ -285,7 +284,6 @@ class Trainer:
                 self.save_best(self.module, self.epoch, metrics)
             self.history.append({"epoch": self.epoch, "train_loss": metrics["train_loss"], "val_miou": metrics["miou"]})
             self.write_checkpoint()
-            epoch_seconds = time.monotonic() - epoch_start
             self.emit({"event": "epoch", "epoch": self.epoch, "epochs": config.epochs, "step": self.step,
                        "train_loss": metrics["train_loss"], "val_miou": metrics["miou"],
                        "val_class_iou": metrics["class_iou"], "best_miou": self.best_miou,
@@ -294,8 +292,7 @@ class Trainer:
             if self.best_epoch is not None and self.epoch - self.best_epoch >= config.patience:
                 status = "early_stopped"
                 break
-            if status == "time_budget" or (config.max_minutes and self.elapsed() + epoch_seconds
-                                             > 60.0 * config.max_minutes):
+            if status == "time_budget" or self.out_of_time():
                 status = "time_budget"
                 break
         if status == "cancelled":
