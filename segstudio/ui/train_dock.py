@@ -294,8 +294,11 @@ class TrainDock(QWidget):
         self.run_ended.emit(outcome, message)
 
     def shutdown(self) -> None:
-        """Stop a running child (the window is closing)."""
-        self.process.kill()
+        """Stop a running child (the window is closing): quietly, no "crashed" message for a kill we made."""
+        if self.process.is_running():
+            self.process.ended.disconnect(self._on_ended)
+            self.process.kill()
+            self.process.ended.connect(self._on_ended)
 
 
 def _fmt(value) -> str:

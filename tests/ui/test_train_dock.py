@@ -142,3 +142,18 @@ def test_models_trained_earlier_for_the_dataset_join_the_selector(open_window, t
     assert window.open_path(str(data))
     specs = [window.model_dock.models.item(r).data(256) for r in range(window.model_dock.models.count())]
     assert str(models / "tiny-v001.pth") in specs and str(models / "orphan.pth") not in specs
+
+
+def test_closing_the_window_stops_a_running_child_quietly(window, qtbot, tmp_path):
+    host, dock = _dock(window, tmp_path, epochs=1000)
+    started = []
+    dock.process.event_received.connect(lambda e: started.append(e["event"]))
+    errors = []
+    window.errors_shown.connect(errors.append)
+    dock.start()
+    qtbot.waitUntil(lambda: "start" in started, timeout=120000)
+    pid = dock.process.pid()
+    window.close()
+    assert not dock.process.is_running() and errors == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
