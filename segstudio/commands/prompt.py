@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.commands._common import EXIT_CANCELLED, EXIT_SOME_FAILED, ProgressBar, print_error, say
+from segstudio.commands._common import EXIT_CANCELLED, EXIT_SOME_FAILED, print_error, say
+from segstudio.commands._progress import Progress
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio prompt"
@@ -142,7 +143,7 @@ def _batch(args, backend) -> int:
         by_image.setdefault(job.image, []).append(job)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    bar, failures = ProgressBar(sys.stderr), []
+    bar, failures = Progress(sys.stderr, PROG), []
     for done, (name, items) in enumerate(by_image.items(), start=1):
         try:
             sample = _sample(dataset, name, Path(args.prompts).parent) if dataset is not None else None
