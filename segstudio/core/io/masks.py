@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import os
+import struct
+import zlib
 from dataclasses import dataclass
 from os import PathLike
 
@@ -80,7 +82,64 @@ def _open_mask(path, expected_shape=None) -> tuple[Image.Image, str]:
     return im, fmt
 
 
+# Chunks a plain gray/colour PNG may carry before its pixels without changing how Pillow opens it.
+_PNG_PLAIN_CHUNKS = frozenset({b"gAMA", b"cHRM", b"sRGB", b"pHYs", b"sBIT", b"bKGD", b"tIME"})
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _decode_plain_png(path, expected_shape=None) -> _Decoded | None:
+    """The common case without Pillow: an 8/16-bit gray, RGB or RGBA PNG, checked from its own bytes.
+
+    Opening the header with Pillow costs as much as decoding a 256x256 mask. This reads the file
+    once, checks the IHDR and every chunk before the pixels (CRC, type) itself and hands the bytes to
+    OpenCV -- exactly what ``_decode`` does for these layouts after Pillow's header read. Anything
+    else (palette, gray+alpha, low bit depths, a chunk Pillow might treat specially, a size or
+    pixel-limit problem, a file OpenCV refuses) returns ``None`` so that ``_decode`` takes its
+    general path and raises its usual errors.
+    """
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except (OSError, ValueError):
+        return None
+    head = data[:33].tobytes()
+    if len(head) < 33 or head[:8] != _PNG_SIGNATURE or head[8:16] != b"\x00\x00\x00\rIHDR":
+        return None
+    if zlib.crc32(head[12:29]) != int.from_bytes(head[29:33], "big"):
+        return None
+    width, height, depth, colour, compression, filtering, interlace = struct.unpack(">IIBBBBB", head[16:29])
+    if (colour not in (0, 2, 6) or depth not in (8, 16) or compression or filtering or interlace > 1
+            or width == 0 or height == 0):
+        return None
+    if expected_shape is not None and (height, width) != tuple(expected_shape)[:2]:
+        return None
+    try:
+        _check_limit(path, _Header(width, height, "PNG", 1, False), None)
+    except ImageReadError:
+        return None
+    pos, size = 33, data.size
+    while True:
+        if pos + 8 > size:
+            return None
+        chunk = data[pos:pos + 8].tobytes()
+        length, kind = int.from_bytes(chunk[:4], "big"), chunk[4:]
+        if kind == b"IDAT":
+            break
+        if kind not in _PNG_PLAIN_CHUNKS or pos + 12 + length > size:
+            return None
+        body = data[pos + 4:pos + 8 + length].tobytes()
+        if zlib.crc32(body) != int.from_bytes(data[pos + 8 + length:pos + 12 + length].tobytes(), "big"):
+            return None
+        pos += 12 + length
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.shape[:2] != (height, width):
+        return None
+    return _from_opencv(path, arr)
+
+
 def _decode(path, expected_shape=None) -> _Decoded:
+    plain = _decode_plain_png(path, expected_shape)
+    if plain is not None:
+        return plain
     im, _fmt = _open_mask(path, expected_shape)
     data = None
     try:
@@ -112,6 +171,11 @@ def _decode(path, expected_shape=None) -> _Decoded:
     except (OSError, SyntaxError, ValueError) as exc:
         reason = "truncated mask file" if "truncated" in str(exc) else f"cannot decode mask: {exc}"
         raise MaskReadError(path, reason) from None
+    return _from_opencv(path, arr)
+
+
+def _from_opencv(path, arr: np.ndarray) -> _Decoded:
+    """A decoded gray or BGR(A) array as ``_Decoded`` (index ids, or RGB(A) colours)."""
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
     if arr.ndim == 2:
