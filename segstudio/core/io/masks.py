@@ -130,10 +130,64 @@ def _decode_plain_png(path, expected_shape=None) -> _Decoded | None:
         if zlib.crc32(body) != int.from_bytes(data[pos + 8 + length:pos + 12 + length].tobytes(), "big"):
             return None
         pos += 12 + length
+    if colour == 0:
+        unfiltered = _unfiltered_gray(data, pos, width, height, depth)
+        if unfiltered is not None:
+            return _Decoded(unfiltered, "index", None)
     arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if arr is None or arr.shape[:2] != (height, width):
         return None
     return _from_opencv(path, arr)
+
+
+def _unfiltered_gray(data: np.ndarray, pos: int, width: int, height: int, depth: int) -> np.ndarray | None:
+    """The ids of a gray PNG whose rows carry no filter (what ``write_index_png`` writes), or None.
+
+    Such a file is its zlib stream and nothing else: inflating it is most of what decoding costs,
+    and libpng's per-row machinery costs several times more than the inflate. Only a file of
+    strictly valid structure qualifies (IDAT chunks with good CRCs, then an empty IEND at the very
+    end, one complete zlib stream of exactly the expected size, every row filter 0); anything else
+    returns ``None`` and goes to OpenCV.
+    """
+    parts, size = [], data.size
+    while True:
+        if pos + 12 > size:
+            return None
+        length = int.from_bytes(data[pos:pos + 4].tobytes(), "big")
+        if pos + 12 + length > size:
+            return None
+        body = data[pos + 4:pos + 8 + length].tobytes()
+        if zlib.crc32(body) != int.from_bytes(data[pos + 8 + length:pos + 12 + length].tobytes(), "big"):
+            return None
+        kind = body[:4]
+        pos += 12 + length
+        if kind == b"IEND":
+            if length or pos != size:
+                return None
+            break
+        if kind != b"IDAT":
+            return None
+        parts.append(body[4:])
+    row = 1 + width * depth // 8
+    expected = row * height
+    inflater = zlib.decompressobj()
+    try:
+        # The first row's filter byte first: a filtered file (OpenCV's and Pillow's defaults) leaves
+        # after inflating one byte.
+        raw = inflater.decompress(b"".join(parts), 1)
+        if raw != b"\x00":
+            return None
+        raw += inflater.decompress(inflater.unconsumed_tail, expected)
+    except zlib.error:
+        return None
+    if len(raw) != expected or not inflater.eof or inflater.unused_data or inflater.unconsumed_tail:
+        return None
+    rows = np.frombuffer(raw, np.uint8).reshape(height, row)
+    if rows[:, 0].any():
+        return None
+    if depth == 8:
+        return rows[:, 1:].copy()
+    return rows[:, 1:].copy().view(">u2").astype(np.uint16)
 
 
 def _decode(path, expected_shape=None) -> _Decoded:
@@ -271,6 +325,11 @@ def read_semantic_mask(path: str | PathLike, class_table: ClassTable | None = No
         ids = decoded.values
         if label_map is not None:
             ids = _apply_label_map(path, ids, np.asarray(label_map))
+    if (binary_mapping is None and class_table is not None and ids.size
+            and int(ids.max()) < min(class_table.num_classes, 255)):
+        # Every id is a class of the table and none is 255 (so not a 0/255 mask): nothing to refuse,
+        # and one max is far cheaper than the histogram of the values present.
+        return _check_range(path, ids, np.empty(0, np.int64), class_table)
     values = _present_values(ids)
     if binary_mapping is not None:
         ids = _apply_binary_mapping(path, ids, values, binary_mapping)
