@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
-                                        ProgressBar, print_error, printable, say)
+                                        print_error, printable, say)
+from segstudio.commands._progress import Progress
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio compare"
@@ -178,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(checked, str):
         return print_error(PROG, checked)
     (kind_a, value_a), (kind_b, value_b) = checked
-    bar = ProgressBar(sys.stderr)
+    bar = Progress(sys.stderr, PROG)
     models = None
     try:
         dataset = open_dataset(args.dataset, args.format, class_table=args.classes, split=args.split,

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
-                                        ProgressBar, print_error, printable, say, trust_if_asked)
+                                        print_error, printable, say, trust_if_asked)
+from segstudio.commands._progress import Progress
 from segstudio.core.errors import PredictionError, SegStudioError
 
 PROG = "segstudio label-errors"
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         return print_error(PROG, f"--min-width {args.min_width}: must be at least 1")
     if args.save_probabilities and args.model is None:
         return print_error(PROG, "--save-probabilities goes with --model (the probabilities to save)")
-    bar = ProgressBar(sys.stderr)
+    bar = Progress(sys.stderr, PROG)
     model = None
     try:
         dataset = open_dataset(args.dataset, args.format, class_table=args.classes, split=args.split,
