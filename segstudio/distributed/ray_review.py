@@ -128,11 +128,12 @@ class CompareWorker(_ReviewWorker):
         devices = [getattr(source, "device_name", "") for _, source in self.sources]
         for index in indices:
             sample = self.dataset[index]
-            preds = [_split_prediction(lookup(index, sample))[0] for lookup in lookups]
-            if self.labels is not None:
-                step = lambda: label_version_scores(sample, preds[0], *self.labels, table)  # noqa: E731
-            else:
-                step = lambda: pair_scores(sample, preds[0], preds[1], table)  # noqa: E731
+
+            def step():
+                preds = [_split_prediction(lookup(index, sample))[0] for lookup in lookups]
+                if self.labels is not None:
+                    return label_version_scores(sample, preds[0], *self.labels, table)
+                return pair_scores(sample, preds[0], preds[1], table)
             self._score(index, rows[index], step)
         return self._finish(indices, rows, devices)
 
