@@ -128,3 +128,10 @@ def test_bytes_after_iend_take_the_general_path(tmp_path, trailer):
         np.fromfile(path, np.uint8), 33, 8, 8, 8) is None
     table = _table(2)
     assert _same(_outcome(path, table), _general(path, table))
+
+
+def test_a_fifo_is_not_read_by_the_fast_path(tmp_path):
+    import os
+    fifo = tmp_path / "mask.png"
+    os.mkfifo(fifo)
+    assert masks._decode_plain_png(fifo) is None   # returns at once: never opened for reading

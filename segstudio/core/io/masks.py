@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import zlib
 from dataclasses import dataclass
@@ -98,6 +99,9 @@ def _decode_plain_png(path, expected_shape=None) -> _Decoded | None:
     general path and raises its usual errors.
     """
     try:
+        # Regular files only: a FIFO or a device would block or never end (the general path refuses them).
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
         data = np.fromfile(path, dtype=np.uint8)
     except (OSError, ValueError):
         return None
