@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="paired bootstrap resamples over images (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     parser.add_argument("--report", metavar="FILE", default=None, help="write the full report to FILE.json or FILE.csv")
-    add_engine_arguments(parser, stats=False)
+    add_engine_arguments(parser, stats=False,
+                         shard_help="only the i-th of N parts of the dataset sorted by name (i from 0); compare reports are not merged")
 
 
 def _print_stdout(text: str) -> None:

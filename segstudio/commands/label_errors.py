@@ -56,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=int, default=None, metavar="N",
                         help="tile size in pixels for --model on large images (default: whole image)")
     parser.add_argument("--report", metavar="FILE", default=None, help="write the full report to FILE.json or FILE.csv")
-    add_engine_arguments(parser, stats=False)
+    add_engine_arguments(parser, stats=False,
+                         shard_help="refused: the thresholds need the whole dataset (use --engine ray)")
 
 
 def _print_stdout(text: str) -> None:
