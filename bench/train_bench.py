@@ -138,7 +138,7 @@ def fine_tune_in_gui(dataset: Path, parent: Path, out: Path, minutes: float, lr:
     from bench.bench_measure import Heartbeat
     from segstudio.ui.train_dock import TrainDock
 
-    app = QApplication.instance() or QApplication([])
+    _app = QApplication.instance() or QApplication([])
     dock = TrainDock()
     dock.resize(420, 700)
     dock.show()

@@ -1,16 +1,21 @@
 """``segstudio compare``: A vs B from prediction folders and models, label-fix impact, bad input."""
 import csv
 import json
+import re
 
 import cv2
 import numpy as np
 import pytest
 
 from segstudio.cli import main
-from tests.test_cli_evaluate import is_progress
 
 C = 3
 NAMES = ["background", "object", "thing"]
+
+
+def is_progress(line):
+    """A progress line (stderr is not a terminal in tests): 'segstudio compare:  50% 1/2 [...]'."""
+    return re.match(r"^segstudio [\w-]+: +\d+%", line) is not None
 
 
 def write_png(path, array):

@@ -114,3 +114,49 @@ def test_model_runs_on_ray_equal_local_with_a_failing_image_reported(local_ray, 
     assert local == sorted(p.name for p in (tmp_path / "pr").iterdir()) and len(local) == 9
     for name in local:
         assert (tmp_path / "pl" / name).read_bytes() == (tmp_path / "pr" / name).read_bytes(), name
+
+
+def test_compare_and_label_errors_on_ray_equal_local(local_ray, dataset, tmp_path, capsys):
+    """compare (two predictions folders; one shard) and label-errors (--probabilities, both passes on
+    Ray) write the local engine's report byte for byte; label-errors refuses --shard."""
+    ds, pred = dataset
+    rng = np.random.default_rng(5)
+    other, probs = tmp_path / "pred_b", tmp_path / "probs"
+    other.mkdir()
+    probs.mkdir()
+    for i in range(10):
+        gt = cv2.imread(str(ds / "masks" / f"im{i}.png"), cv2.IMREAD_UNCHANGED)
+        if i != 6:   # im6: no prediction from B (listed as missing on both engines)
+            write_png(other / f"im{i}.png", np.where(rng.random(gt.shape) < 0.2, 1, np.minimum(gt, 3)).astype(np.uint8))
+        # Probabilities: mostly the label, with a block the model gives to class 2 confidently.
+        labels = np.minimum(gt, 3)
+        p = rng.uniform(0.0, 0.1, (4, *gt.shape)).astype(np.float32)
+        p[(labels, *np.indices(gt.shape))] += 0.9
+        p[:, 4:10, 4:12] = 0.01
+        p[2, 4:10, 4:12] = 0.97
+        np.save(probs / f"im{i}.npy", (p / p.sum(0, keepdims=True)).astype(np.float32))
+    compare = ["compare", "--dataset", str(ds), "--a", str(pred), "--b", str(other), "--resamples", "200"]
+    assert main(compare + ["--report", str(tmp_path / "cl.json")]) == 0
+    assert main(compare + ["--engine", "ray", "--workers", "2", "--report", str(tmp_path / "cr.json")]) == 0
+    assert (tmp_path / "cr.json").read_bytes() == (tmp_path / "cl.json").read_bytes()
+    report = json.loads((tmp_path / "cr.json").read_text())
+    assert report["missing"] == ["im6"] and len(report["images"]) == 9
+    # One shard on Ray == the same shard locally: every 3rd image sorted by name, from the 2nd.
+    assert main(compare + ["--shard", "1/3", "--report", str(tmp_path / "sl.json")]) == 0
+    assert main(compare + ["--shard", "1/3", "--engine", "ray", "--workers", "2",
+                           "--report", str(tmp_path / "sr.json")]) == 0
+    assert (tmp_path / "sr.json").read_bytes() == (tmp_path / "sl.json").read_bytes()
+    shard = json.loads((tmp_path / "sr.json").read_text())
+    assert shard["shard"] == "1/3"
+    assert sorted(e["name"] for e in shard["images"]) == sorted(sorted(f"im{i}" for i in range(10))[1::3])
+
+    errors = ["label-errors", "--dataset", str(ds), "--probabilities", str(probs), "--min-area", "4"]
+    assert main(errors + ["--report", str(tmp_path / "ll.json")]) == 0
+    assert main(errors + ["--engine", "ray", "--workers", "2", "--report", str(tmp_path / "lr.json")]) == 0
+    assert (tmp_path / "lr.json").read_bytes() == (tmp_path / "ll.json").read_bytes()
+    found = json.loads((tmp_path / "lr.json").read_text())
+    assert len(found["images"]) == 10 and found["regions"], "nothing found: the comparison proved little"
+    capsys.readouterr()
+    assert main(errors + ["--shard", "0/2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("segstudio label-errors: error: --shard: ")

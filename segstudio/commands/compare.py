@@ -19,6 +19,8 @@ from pathlib import Path
 from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
                                         print_error, printable, say)
 from segstudio.commands._progress import Progress
+from segstudio.commands.engines.options import (add_engine_arguments, check_engine_arguments, parse_shard,
+                                                shard_dataset)
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio compare"
@@ -53,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="paired bootstrap resamples over images (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     parser.add_argument("--report", metavar="FILE", default=None, help="write the full report to FILE.json or FILE.csv")
+    add_engine_arguments(parser, stats=False,
+                         shard_help="only the i-th of N parts of the dataset sorted by name (i from 0); compare reports are not merged")
 
 
 def _print_stdout(text: str) -> None:
@@ -179,6 +183,9 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(checked, str):
         return print_error(PROG, checked)
     (kind_a, value_a), (kind_b, value_b) = checked
+    problem = check_engine_arguments(args)
+    if problem is not None:
+        return print_error(PROG, problem)
     bar = Progress(sys.stderr, PROG)
     models = None
     try:
@@ -186,9 +193,15 @@ def run(args: argparse.Namespace) -> int:
                                allow_outside_root=args.allow_outside_root)
         for warning in dataset.warnings:
             say(PROG, f"warning: {warning}")
+        dataset = shard_dataset(dataset, parse_shard(args.shard))
         models = _Models(args, dataset)
         options = dict(resamples=args.resamples, seed=args.seed, progress=bar)
-        if kind_a == "labels":
+        if args.engine == "ray":
+            from segstudio.distributed.ray_review import compare_on_ray  # noqa: PLC0415
+            report, models.failures, models.total = compare_on_ray(
+                args, dataset, (kind_a, value_a), (kind_b, value_b), progress=bar,
+                warn=lambda line: say(PROG, line))
+        elif kind_a == "labels":
             versions = {"original": original_labels, "corrected": corrected_labels(dataset, args.corrections)}
             if args.model is not None:
                 models.check_spec(args.model)
@@ -207,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
             report = compare_predictions(dataset, sources[0][0], sources[1][0], name_a=sources[0][1],
                                          name_b=sources[1][1], **options)
         bar.close()
+        if args.shard:
+            report["shard"] = args.shard
         if report["missing"]:
             say(PROG, f"warning: {len(report['missing'])} image(s) left out (no labels, or no prediction "
                 f"from a source), e.g. {report['missing'][0]}")

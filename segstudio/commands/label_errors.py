@@ -17,6 +17,7 @@ from pathlib import Path
 from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
                                         print_error, printable, say, trust_if_asked)
 from segstudio.commands._progress import Progress
+from segstudio.commands.engines.options import add_engine_arguments, check_engine_arguments
 from segstudio.core.errors import PredictionError, SegStudioError
 
 PROG = "segstudio label-errors"
@@ -55,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=int, default=None, metavar="N",
                         help="tile size in pixels for --model on large images (default: whole image)")
     parser.add_argument("--report", metavar="FILE", default=None, help="write the full report to FILE.json or FILE.csv")
+    add_engine_arguments(parser, stats=False,
+                         shard_help="refused: the thresholds need the whole dataset (use --engine ray)")
 
 
 def _print_stdout(text: str) -> None:
@@ -64,25 +67,33 @@ def _print_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
+def check_label_model(args: argparse.Namespace, dataset):
+    """The registry entry of ``--model``, refused with a ``SegStudioError`` when it cannot give
+    probabilities matching the dataset's classes (checked on the driver by every engine)."""
+    from segstudio.inference.catalog import spec_problem  # noqa: PLC0415 - no torch
+
+    problem = spec_problem(args.model)
+    if problem is not None:
+        raise SegStudioError(args.model, problem)
+    from segstudio.inference.registry import resolve_model  # noqa: PLC0415
+
+    trust_if_asked(args)
+    entry = resolve_model(args.model)
+    if entry.kind != "semantic":
+        raise SegStudioError(args.model, "label errors need a semantic model's per-pixel probabilities")
+    if entry.class_table.num_classes != dataset.class_table.num_classes:
+        raise SegStudioError(args.model, f"the model has {entry.class_table.num_classes} classes, the dataset "
+                                         f"{dataset.class_table.num_classes}: probabilities cannot be matched")
+    return entry
+
+
 class _ModelPasses:
     """``open_pass`` for ``find_label_errors``: a fresh model stream (with probabilities) per pass."""
 
     def __init__(self, args: argparse.Namespace, dataset):
-        from segstudio.inference.catalog import spec_problem  # noqa: PLC0415 - no torch
-
-        problem = spec_problem(args.model)
-        if problem is not None:
-            raise SegStudioError(args.model, problem)
-        from segstudio.inference.registry import resolve_model  # noqa: PLC0415
         from segstudio.inference.runner import CancelToken, Runner  # noqa: PLC0415
 
-        trust_if_asked(args)
-        entry = resolve_model(args.model)
-        if entry.kind != "semantic":
-            raise SegStudioError(args.model, "label errors need a semantic model's per-pixel probabilities")
-        if entry.class_table.num_classes != dataset.class_table.num_classes:
-            raise SegStudioError(args.model, f"the model has {entry.class_table.num_classes} classes, the dataset "
-                                             f"{dataset.class_table.num_classes}: probabilities cannot be matched")
+        entry = check_label_model(args, dataset)
         self.runner = Runner(entry, device=args.device, tile_size=args.tile, batch_size=args.batch_size,
                              probabilities=True)
         self.dataset = dataset
@@ -148,14 +159,27 @@ def run(args: argparse.Namespace) -> int:
         return print_error(PROG, f"--min-width {args.min_width}: must be at least 1")
     if args.save_probabilities and args.model is None:
         return print_error(PROG, "--save-probabilities goes with --model (the probabilities to save)")
+    if args.shard is not None:
+        # Thresholds are a sum over the whole dataset: a shard's would differ from the full run's.
+        return print_error(PROG, "--shard: label errors need the thresholds of the whole dataset before any "
+                                 "image is scored, so they cannot be split; use --engine ray to spread both "
+                                 "passes over workers")
+    problem = check_engine_arguments(args)
+    if problem is not None:
+        return print_error(PROG, problem)
     bar = Progress(sys.stderr, PROG)
     model = None
+    failed: dict[int, str] = {}
+    labelled = 0
     try:
         dataset = open_dataset(args.dataset, args.format, class_table=args.classes, split=args.split,
                                allow_outside_root=args.allow_outside_root)
         for warning in dataset.warnings:
             say(PROG, f"warning: {warning}")
-        if args.probabilities is not None:
+        if args.engine == "ray":
+            from segstudio.distributed.ray_review import label_errors_on_ray  # noqa: PLC0415
+            report, failed, labelled = label_errors_on_ray(args, dataset, progress=bar)
+        elif args.probabilities is not None:
             folder = ProbabilityFolder(args.probabilities, dataset.class_table.num_classes)
             report = find_label_errors(dataset, lambda: folder, min_area=args.min_area, min_width=args.min_width,
                                        source=str(folder.path), progress=bar)
@@ -190,9 +214,11 @@ def run(args: argparse.Namespace) -> int:
             write_label_error_report(report, args.report)
         except OSError as exc:
             return print_error(PROG, f"{args.report}: cannot write the report: {exc.strerror or exc}")
-    if model is not None and model.failures:
-        for message in model.failures.values():
+    if model is not None:
+        failed, labelled = model.failures, len(model.indices)
+    if failed:
+        for _, message in sorted(failed.items()):
             print_error(PROG, message)
-        say(PROG, f"{len(model.failures)} of {len(model.indices)} images failed")
+        say(PROG, f"{len(failed)} of {labelled} images failed")
         return EXIT_SOME_FAILED
     return 0

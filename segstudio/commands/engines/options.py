@@ -17,8 +17,9 @@ __all__ = ["RAY_HINT", "add_engine_arguments", "check_engine_arguments", "parse_
 RAY_HINT = "--engine ray needs `pip install segstudio[ray]`"
 
 
-def add_engine_arguments(parser: argparse.ArgumentParser, *, stats: bool = True) -> None:
-    """Declare ``--engine``, the Ray options, ``--shard`` and (for evaluate) ``--stats``."""
+def add_engine_arguments(parser: argparse.ArgumentParser, *, stats: bool = True, shard_help: str | None = None) -> None:
+    """Declare ``--engine``, the Ray options, ``--shard`` (``shard_help`` replaces its help) and (for
+    evaluate) ``--stats``."""
     group = parser.add_argument_group("scaling out")
     group.add_argument("--engine", choices=["local", "ray"], default="local",
                        help="run here (local, default) or on Ray workers (ray)")
@@ -32,8 +33,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser, *, stats: bool = True)
     group.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="F",
                        help="CPUs each Ray worker reserves; its torch threads follow (default 1)")
     group.add_argument("--shard", metavar="i/N", default=None,
-                       help="only the i-th of N parts of the dataset sorted by name (i from 0), for "
-                       "job arrays; merge the reports with 'segstudio merge-reports'")
+                       help=shard_help or "only the i-th of N parts of the dataset sorted by name (i from 0), "
+                       "for job arrays; merge the reports with 'segstudio merge-reports'")
     if stats:
         group.add_argument("--stats", metavar="FILE.parquet", default=None,
                            help="write per-image statistics as Parquet (the GUI's review queue loads them)")

@@ -49,7 +49,8 @@ from segstudio.core.io.csvcell import csv_cell
 from segstudio.core.io.datasets import Dataset, Sample
 from segstudio.core.io.datasets.base import natural_key
 
-__all__ = ["compare_predictions", "compare_label_versions", "corrected_labels", "original_labels",
+__all__ = ["compare_predictions", "compare_label_versions", "pair_scores", "label_version_scores",
+           "CompareTotals", "corrected_labels", "original_labels",
            "write_compare_report", "format_compare_summary", "PIXEL_KEYS"]
 
 ProgressCallback = Callable[[int, int], None]
@@ -78,7 +79,7 @@ def corrected_labels(dataset: Dataset, output_dir: str | PathLike | None = None)
     return load
 
 
-class _Totals:
+class CompareTotals:
     """Per-image confusions and codes of both sides, summed into the report."""
 
     def __init__(self, dataset: Dataset):
@@ -92,18 +93,18 @@ class _Totals:
         self.pixels = dict.fromkeys(PIXEL_KEYS, 0)
         self.images: list[dict] = []
 
-    def add(self, name: str, gt_a: np.ndarray, pred_a: np.ndarray, gt_b: np.ndarray, pred_b: np.ndarray,
-            codes: np.ndarray) -> None:
+    def add(self, name: str, confusion_a: np.ndarray, confusion_b: np.ndarray, pixels: dict[str, int]) -> None:
+        """Add one image's two confusion matrices and pixel kinds (what :func:`pair_scores` and
+        :func:`label_version_scores` give); images must come in dataset order (the bootstrap's)."""
         cms = []
-        for gt, pred, total, store in ((gt_a, pred_a, self.total_a, self.per_image_a),
-                                       (gt_b, pred_b, self.total_b, self.per_image_b)):
+        for counts, total, store in ((confusion_a, self.total_a, self.per_image_a),
+                                     (confusion_b, self.total_b, self.per_image_b)):
             cm = ConfusionMatrix(self.table.num_classes, self.table.ignore_index)
-            cm.update(gt, pred)
+            cm += counts
             total += cm
             store.append(confusion_marginals(cm.matrix[None])[0])  # (3C,): C times smaller than the matrix
             cms.append(cm)
-        counts = disagreement_counts(codes)
-        pixels = {key: counts[key] for key in PIXEL_KEYS}
+        pixels = {key: int(pixels[key]) for key in PIXEL_KEYS}
         for key in PIXEL_KEYS:
             self.pixels[key] += pixels[key]
         a, b = cms[0].mean_iou(), cms[1].mean_iou()
@@ -160,6 +161,53 @@ def _source(dataset: Dataset, source: Any) -> Callable[[int, Sample], Any]:
     return _lookup(source)
 
 
+def _confusion(gt: np.ndarray, pred: np.ndarray, table) -> np.ndarray:
+    cm = ConfusionMatrix(table.num_classes, table.ignore_index)
+    cm.update(gt, pred)
+    return cm.matrix
+
+
+def pair_scores(sample: Sample, pred_a: np.ndarray | None, pred_b: np.ndarray | None,
+                table) -> tuple[np.ndarray, np.ndarray, dict[str, int]] | None:
+    """One image of model A vs model B: ``(confusion A, confusion B, pixel kinds)``, all integers, or
+    ``None`` when the image is left out (no prediction from a source, or no labels).
+
+    The one per-image step of every engine (local, Ray), so that they add up the same integers.
+
+    Raises
+    ------
+    PredictionError, MaskReadError, ImageReadError
+        As :func:`compare_predictions`.
+    """
+    gt = sample.load_mask() if pred_a is not None and pred_b is not None else None
+    if gt is None:
+        return None
+    _check_prediction(sample, pred_a, gt, table)
+    _check_prediction(sample, pred_b, gt, table)
+    codes = disagreement_codes(gt, pred_a, pred_b, table.ignore_index, table.num_classes)
+    return _confusion(gt, pred_a, table), _confusion(gt, pred_b, table), disagreement_counts(codes)
+
+
+def label_version_scores(sample: Sample, pred: np.ndarray | None, labels_a: Callable[[Sample], Any],
+                         labels_b: Callable[[Sample], Any],
+                         table) -> tuple[np.ndarray, np.ndarray, dict[str, int], bool] | None:
+    """One image of the label-fix comparison: ``(confusion A, confusion B, pixel kinds, labels differ)``,
+    or ``None`` when the image is left out (as :func:`pair_scores`)."""
+    gt_a = labels_a(sample) if pred is not None else None
+    gt_b = labels_b(sample) if gt_a is not None else None
+    if gt_b is None:
+        return None
+    _check_prediction(sample, pred, gt_a, table)
+    _check_prediction(sample, pred, gt_b, table)
+    # Roles swapped: the prediction is the reference each label version agrees with or not.
+    codes = disagreement_codes(pred, gt_a, gt_b, table.ignore_index)
+    ignored = ((gt_a == table.ignore_index) | (gt_b == table.ignore_index)
+               | (gt_a >= table.num_classes) | (gt_b >= table.num_classes))
+    codes[ignored] = Disagreement.IGNORED
+    return (_confusion(gt_a, pred, table), _confusion(gt_b, pred, table), disagreement_counts(codes),
+            not np.array_equal(gt_a, gt_b))
+
+
 def compare_predictions(dataset: Dataset, predictions_a: Any, predictions_b: Any, *, name_a: str, name_b: str,
                         resamples: int = 1000, seed: int = 0, progress: ProgressCallback | None = None) -> dict:
     """Model A vs model B on every sample with labels and a prediction from both.
@@ -177,19 +225,15 @@ def compare_predictions(dataset: Dataset, predictions_a: Any, predictions_b: Any
     """
     table = dataset.class_table
     of_a, of_b = _source(dataset, predictions_a), _source(dataset, predictions_b)
-    totals = _Totals(dataset)
+    totals = CompareTotals(dataset)
     missing: list[str] = []
     for index, sample in enumerate(dataset):
-        pred_a = _split_prediction(of_a(index, sample))[0]
-        pred_b = _split_prediction(of_b(index, sample))[0]
-        gt = sample.load_mask() if pred_a is not None and pred_b is not None else None
-        if gt is None:
+        scores = pair_scores(sample, _split_prediction(of_a(index, sample))[0],
+                             _split_prediction(of_b(index, sample))[0], table)
+        if scores is None:
             missing.append(sample.name)
         else:
-            _check_prediction(sample, pred_a, gt, table)
-            _check_prediction(sample, pred_b, gt, table)
-            codes = disagreement_codes(gt, pred_a, pred_b, table.ignore_index, table.num_classes)
-            totals.add(sample.name, gt, pred_a, gt, pred_b, codes)
+            totals.add(sample.name, *scores)
         if progress is not None:
             progress(index + 1, len(dataset))
     return totals.report(dataset, name_a, name_b, missing, resamples, seed)
@@ -207,25 +251,17 @@ def compare_label_versions(dataset: Dataset, predictions: Any, *, labels_a: Call
     """
     table = dataset.class_table
     of_pred = _source(dataset, predictions)
-    totals = _Totals(dataset)
+    totals = CompareTotals(dataset)
     missing: list[str] = []
     changed = 0
     for index, sample in enumerate(dataset):
-        pred = _split_prediction(of_pred(index, sample))[0]
-        gt_a = labels_a(sample) if pred is not None else None
-        gt_b = labels_b(sample) if gt_a is not None else None
-        if gt_b is None:
+        scores = label_version_scores(sample, _split_prediction(of_pred(index, sample))[0], labels_a, labels_b,
+                                      table)
+        if scores is None:
             missing.append(sample.name)
         else:
-            _check_prediction(sample, pred, gt_a, table)
-            _check_prediction(sample, pred, gt_b, table)
-            # Roles swapped: the prediction is the reference each label version agrees with or not.
-            codes = disagreement_codes(pred, gt_a, gt_b, table.ignore_index)
-            ignored = ((gt_a == table.ignore_index) | (gt_b == table.ignore_index)
-                       | (gt_a >= table.num_classes) | (gt_b >= table.num_classes))
-            codes[ignored] = Disagreement.IGNORED
-            totals.add(sample.name, gt_a, pred, gt_b, pred, codes)
-            changed += not np.array_equal(gt_a, gt_b)
+            totals.add(sample.name, *scores[:3])
+            changed += scores[3]
         if progress is not None:
             progress(index + 1, len(dataset))
     report = totals.report(dataset, name_a, name_b, missing, resamples, seed)

@@ -34,6 +34,7 @@ from segstudio.core.io.datasets import Dataset, Sample
 from segstudio.core.io.datasets.base import files_by_stem, natural_key, scan_files
 
 __all__ = ["ProbabilityFolder", "check_probabilities", "save_probabilities", "find_label_errors", "write_label_error_report",
+           "threshold_sums", "image_label_errors", "label_error_report",
            "format_label_error_summary", "DEFAULT_MIN_AREA", "SUM_TOLERANCE"]
 
 DEFAULT_MIN_AREA = 20
@@ -146,18 +147,16 @@ def find_label_errors(dataset: Dataset, open_pass: Callable[[], ProbabilityLooku
         ``progress(done, total)`` over both passes (``total`` = 2 × images).
     """
     table = dataset.class_table
-    names = table.names
     count = len(dataset)
     acc = ThresholdAccumulator(table.num_classes)
     missing: list[str] = []
     lookup = open_pass()
     for index, sample in enumerate(dataset):
-        labels = sample.load_mask()
-        probs = lookup(index, sample, labels.shape) if labels is not None else None
-        if probs is None:
+        sums = threshold_sums(acc, index, sample, lookup, table.ignore_index)
+        if sums is None:
             missing.append(sample.name)
         else:
-            acc.add(probs, labels, table.ignore_index)
+            acc.add_sums(*sums)
         if progress is not None:
             progress(index + 1, 2 * count)
     thresholds = acc.thresholds()
@@ -166,18 +165,46 @@ def find_label_errors(dataset: Dataset, open_pass: Callable[[], ProbabilityLooku
     lookup = open_pass()
     for index, sample in enumerate(dataset):
         if sample.name not in skip:
-            labels = sample.load_mask()
-            probs = lookup(index, sample, labels.shape) if labels is not None else None
-            if labels is not None and probs is not None:
-                found = score_image(probs, labels, thresholds, ignore_index=table.ignore_index,
-                                    min_area=min_area, min_width=min_width, image_name=sample.name)
-                regions.extend(found.regions)
-                images.append({"name": sample.name, "quality": found.quality, "suspect_pixels": found.suspect_pixels})
+            found = image_label_errors(index, sample, lookup, thresholds, table.ignore_index, min_area, min_width)
+            if found is not None:
+                regions.extend(found[0])
+                images.append(found[1])
         if progress is not None:
             progress(count + index + 1, 2 * count)
-    regions.sort(key=lambda r: (-r.score, -r.area, natural_key(r.image)))
-    images.sort(key=lambda e: (e["quality"] is None, e["quality"] if e["quality"] is not None else 0.0,
-                               natural_key(e["name"])))
+    return label_error_report(dataset, source, min_area, min_width, thresholds, regions, images, missing)
+
+
+def threshold_sums(acc: ThresholdAccumulator, index: int, sample: Sample, lookup: ProbabilityLookup,
+                   ignore_index: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The first pass on one image: its part of the thresholds' sums (``acc.image_sums``), or ``None``
+    when it has no labels or no probabilities. Every engine's per-image step of that pass."""
+    labels = sample.load_mask()
+    probs = lookup(index, sample, labels.shape) if labels is not None else None
+    if probs is None:
+        return None
+    return acc.image_sums(probs, labels, ignore_index)
+
+
+def image_label_errors(index: int, sample: Sample, lookup: ProbabilityLookup, thresholds: np.ndarray,
+                       ignore_index: int, min_area: int, min_width: int) -> tuple[list, dict] | None:
+    """The second pass on one image: ``(regions, image entry)``, or ``None`` without labels or
+    probabilities. Every engine's per-image step of that pass."""
+    labels = sample.load_mask()
+    probs = lookup(index, sample, labels.shape) if labels is not None else None
+    if labels is None or probs is None:
+        return None
+    found = score_image(probs, labels, thresholds, ignore_index=ignore_index,
+                        min_area=min_area, min_width=min_width, image_name=sample.name)
+    return found.regions, {"name": sample.name, "quality": found.quality, "suspect_pixels": found.suspect_pixels}
+
+
+def label_error_report(dataset: Dataset, source: str, min_area: int, min_width: int, thresholds: np.ndarray,
+                       regions: list, images: list[dict], missing: list[str]) -> dict:
+    """The report from both passes' results (regions and images in dataset order; sorted here)."""
+    names = dataset.class_table.names
+    regions = sorted(regions, key=lambda r: (-r.score, -r.area, natural_key(r.image)))
+    images = sorted(images, key=lambda e: (e["quality"] is None, e["quality"] if e["quality"] is not None else 0.0,
+                                           natural_key(e["name"])))
     return {
         "dataset": str(dataset.root),
         "probabilities": source,

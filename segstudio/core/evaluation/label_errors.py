@@ -148,6 +148,15 @@ class ThresholdAccumulator:
 
     def add(self, probs: np.ndarray, labels: np.ndarray, ignore_index: int = 255) -> None:
         """Add one image: ``probs`` (C, H, W), ``labels`` HxW class ids."""
+        self.add_sums(*self.image_sums(probs, labels, ignore_index))
+
+    def image_sums(self, probs: np.ndarray, labels: np.ndarray,
+                   ignore_index: int = 255) -> tuple[np.ndarray, np.ndarray]:
+        """One image's ``(C,)`` float64 probability sums and ``(C,)`` int64 label counts, not added yet.
+
+        Adding them with :meth:`add_sums` image by image in the same order gives the same float64
+        sums, bit for bit, wherever each image's part was computed (a distributed engine's workers).
+        """
         probs, labels = np.asarray(probs), np.asarray(labels)
         _check(probs, labels)
         if probs.shape[0] != self.num_classes:
@@ -155,8 +164,13 @@ class ThresholdAccumulator:
         valid = _valid_labels(labels, self.num_classes, ignore_index)
         py = _self_confidence(probs, labels, valid)
         given = labels[valid].astype(np.intp)
-        self.prob_sums += np.bincount(given, weights=py[valid].astype(np.float64), minlength=self.num_classes)
-        self.label_counts += np.bincount(given, minlength=self.num_classes)
+        return (np.bincount(given, weights=py[valid].astype(np.float64), minlength=self.num_classes),
+                np.bincount(given, minlength=self.num_classes).astype(np.int64))
+
+    def add_sums(self, prob_sums: np.ndarray, label_counts: np.ndarray) -> None:
+        """Add one image's part (see :meth:`image_sums`)."""
+        self.prob_sums += prob_sums
+        self.label_counts += label_counts
 
     def thresholds(self) -> np.ndarray:
         """(C,) float64 ``t_k`` (see :func:`class_thresholds`)."""

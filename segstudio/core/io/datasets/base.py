@@ -66,6 +66,9 @@ class Sample:
     mask_path: Path | None = None
     instance_path: Path | None = None
     decoder: "MaskDecoder | None" = field(default=None, repr=False)
+    # ((mtime_ns, size, inode) of the image file, (height, width)): the last header read, reused
+    # while the file is unchanged (every mask read checks its size against the image's).
+    _shape: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def load_image(self) -> np.ndarray:
         """Decode the image (see ``segstudio.core.io.images.read_image``).
@@ -78,8 +81,17 @@ class Sample:
         return read_image(self.image_path)
 
     def image_shape(self) -> tuple[int, int]:
-        """``(height, width)`` of the image, read from its header only."""
+        """``(height, width)`` of the image, read from its header only (again when the file changed)."""
+        try:
+            st = os.stat(self.image_path)
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            stamp = None
+        if stamp is not None and self._shape is not None and self._shape[0] == stamp:
+            return self._shape[1]
         width, height = image_size(self.image_path)
+        if stamp is not None:
+            self._shape = (stamp, (height, width))
         return height, width
 
     def load_mask(self) -> np.ndarray | None:
