@@ -50,6 +50,7 @@ from segstudio.ui.menus import build_menus
 from segstudio.ui.model_dock import ModelDock
 from segstudio.ui.model_jobs import ModelJobs
 from segstudio.ui.panel_refresh import PanelRefresher
+from segstudio.ui.tables import scrolled
 from segstudio.ui.tasks import QtTaskRunner
 from segstudio.ui.worker import InferenceController
 
@@ -109,9 +110,10 @@ class MainWindow(ModelJobs, QMainWindow):
         self._add_dock("regions", "Error regions", self.regions, Qt.DockWidgetArea.RightDockWidgetArea)
         self._add_dock("dataset", "Dataset", self.browser, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self._docks["regions"], self._docks["dataset"])
-        self._add_dock("compare", "Compare A/B", install_compare(self), Qt.DockWidgetArea.RightDockWidgetArea)
+        self._add_dock("compare", "Compare A/B", scrolled(install_compare(self)), Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self._docks["dataset"], self._docks["compare"])
-        self._add_dock("label_errors", "Label errors", install_label_errors(self), Qt.DockWidgetArea.RightDockWidgetArea)
+        self._add_dock("label_errors", "Label errors", scrolled(install_label_errors(self)),
+                       Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self._docks["compare"], self._docks["label_errors"])
         self._docks["regions"].raise_()
 

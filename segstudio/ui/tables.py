@@ -1,12 +1,12 @@
-"""The list-like table the docks share: read-only rows, one selected at a time."""
+"""The list-like tables the docks share (read-only rows, one selected at a time) and their scroll area."""
 from __future__ import annotations
 
 from typing import Sequence
 
 from PySide6.QtCore import QAbstractItemModel, Qt
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QTableWidget
+from PySide6.QtWidgets import QAbstractItemView, QFrame, QHeaderView, QScrollArea, QTableView, QTableWidget, QWidget
 
-__all__ = ["row_list_table", "row_list_view"]
+__all__ = ["row_list_table", "row_list_view", "scrolled"]
 
 
 def _one_line_rows(table: QTableView) -> None:
@@ -40,3 +40,13 @@ def row_list_view(model: QAbstractItemModel) -> QTableView:
     view.setModel(model)
     _one_line_rows(view)
     return view
+
+
+def scrolled(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area: a tall panel tabbed with others then asks no more height of
+    the window than its neighbours (the window still fits a 768-pixel-high screen)."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    return area
