@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import replace
 from os import PathLike
 from pathlib import Path
@@ -43,8 +42,8 @@ from segstudio.core.evaluation.bootstrap import PairedBootstrap, confusion_margi
 from segstudio.core.evaluation.disagreement import (COUNT_KEYS, Disagreement, disagreement_codes,
                                                     disagreement_counts)
 from segstudio.core.evaluation.metrics import ConfusionMatrix
-from segstudio.core.evaluation.report import (PredictionFolder, _check_prediction, _lookup, _split_prediction)
-from segstudio.core.io._atomic import atomic_write_bytes
+from segstudio.core.evaluation.report import (PredictionFolder, _check_prediction, _lookup, _split_prediction,
+                                              write_json_or_csv)
 from segstudio.core.io.csvcell import csv_cell
 from segstudio.core.io.datasets import Dataset, Sample
 from segstudio.core.io.datasets.base import natural_key
@@ -285,15 +284,7 @@ def write_compare_report(report: dict, path: str | PathLike) -> None:
     OSError
         The file cannot be written.
     """
-    suffix = Path(path).suffix.lower()
-    if suffix == ".json":
-        text = json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-        data = text.encode("utf-8", errors="backslashreplace")
-    elif suffix == ".csv":
-        data = _report_csv(report).encode("utf-8", errors="backslashreplace")
-    else:
-        raise ValueError(f"{path}: unknown report format '{suffix}', use .json or .csv")
-    atomic_write_bytes(path, data)
+    write_json_or_csv(report, path, _report_csv)
 
 
 def _report_csv(report: dict) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from os import PathLike
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +27,7 @@ import numpy as np
 
 from segstudio.core.errors import PredictionError
 from segstudio.core.evaluation.label_errors import DEFAULT_MIN_WIDTH, ThresholdAccumulator, score_image
+from segstudio.core.evaluation.report import write_json_or_csv
 from segstudio.core.io._atomic import atomic_write_bytes
 from segstudio.core.io.csvcell import csv_cell
 from segstudio.core.io.datasets import Dataset, Sample
@@ -231,15 +231,7 @@ def write_label_error_report(report: dict, path: str | PathLike) -> None:
     OSError
         The file cannot be written.
     """
-    suffix = Path(path).suffix.lower()
-    if suffix == ".json":
-        data = (json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode(
-            "utf-8", errors="backslashreplace")
-    elif suffix == ".csv":
-        data = _report_csv(report).encode("utf-8", errors="backslashreplace")
-    else:
-        raise ValueError(f"{path}: unknown report format '{suffix}', use .json or .csv")
-    atomic_write_bytes(path, data)
+    write_json_or_csv(report, path, _report_csv)
 
 
 def _report_csv(report: dict) -> str:

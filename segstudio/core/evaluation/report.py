@@ -404,6 +404,20 @@ def write_report(report: dict, path: str | PathLike) -> None:
     OSError
         The file cannot be written.
     """
+    write_json_or_csv(report, path, _report_csv)
+
+
+def write_json_or_csv(report: dict, path: str | PathLike, csv_text: Callable[[dict], str]) -> None:
+    """Write ``report`` atomically: indented JSON for ``.json``, ``csv_text(report)`` for ``.csv``
+    (every report command's writer).
+
+    Raises
+    ------
+    ValueError
+        Any other suffix.
+    OSError
+        The file cannot be written.
+    """
     suffix = Path(path).suffix.lower()
     if suffix == ".json":
         text = json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -411,7 +425,7 @@ def write_report(report: dict, path: str | PathLike) -> None:
         # them as \udcXX, which inside a JSON string is the matching escape, so the file stays valid.
         data = text.encode("utf-8", errors="backslashreplace")
     elif suffix == ".csv":
-        data = _report_csv(report).encode("utf-8", errors="backslashreplace")
+        data = csv_text(report).encode("utf-8", errors="backslashreplace")
     else:
         raise ValueError(f"{path}: unknown report format '{suffix}', use .json or .csv")
     atomic_write_bytes(path, data)
