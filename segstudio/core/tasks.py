@@ -94,6 +94,7 @@ class TaskKind(Enum):
     LABEL_FIX_IMPACT = "label-fix-impact"
     LABEL_ERRORS = "label-errors"
     THUMBNAILS = "thumbnails"
+    PROBE = "probe"                      # a few files of a folder checked before it is opened
     PROMPT_ENCODE = "prompt-encode"      # an image embedding for click-to-segment (the inference lane)
     PROMPT_DECODE = "prompt-decode"      # one click's proposal from a cached embedding
 

@@ -108,16 +108,14 @@ def open_dataset_asking(parent: QWidget, settings, path: str, ask=ask_binary_map
     return dataset
 
 
-def prediction_binary_mapping(parent: QWidget, settings, folder: str, files, table: ClassTable,
+def prediction_binary_mapping(parent: QWidget, settings, folder: str, binary: Path | None, table: ClassTable,
                               ask=ask_binary_mapping) -> tuple[bool, dict[int, int] | None]:
-    """The mapping to read the prediction ``files`` of ``folder`` with: the remembered one, else
-    asked when the first files are {0, 255} masks. ``(False, None)`` when the user cancels."""
-    from segstudio.core.io.binary_masks import find_binary_mask  # noqa: PLC0415
-
+    """The mapping to read the predictions of ``folder`` with: the remembered one, else asked when
+    ``binary`` (a {0, 255} mask of the folder, ``find_binary_mask``'s answer) is not None.
+    ``(False, None)`` when the user cancels."""
     mapping = keys.binary_mapping(settings, folder)
     if mapping is not None:
         return True, mapping
-    binary = find_binary_mask(files)
     if binary is None:
         return True, None
     mapping = ask(parent, f"the predictions folder {Path(folder).name}", binary.name, table)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from segstudio.core.display.layers import prepare_layers
 from segstudio.core.editing.document import DocumentEvent, EventKind, ImageDocument
 from segstudio.core.errors import SegStudioError
 from segstudio.core.evaluation.comparison import SourceKey, SourceKind
@@ -121,7 +122,7 @@ class CompareController(QObject):
         results.record(key, name, prediction, stats.confusion if stats is not None else None)
         new_source = len(results.predictions(key)) == 1
         document = self.window.document
-        if document is not None and document.name == name:
+        if document is not None and document.name == name and key in (self.a, self.b):
             self._attach(document, key, prediction.mask)
         if new_source:
             self.sources_changed.emit()
@@ -139,12 +140,13 @@ class CompareController(QObject):
         self.metrics_changed.emit()
 
     def _attach_sources(self, document: ImageDocument | None) -> None:
-        """Compare the document with every source that has a prediction for it (A and B first)."""
+        """Compare the document with sources A and B where it has their predictions. Only the pair
+        chosen is compared: a user who is not comparing pays nothing for the sources recorded."""
         results = self.results
         if document is None or results is None:
             return
-        for key in results.keys():
-            if key in document.comparisons or key == ORIGINAL_LABELS:
+        for key in (self.a, self.b):
+            if key is None or key in document.comparisons or key == ORIGINAL_LABELS:
                 continue
             prediction = results.prediction(key, document.name)
             if prediction is not None:
@@ -159,8 +161,11 @@ class CompareController(QObject):
         except SegStudioError as exc:
             self.window.report(f"{key}: {exc}")
             return
+        gt = document.gt
+        # With display arrays: a source attached first becomes the active one and is drawn at once.
         self.window.task_runner.submit(
-            lambda _context: build(), kind=TaskKind.COMPARISON, key=(TaskKind.COMPARISON, document.name, key),
+            lambda _context: prepare_layers(build(), gt), kind=TaskKind.COMPARISON,
+            key=(TaskKind.COMPARISON, document.name, key),
             on_returned=lambda comparison: self._attached(document, comparison, version))
 
     def _attach_original(self, document: ImageDocument) -> None:

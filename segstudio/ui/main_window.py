@@ -465,6 +465,8 @@ class MainWindow(ModelJobs, QMainWindow):
         a stroke is committed rather than per dab."""
         self._update_title()
         self._refresh_cursor_readout()                    # the pixel under the cursor may have changed
+        if event.kind is EventKind.SOURCE:
+            return   # another source kept alongside: the compare dock listens to its own attachments
         if event.kind is EventKind.HISTORY:
             if self.document is not None and not self.document.in_stroke and self.panels.regions_stale:
                 self.panels.schedule(regions=True)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QHeaderView,
                                QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from segstudio.ui.confusion_view import COUNTS, ROW_PERCENT, ConfusionView, IoUBars
+from segstudio.ui.tables import filling
 
 __all__ = ["MetricsPanel", "format_value"]
 
@@ -212,8 +213,15 @@ class MetricsPanel(QWidget):
         n = cm.matrix.shape[0]
         columns = (cm.iou(), cm.precision(), cm.recall(), cm.f1())
         pixels = cm.gt_pixels()
-        self.table.setRowCount(n)
         colors = self._class_table.colors if self._class_table is not None else None
+        with filling(self.table):
+            self._fill_table(n, columns, pixels, colors)
+        names = [self._class_name(i) for i in range(n)]
+        self.bars_plot.show_iou(cm.iou(), names, colors)
+        self.confusion_plot.show_matrix(cm.matrix, names)
+
+    def _fill_table(self, n: int, columns, pixels, colors) -> None:
+        self.table.setRowCount(n)
         for row in range(n):
             name_item = QTableWidgetItem(self._class_name(row))
             name_item.setToolTip(self._class_name(row))
@@ -223,9 +231,6 @@ class MetricsPanel(QWidget):
             for col, values in enumerate(columns, start=1):
                 self.table.setItem(row, col, _number_item(format_value(float(values[row])), values[row]))
             self.table.setItem(row, 5, _number_item(str(int(pixels[row])), int(pixels[row])))
-        names = [self._class_name(i) for i in range(n)]
-        self.bars_plot.show_iou(cm.iou(), names, colors)
-        self.confusion_plot.show_matrix(cm.matrix, names)
 
 
 def _number_item(text: str, value) -> QTableWidgetItem:

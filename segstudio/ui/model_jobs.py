@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from segstudio.core.display.layers import attach_prediction
 from segstudio.core.editing.session import match_prediction_files
+from segstudio.core.io.binary_masks import find_binary_mask
+from segstudio.core.tasks import TaskKind
 from segstudio.core.evaluation.comparison import SourceKey, SourceKind
 from segstudio.ui import settings as keys
 from segstudio.ui.binary_mapping import prediction_binary_mapping
@@ -19,7 +21,9 @@ class ModelJobs:
     """Model runs, predictions folders and the GPU check of the main window."""
 
     def open_predictions(self, folder: str) -> int | None:
-        """Read a folder of prediction masks named like the images, in the worker."""
+        """Read a folder of prediction masks named like the images, in the worker; returns the job, or
+        None when it starts later: a folder without a remembered binary mapping first has a few masks
+        probed for {0, 255} on the task runner (a 4096² mask decodes in ~50 ms), then the dialog asks."""
         if self.session is None:
             return None
         try:
@@ -30,10 +34,23 @@ class ModelJobs:
         if not files:
             self.show_error("Cannot open predictions", f"{folder}: no mask file is named like an image")
             return None
-        asked, mapping = prediction_binary_mapping(self, self.settings, folder, files.values(),
-                                                   self.session.class_table)
-        if not asked:
-            return None
+        mapping = keys.binary_mapping(self.settings, folder)
+        if mapping is not None:
+            return self._load_predictions(folder, files, mapping)
+        session = self.session
+        self.task_runner.submit(lambda _context: find_binary_mask(files.values()), kind=TaskKind.PROBE,
+                                key=(TaskKind.PROBE, str(folder)),
+                                on_returned=lambda binary: self._predictions_probed(session, folder, files, binary))
+        return None
+
+    def _predictions_probed(self, session, folder: str, files: dict, binary) -> None:
+        if session is not self.session:
+            return   # another dataset was opened meanwhile
+        asked, mapping = prediction_binary_mapping(self, self.settings, folder, binary, session.class_table)
+        if asked:
+            self._load_predictions(folder, files, mapping)
+
+    def _load_predictions(self, folder: str, files: dict, mapping) -> int:
         self.class_notice.check_predictions_folder(folder)
         job = self.controller.load_prediction_files(self.session.dataset, files, self._labels(files), mapping)
         return self._track_job(job, [self.session.dataset[i].name for i in files],

@@ -204,16 +204,20 @@ class ImageDocument(LabelEdits):
     def attach_comparison(self, comparison: Comparison, version: int, *, activate: bool = True) -> None:
         """Show a comparison built by :meth:`comparison_builder`; it becomes the active one unless
         ``activate`` is False (a second source kept alongside, e.g. model B of a comparison).
+        Emits ``PREDICTION`` when the comparison is the active one, else ``SOURCE``.
 
         If the labels changed after ``version`` (the user painted meanwhile, or they were reloaded),
-        the comparison is rebuilt here against the labels as they are now. Emits ``PREDICTION``.
+        the comparison is rebuilt here against the labels as they are now.
         """
         if version != self.labels_version or comparison.num_classes != self.num_classes:
             comparison.rebuild(self.gt)
         self.comparisons[comparison.key] = comparison
         if activate or self.active_source is None:
             self.active_source = comparison.key
-        self._emit(DocumentEvent(EventKind.PREDICTION, source=comparison.key))
+        # Only the active source is drawn and scored: another one (model B kept alongside) changes
+        # nothing the views show, so it is announced as SOURCE and costs them nothing.
+        kind = EventKind.PREDICTION if self.active_source == comparison.key else EventKind.SOURCE
+        self._emit(DocumentEvent(kind, source=comparison.key))
 
     def set_prediction(self, pred: np.ndarray | None, confidence: np.ndarray | None = None,
                        entropy: np.ndarray | None = None, instances: Any = None, *,

@@ -25,6 +25,7 @@ class EventKind(str, Enum):
     RELOADED = "all"
     ERRORS = "errors"
     HISTORY = "history"
+    SOURCE = "source"        # a comparison with another, not active, source was attached
 
 
 class MetricsDelta(NamedTuple):
