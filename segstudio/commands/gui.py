@@ -85,7 +85,9 @@ def _install_probe(window, launched_at: float, wait_for_jobs: bool, error_map: b
         document = window.document
         if document is not None and document.error_codes is not None and "errors" in window.canvas.layer_names():
             record("first_error_map")   # the error-map layer is on the canvas
-        if not window.controller.busy and not window.task_runner.active(TaskKind.COMPARISON):
+        # A predictions folder is probed (TaskKind.PROBE) before its job starts.
+        if not window.controller.busy and not any(window.task_runner.active(kind)
+                                                  for kind in (TaskKind.PROBE, TaskKind.COMPARISON)):
             record("jobs_ended")
 
     _when_first_exposed(window, lambda: record("window_shown"), defer=False)
