@@ -111,11 +111,13 @@ class MainWindow(ModelJobs, QMainWindow):
         self._add_dock("dataset", "Dataset", self.browser, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self._docks["regions"], self._docks["dataset"])
         self._add_dock("compare", "Compare A/B", scrolled(install_compare(self)), Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self._docks["dataset"], self._docks["compare"])
+        # Beside the metrics (its numbers are metrics too): five tabs under them would elide every title.
+        self.tabifyDockWidget(self._docks["metrics"], self._docks["compare"])
         self._add_dock("label_errors", "Label errors", scrolled(install_label_errors(self)),
                        Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self._docks["compare"], self._docks["label_errors"])
         self._docks["regions"].raise_()
+        self._docks["metrics"].raise_()
 
         self.status_pixel = QLabel("")
         self.status_mode = QLabel("")
