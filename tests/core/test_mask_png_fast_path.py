@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.core.io import masks
+from segstudio.core.io import masks, png_fast
 from segstudio.core.io.classes import ClassInfo, ClassTable
 from segstudio.core.io.masks import read_semantic_mask, write_index_png
 
@@ -86,7 +86,7 @@ def test_good_masks_read_as_opencv_decodes_them(tmp_path):
         # Unfiltered files (segstudio's own) skip libpng; filtered ones still decode with OpenCV.
         with Image.open(path) as im:
             size = im.size
-        unfiltered = masks._unfiltered_gray(np.fromfile(path, np.uint8), 33, *size,
+        unfiltered = png_fast._unfiltered_gray(np.fromfile(path, np.uint8), 33, *size,
                                             16 if name == "index16" else 8)
         assert (unfiltered is not None) == (name in ("index8", "index16", "split")), name
         fast = read_semantic_mask(path, None)
@@ -124,7 +124,7 @@ def test_bytes_after_iend_take_the_general_path(tmp_path, trailer):
     path = tmp_path / "m.png"
     write_index_png(path, np.eye(8, dtype=np.uint8))
     path.write_bytes(path.read_bytes() + trailer)
-    assert masks._decode_plain_png(path) is None or masks._unfiltered_gray(
+    assert masks._decode_plain_png(path) is None or png_fast._unfiltered_gray(
         np.fromfile(path, np.uint8), 33, 8, 8, 8) is None
     table = _table(2)
     assert _same(_outcome(path, table), _general(path, table))
