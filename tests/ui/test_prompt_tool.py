@@ -177,8 +177,10 @@ def test_click_while_the_encoder_runs_waits_without_blocking_the_gui(qtbot, wind
         click(qtbot, window.canvas, (30, 30))
     current = image_fingerprint(window.document.image)
     assert disc.encoded.count(current) == 1 and disc.decodes == click_count + 1     # never encoded again
-    qtbot.waitUntil(lambda: disc.encodings == 2)       # the next image in review order, ahead of time
-    assert disc.encoded[1] != current and prompting.engine.cache.computed == 2
+    # The next image in review order, ahead of time: encoded in the worker, then cached once its result
+    # is delivered to the GUI thread (a moment later).
+    qtbot.waitUntil(lambda: disc.encodings == 2 and prompting.engine.cache.computed == 2)
+    assert disc.encoded[1] != current
     assert window.step_image(1)
     assert prompting.engine.has_embedding(window.document.image)
 
