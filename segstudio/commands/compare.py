@@ -18,6 +18,7 @@ from pathlib import Path
 
 from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
                                         print_error, printable, say)
+from segstudio.commands._data import CLASSES_HELP
 from segstudio.commands._progress import Progress
 from segstudio.commands.engines.options import (add_engine_arguments, check_engine_arguments, parse_shard,
                                                 shard_dataset)
@@ -34,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dataset layout (default: detected from the folder)")
     parser.add_argument("--split", default=None, help="dataset split (train, val ...)")
     parser.add_argument("--allow-outside-root", action="store_true", help=ALLOW_OUTSIDE_ROOT_HELP)
-    parser.add_argument("--classes", metavar="FILE", default=None,
-                        help="class table: a classes.json or a class_names.txt")
+    parser.add_argument("--classes", metavar="NAME|FILE", default=None, help=CLASSES_HELP)
     parser.add_argument("--a", required=True, metavar="SRC",
                         help="source A: predictions folder, model spec, or labels:original / labels:corrected")
     parser.add_argument("--b", required=True, metavar="SRC", help="source B (Δ = B - A), as --a")

@@ -16,6 +16,7 @@ import sys
 import threading
 
 from segstudio.commands._common import EXIT_CANCELLED, print_error, printable, say
+from segstudio.commands._data import CLASSES_HELP
 from segstudio.core.errors import SegStudioError
 
 PROG = "segstudio train"
@@ -34,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "name in the dataset's models folder")
     parser.add_argument("--format", default="auto", choices=["auto", "folder", "voc", "coco", "cityscapes"])
     parser.add_argument("--split", default=None, help="dataset split to train on (train, ...)")
-    parser.add_argument("--classes", metavar="FILE", default=None, help="class table (classes.json / names.txt)")
+    parser.add_argument("--classes", metavar="NAME|FILE", default=None, help=CLASSES_HELP)
     parser.add_argument("--labels", default="corrected", choices=["corrected", "original", "reviewed"],
                         help="corrected: saved corrections where they exist, originals elsewhere (default); "
                         "original: the dataset's own labels; reviewed: only images marked accepted/fixed")
