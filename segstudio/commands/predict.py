@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
         for index, prediction in runner.predict_dataset(dataset, cancel=cancel, progress=bar,
                                                         on_error=failed):
-            _write(out_dir, dataset[index].name, prediction, entry.class_table)
+            write_prediction(out_dir, dataset[index].name, prediction, entry.class_table)
             written += 1
     except (Cancelled, KeyboardInterrupt):
         if bar:
@@ -156,14 +156,7 @@ def run(args: argparse.Namespace) -> int:
         _restore_sigint(previous)
     if bar:
         bar.close()
-    for message in failures:
-        print_error(PROG, message)
-    elapsed = time.monotonic() - started
-    say(PROG, f"wrote {written} mask(s) to {out_dir} in {elapsed:.1f} s on {runner.device_name}")
-    if failures:
-        say(PROG, f"{len(failures)} of {len(dataset)} images failed")
-        return EXIT_SOME_FAILED
-    return 0
+    return _finished(out_dir, written, len(dataset), failures, started, runner.device_name)
 
 
 def _predict_on_ray(args: argparse.Namespace, dataset, bar) -> int:
@@ -193,21 +186,22 @@ def _predict_on_ray(args: argparse.Namespace, dataset, bar) -> int:
         return print_error(PROG, f"{exc.filename or out_dir}: {exc.strerror or exc}")
     if bar:
         bar.close()
+    return _finished(out_dir, written, len(dataset), failures, started, device)
+
+
+def _finished(out_dir: Path, written: int, total: int, failures: list[str], started: float, device: str) -> int:
+    """The lines both engines end with, and the exit code: 1 when images failed."""
     for message in failures:
         print_error(PROG, message)
     say(PROG, f"wrote {written} mask(s) to {out_dir} in {time.monotonic() - started:.1f} s on {device}")
     if failures:
-        say(PROG, f"{len(failures)} of {len(dataset)} images failed")
+        say(PROG, f"{len(failures)} of {total} images failed")
         return EXIT_SOME_FAILED
     return 0
 
 
 def write_prediction(out_dir: Path, name: str, prediction, class_table) -> None:
     """Write one prediction's mask (and instance ids) under ``out_dir``, each file atomically."""
-    _write(out_dir, name, prediction, class_table)
-
-
-def _write(out_dir: Path, name: str, prediction, class_table) -> None:
     import numpy as np  # noqa: PLC0415
 
     from segstudio.core.io.masks import write_index_png, write_palette_png  # noqa: PLC0415

@@ -210,7 +210,7 @@ def test_ctrl_c_stops_between_batches(tmp_path):
 
 def test_predict_never_writes_outside_out(tmp_path, capsys):
     # issue 10, item 7: a COCO file_name with '../' was read, and its mask written as out/<that name>
-    from segstudio.commands.predict import _write
+    from segstudio.commands.predict import write_prediction
     from segstudio.core.errors import OutsideRootError
     from tests.corpus import coco_one_annotation
 
@@ -236,5 +236,5 @@ def test_predict_never_writes_outside_out(tmp_path, capsys):
     assert sorted(p.name for p in outside.parent.iterdir()) == ["x.png"]
     prediction = Runner(resolve_model(model), device="cpu").predict(random_image(8, 8, seed=1))
     with pytest.raises(OutsideRootError):
-        _write(out, "../escaped", prediction, resolve_model(model).class_table)
+        write_prediction(out, "../escaped", prediction, resolve_model(model).class_table)
     assert not (tmp_path / "escaped.png").exists()
