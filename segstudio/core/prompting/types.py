@@ -66,6 +66,17 @@ class Prompt:
     def empty(self) -> bool:
         return len(self.points) == 0 and self.box is None
 
+    def predictor_arguments(self) -> dict:
+        """This prompt as the keyword arguments of ``predict`` in both SAM packages' image predictors
+        (``SamPredictor``, ``SAM2ImagePredictor``): no points as None, the mask input as (1, 256, 256)."""
+        clicked = len(self.points) > 0
+        return {"point_coords": self.points if clicked else None,
+                "point_labels": self.labels if clicked else None,
+                "box": None if self.box is None else np.asarray(self.box, dtype=np.float32),
+                "mask_input": (None if self.mask_input is None
+                               else np.asarray(self.mask_input, np.float32).reshape(1, 256, 256)),
+                "multimask_output": self.multimask}
+
     def with_click(self, x: float, y: float, positive: bool) -> "Prompt":
         """This prompt plus one click (the mask input and prior are kept)."""
         return Prompt(np.vstack([self.points, np.float32([[x, y]])]),

@@ -90,10 +90,6 @@ class SamBackend:
     @torch.inference_mode()
     def predict(self, embedding: Embedding, prompt: Prompt) -> Proposal:
         self.load()
-        points = prompt.points if len(prompt.points) else None
-        labels = prompt.labels if len(prompt.points) else None
-        box = None if prompt.box is None else np.asarray(prompt.box, dtype=np.float32)
-        mask_input = None if prompt.mask_input is None else np.asarray(prompt.mask_input, np.float32).reshape(1, 256, 256)
         with self._decode_lock:
             p = self._decoder
             p.features = embedding.state["features"]
@@ -101,8 +97,7 @@ class SamBackend:
             p.input_size = embedding.state["input_size"]
             p.is_image_set = True
             try:
-                masks, scores, logits = p.predict(point_coords=points, point_labels=labels, box=box,
-                                                  mask_input=mask_input, multimask_output=prompt.multimask)
+                masks, scores, logits = p.predict(**prompt.predictor_arguments())
             finally:
                 p.reset_image()
         return Proposal(masks.astype(bool), scores.astype(np.float32), logits.astype(np.float32))
