@@ -20,7 +20,7 @@ import torch
 
 from segstudio.core.errors import CheckpointError
 from segstudio.inference import model_format, script_guard
-from segstudio.inference.model_file import reading_model_file, unreadable
+from segstudio.inference.model_file import read_model_bytes, reading_model_file, unreadable
 from segstudio.inference.model_trust import TrustStore, UntrustedModelError, is_torchscript, sha256_of
 
 __all__ = ["is_torchscript", "safe_load", "load_state_dict_file", "extract_state_dict", "strip_prefixes",
@@ -150,10 +150,7 @@ def load_torchscript(path: str | PathLike, device="cpu", store: TrustStore | Non
         The file passed inspection but the user has not agreed to run it.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(path, f"cannot read the model file: {exc.strerror or exc}") from None
+    data = read_model_bytes(path)
     with reading_model_file(path):
         module = script_guard.load_inspected(data, path, device)
     if not (store or TrustStore()).is_trusted(sha256_of(data)):

@@ -16,7 +16,7 @@ import torch
 
 from segstudio.core.errors import CheckpointError
 from segstudio.inference import export_guard
-from segstudio.inference.model_file import reading_model_file
+from segstudio.inference.model_file import read_model_bytes, reading_model_file
 from segstudio.inference.model_trust import TrustStore, UntrustedModelError, sha256_of
 from segstudio.inference.shapes import Dim, ShapeAdapter, ShapeSpec
 
@@ -32,10 +32,7 @@ def load_program(path: str | PathLike, store: TrustStore | None = None):
         It passed inspection but the user has not agreed to run it.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(path, f"cannot read the model file: {exc.strerror or exc}") from None
+    data = read_model_bytes(path)
     with reading_model_file(path):
         export_guard.check_archive(data, path)
     if not (store or TrustStore()).is_trusted(sha256_of(data)):

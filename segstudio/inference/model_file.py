@@ -23,6 +23,16 @@ def unreadable(path: str | PathLike, exc: BaseException) -> CheckpointError:
                            + (f": {message}" if message else ""))
 
 
+def read_model_bytes(path: str | PathLike) -> bytes:
+    """The whole model file (code-bearing formats are inspected and hashed from these bytes, so what
+    is checked is what runs); ``CheckpointError`` when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot read the model file: {exc.strerror or exc}") from None
+
+
 @contextmanager
 def reading_model_file(path: str | PathLike) -> Iterator[None]:
     """Turn any exception raised inside, other than our typed ones, into ``unreadable(path, exc)``.
