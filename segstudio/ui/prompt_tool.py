@@ -25,6 +25,8 @@ __all__ = ["PromptTool", "ProposalOverlay", "outline_path", "MAX_PATH_POINTS"]
 
 DRAG_PX = 4.0          # screen pixels of drag before a press becomes a box
 MAX_PATH_POINTS = 4000  # a ragged mask (thousands of specks) is drawn as its edge pixels instead of a path
+MAX_EDGE_PIXELS = 4 * MAX_PATH_POINTS   # beyond this the contours are not traced at all
+_SQUARE = np.ones((3, 3), np.uint8)
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -81,16 +83,12 @@ class ProposalOverlay:
                 scene.removeItem(item)
         self._items = []
 
-    def _edge_pixels(self, mask: np.ndarray, box) -> None:
-        """A ragged mask's edge pixels as one image item: O(bbox), whatever the number of specks."""
-        x0, y0, x1, y1 = box
-        crop = mask[y0:y1, x0:x1].astype(np.uint8)
-        edge = crop & ~cv2.erode(crop, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
-        rgba = np.zeros((*edge.shape, 4), np.uint8)
-        rgba[edge.astype(bool)] = (255, 255, 0, 255)
-        image = QImage(rgba.data, rgba.shape[1], rgba.shape[0], rgba.strides[0], QImage.Format.Format_RGBA8888)
-        item = QGraphicsPixmapItem(QPixmap.fromImage(image.copy()))
-        item.setOffset(x0, y0)
+    def _edge_pixels(self, edge: np.ndarray, box) -> None:
+        """A ragged mask's edge pixels (0/1 ``edge`` of its bounding box) as one image item."""
+        image = QImage(edge.data, edge.shape[1], edge.shape[0], edge.strides[0], QImage.Format.Format_Indexed8)
+        image.setColorTable([0x00000000, 0xFFFFFF00])
+        item = QGraphicsPixmapItem(QPixmap.fromImage(image))
+        item.setOffset(box[0], box[1])
         self._add(item)
 
     def show(self, prompt: Prompt, mask: np.ndarray | None, waiting: bool = False) -> None:
@@ -98,9 +96,14 @@ class ProposalOverlay:
         self.clear()
         box = _bbox(mask) if mask is not None else None
         if box is not None:
-            contours = _contours(mask, box)
-            if sum(len(c) for c in contours) > MAX_PATH_POINTS:
-                self._edge_pixels(mask, box)
+            x0, y0, x1, y1 = box
+            crop = mask[y0:y1, x0:x1].view(np.uint8) if mask.dtype == bool else mask[y0:y1, x0:x1].astype(np.uint8)
+            crop = np.ascontiguousarray(crop)
+            edge = crop & ~cv2.erode(crop, _SQUARE, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+            # tracing thousands of specks costs more than the decoder: count the edge pixels first
+            contours = _contours(mask, box) if cv2.countNonZero(edge) <= MAX_EDGE_PIXELS else None
+            if contours is None or sum(len(c) for c in contours) > MAX_PATH_POINTS:
+                self._edge_pixels(edge, box)
                 contours = None
             path = outline_path(mask, contours) if contours is not None else None
             for color, width in ((QColor(0, 0, 0, 200), 3.0), (QColor(255, 255, 0, 255), 1.5)):

@@ -4,7 +4,8 @@ The architecture (ViT-B / L / H, or any other size) is read from the checkpoint'
 built with the package's own classes and the weights loaded with ``torch.load(weights_only=True)``.
 Two ``SamPredictor`` share the model: one encodes (``set_image``, the inference lane), the other
 decodes from a cached embedding (``predict``, the task runner), so a click never waits for an encoding
-of another image and never sees a half-set predictor.
+of another image and never sees a half-set predictor. The decoder's ``predict_masks`` is
+``FastMaskDecoding`` (same maths, about half the CPU time per click).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import torch
 from segstudio.core.errors import CheckpointError
 from segstudio.core.prompting.types import Embedding, Prompt, Proposal, as_rgb8
 from segstudio.inference.checkpoints import load_state_dict_file
+from segstudio.inference.prompting.fast_decoder import FastMaskDecoding
 from segstudio.inference.prompting.registry import require
 
 __all__ = ["SamBackend", "build_sam_from_state", "sam_architecture"]
@@ -72,6 +74,7 @@ class SamBackend:
                 return
             predictor = require("segment_anything.predictor")
             model = build_sam_from_state(load_state_dict_file(self.path), self.path).to(self.device)
+            FastMaskDecoding(model.mask_decoder, model.prompt_encoder, sdpa=False).install()
             self._encoder = predictor.SamPredictor(model)
             self._decoder = predictor.SamPredictor(model)
 

@@ -4,7 +4,8 @@ The model is built from the package's Hydra config (or a YAML file the user name
 package's own classes, with the post-processing ``build_sam2`` applies by default, and the weights
 are loaded with ``torch.load(weights_only=True)``. Without a config the Hiera size is taken from the
 file name (``sam2.1_hiera_tiny.pt``) or else from the weights' shapes. As for SAM, one
-``SAM2ImagePredictor`` encodes and another decodes from cached embeddings.
+``SAM2ImagePredictor`` encodes and another decodes from cached embeddings, through
+``FastMaskDecoding`` as for SAM.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import torch
 from segstudio.core.errors import CheckpointError
 from segstudio.core.prompting.types import Embedding, Prompt, Proposal, as_rgb8
 from segstudio.inference.checkpoints import load_state_dict_file
+from segstudio.inference.prompting.fast_decoder import FastMaskDecoding
 from segstudio.inference.prompting.registry import require
 
 __all__ = ["Sam2Backend", "POSTPROCESSING", "config_for", "load_sam2_config"]
@@ -116,6 +118,7 @@ class Sam2Backend:
                                       f"{len(missing)} missing (e.g. {missing[:2]}), "
                                       f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})")
             model = model.to(self.device).eval()
+            FastMaskDecoding(model.sam_mask_decoder, model.sam_prompt_encoder, sdpa=True).install()
             self._encoder = SAM2ImagePredictor(model)
             self._decoder = SAM2ImagePredictor(model)
 
