@@ -130,6 +130,13 @@ def test_bad_input_exits_2_with_one_line(data, tmp_path, capsys, args, needle):
     assert code == 2 and needle in err and err.count("\n") == 0
 
 
+def test_half_precision_needs_cuda(data, tmp_path, capsys):
+    code = _train(data, tmp_path / "m.pth", "--precision", "fp16")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--precision fp16 needs a CUDA device" in err and err.count("\n") == 0
+    assert not (tmp_path / "m.pth").exists()
+
+
 def test_class_count_mismatch_is_refused(data, tmp_path, capsys):
     code = main(["train", "--dataset", str(data), "--model", "demo", "--out", str(tmp_path / "m.pth"), *FAST])
     err = capsys.readouterr().err

@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop", type=int, default=512, metavar="PX", help="training crop side (default 512)")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"])
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: all cores)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="forward-pass arithmetic: auto = float16 on CUDA, bfloat16 on a CPU with native "
+                             "bfloat16 (AMX / AVX512-BF16), float32 elsewhere; weights and loss stay float32")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--arch-kwargs", default=None, metavar="JSON",
                         help="constructor arguments for new:ARCH, e.g. '{\"encoder_name\": \"resnet18\"}'")
@@ -155,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
         focal_gamma=args.focal_gamma, focal_alpha=args.focal_alpha, dice_weight=args.dice_weight,
         class_weights=args.class_weights, epochs=args.epochs, max_minutes=args.max_minutes, lr=args.lr,
         batch_size=args.batch_size, crop=args.crop, device=args.device, seed=args.seed, patience=args.patience,
-        steps_per_epoch=args.steps_per_epoch, arch_kwargs=arch_kwargs, resume=args.resume, threads=args.threads)
+        steps_per_epoch=args.steps_per_epoch, arch_kwargs=arch_kwargs, resume=args.resume, threads=args.threads,
+        precision=args.precision)
     try:
         result, out = run_training(options, emit, stop.is_set)
     except (SegStudioError, ValueError) as exc:

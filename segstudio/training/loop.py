@@ -10,6 +10,12 @@ reads it) lets ``--resume`` carry on from there.
 Learning rate: AdamW, a linear warm-up over the first 5 % of the run, then a cosine decay to 1 %
 of ``lr``. With ``max_minutes`` the run's progress is the larger of steps done / steps planned and
 time used / time allowed, so the schedule ends when the time does.
+
+Precision (``resolve_precision``): ``auto`` trains in float16 with loss scaling on CUDA and in
+bfloat16 on a CPU with native bfloat16 arithmetic (AMX or AVX512-BF16), with float32 weights,
+optimiser and loss in both cases; float32 elsewhere. On the CPU the model and its inputs are kept
+channels-last (oneDNN's fast convolution layout). Validation always runs in float32 on the CPU, as
+segstudio's inference does, so the best epoch is chosen on the figures users will see.
 """
 from __future__ import annotations
 
@@ -29,11 +35,31 @@ from segstudio.training.data import CropSampler, LoadedImage, Prefetcher
 from segstudio.training.losses import LossSpec, make_loss
 from segstudio.training.model import TrainableModel, model_logits
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "validate", "save_atomic"]
+__all__ = ["PRECISIONS", "TrainConfig", "TrainResult", "Trainer", "resolve_precision", "validate", "save_atomic"]
 
 WARMUP = 0.05
 FINAL_LR = 0.01
 STEP_EVENT_SECONDS = 0.5
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def cpu_has_native_bf16() -> bool:
+    capabilities = getattr(torch.cpu, "get_capabilities", lambda: {})()
+    return bool(capabilities.get("amx_bf16") or capabilities.get("avx512_bf16"))
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """``fp32``, ``bf16`` or ``fp16``: what a run on ``device`` computes its forward pass in (see the
+    module docstring). An explicit ``fp16`` needs CUDA; an explicit ``bf16`` is honoured anywhere."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"unknown precision {requested!r} (one of {', '.join(PRECISIONS)})")
+    if requested == "auto":
+        if device.type == "cuda":
+            return "fp16"
+        return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+    if requested == "fp16" and device.type != "cuda":
+        raise ValueError("--precision fp16 needs a CUDA device (use bf16 or fp32 on this one)")
+    return requested
 
 
 @dataclass
@@ -49,6 +75,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None     # None: enough crops to cover the training images once (>= 8 steps)
     loss: LossSpec = LossSpec()
     ignore_index: int = 255
+    precision: str = "auto"
 
 
 @dataclass
@@ -126,14 +153,19 @@ class Trainer:
         self.checkpoint_path = checkpoint_path
         self.emit = emit
         self.cancelled = cancelled
-        self.amp = device.type == "cuda"
+        self.precision = resolve_precision(config.precision, device)
+        self.amp = self.precision != "fp32"
+        self.amp_dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
+        self.channels_last = device.type == "cpu"
         self.sampler = CropSampler(self.train_images, config.crop, self.mean, self.std)
         self.steps_per_epoch = config.steps_per_epoch or max(8, math.ceil(self.sampler.crops_per_epoch()
                                                                              / config.batch_size))
         self.total_steps = self.steps_per_epoch * config.epochs
         self.module = model.module.to(device).train()
+        if self.channels_last:
+            self.module = self.module.to(memory_format=torch.channels_last)
         self.optimiser = torch.optim.AdamW(self.module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.loss_fn = make_loss(config.loss, config.ignore_index, device)
         self.step = 0
         self.epoch = 0                  # epochs completed
@@ -226,7 +258,7 @@ class Trainer:
         self.emit({"event": "start", "epochs": config.epochs, "steps_per_epoch": self.steps_per_epoch,
                    "train_images": len(self.train_images), "val_images": len(self.val_images),
                    "crop": self.sampler.crop, "batch_size": config.batch_size, "device": str(self.device),
-                   "mixed_precision": self.amp, "resumed_at_step": self.step, "max_minutes": config.max_minutes})
+                   "mixed_precision": self.amp, "precision": self.precision, "resumed_at_step": self.step, "max_minutes": config.max_minutes})
         if self.step == 0 and self.baseline is None:
             self.baseline = self.validate()
             self.emit({"event": "baseline", "val_miou": self.baseline["miou"],
@@ -306,13 +338,15 @@ class Trainer:
         x, y, mul, add = prefetch.next() if prefetch is not None else self.sampler.batch(self.config.batch_size)
         non_blocking = self.device.type == "cuda"
         x = x.to(self.device, non_blocking=non_blocking) * mul.to(self.device) + add.to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         y = y.to(self.device, non_blocking=non_blocking)
         lr = self.lr_at(self.progress())
         for group in self.optimiser.param_groups:
             group["lr"] = lr
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             logits = model_logits(self.module(x))
-        loss = self.loss_fn(logits, y)
+        loss = self.loss_fn(logits.float(), y)
         self.optimiser.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimiser)
@@ -322,7 +356,8 @@ class Trainer:
 
     def validate(self) -> dict:
         confusion = validate(self.module, self.val_images, self.mean, self.std, self.model.num_classes,
-                             self.config.ignore_index, self.device, self.model.size_divisor, self.amp)
+                             self.config.ignore_index, self.device, self.model.size_divisor,
+                             self.precision == "fp16")
         iou = confusion.iou()
         return {"miou": confusion.mean_iou(), "class_iou": [None if np.isnan(v) else float(v) for v in iou],
                 "pixel_accuracy": confusion.pixel_accuracy()}

@@ -49,7 +49,7 @@ def write_model(out: Path, module: torch.nn.Module, card: dict) -> None:
     from segstudio.training.loop import save_atomic  # noqa: PLC0415
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu") for k, v in module.state_dict().items()}
+    state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
     save_atomic(state, out)
     write_card(out, card)
 

@@ -19,7 +19,7 @@ from segstudio.training.augment import AUGMENTATION_DESCRIPTION
 from segstudio.training.data import class_pixel_counts, load_images, measure_normalisation
 from segstudio.training.labels import Fingerprint, read_name_list, select_labelled, split_names
 from segstudio.training.losses import LossSpec, inverse_frequency_weights
-from segstudio.training.loop import TrainConfig, Trainer, TrainResult
+from segstudio.training.loop import TrainConfig, Trainer, TrainResult, resolve_precision
 from segstudio.training.model import NEW_PREFIX, build_trainable
 from segstudio.training.output import (checkpoint_path_for, versioned_path, write_card, write_model)
 
@@ -55,6 +55,7 @@ class TrainOptions:
     arch_kwargs: dict = field(default_factory=dict)
     resume: bool = False
     threads: int | None = None
+    precision: str = "auto"
 
 
 def pick_device(name: str) -> tuple[torch.device, str]:
@@ -120,6 +121,7 @@ def _run(options: TrainOptions, emit, cancelled) -> tuple[TrainResult, Path]:
 
     torch.manual_seed(options.seed)
     device, device_note = pick_device(options.device)
+    resolve_precision(options.precision, device)        # a precision the device cannot run fails here, first
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     dataset = open_dataset(options.dataset, options.format, class_table=options.classes, split=options.split)
@@ -143,7 +145,7 @@ def _run(options: TrainOptions, emit, cancelled) -> tuple[TrainResult, Path]:
     config = TrainConfig(epochs=options.epochs, max_minutes=options.max_minutes, lr=options.lr,
                          batch_size=options.batch_size, crop=options.crop, seed=options.seed,
                          patience=options.patience, steps_per_epoch=options.steps_per_epoch, loss=loss,
-                         ignore_index=table.ignore_index)
+                         ignore_index=table.ignore_index, precision=options.precision)
     out = _output_path(options, dataset, _parent_base(options.model))
     checkpoint = checkpoint_path_for(out)
     corrected = sum(c.source == "corrected" for c in chosen)
@@ -164,7 +166,8 @@ def _run(options: TrainOptions, emit, cancelled) -> tuple[TrainResult, Path]:
             "steps_per_epoch": trainer.steps_per_epoch if trainer else None,
             "seed": options.seed, "lr": options.lr, "batch_size": options.batch_size,
             "crop": trainer.sampler.crop if trainer else options.crop, "max_minutes": options.max_minutes,
-            "device": str(device), "mixed_precision": device.type == "cuda", "status": status,
+            "device": str(device), "precision": trainer.precision if trainer else options.precision,
+            "mixed_precision": bool(trainer and trainer.amp), "status": status,
             "minutes": round(trainer.elapsed() / 60.0, 2) if trainer else 0.0,
             "parent_validation": None if trainer is None or trainer.baseline is None else {
                 "mean_iou": trainer.baseline["miou"], "pixel_accuracy": trainer.baseline.get("pixel_accuracy"),

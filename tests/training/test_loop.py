@@ -126,3 +126,55 @@ def test_sixteen_bit_images_get_intensity_scaling_not_colour_jitter():
     factor = float(out.mean()) / (30000 / 65535)
     assert 0.8 - 1e-4 <= factor <= 1.25 + 1e-4 and float(out.std()) < 1e-5
     assert set(torch.unique(out_mask).tolist()) <= {0, 255}
+
+
+def test_precision_follows_the_device_and_the_cpus_native_bfloat16(monkeypatch):
+    from segstudio.training import loop
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert loop.resolve_precision("auto", cuda) == "fp16"
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True, "avx512_bf16": False})
+    assert loop.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": False, "avx512_bf16": True})
+    assert loop.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True})
+    assert loop.resolve_precision("auto", cpu) == "fp32"
+    assert loop.resolve_precision("auto", torch.device("mps")) == "fp32"
+    assert loop.resolve_precision("bf16", cpu) == "bf16"          # asked for: honoured, even emulated
+    assert loop.resolve_precision("fp32", cuda) == "fp32"
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        loop.resolve_precision("fp16", cpu)
+    with pytest.raises(ValueError, match="unknown precision"):
+        loop.resolve_precision("fp8", cpu)
+
+
+@pytest.mark.parametrize("precision,trained_in", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
+def test_training_steps_run_in_the_precision_and_validation_in_float32(tiny_data, precision, trained_in):
+    dataset = open_dataset(tiny_data)
+    images = load_images(select_labelled(dataset)[:3])
+    torch.manual_seed(0)
+    model = build_trainable("new:segstudio.CompactUNet", 3, {"base": 8, "depth": 2})
+    config = TrainConfig(epochs=1, batch_size=2, crop=32, steps_per_epoch=2, precision=precision)
+    trainer = Trainer(model, images[:2], images[2:], config, torch.device("cpu"), mean=(0.2, 0.2, 0.1),
+                      std=(0.3, 0.3, 0.2), save_best=lambda *a: None, checkpoint_path=tiny_data / "ck.pt")
+    seen = []
+    first_conv = next(m for m in trainer.module.modules() if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    with trainer.prefetching():
+        loss = trainer.train_step()
+    assert seen == [trained_in] and np.isfinite(loss)
+    assert all(p.dtype == torch.float32 for p in trainer.module.parameters())     # float32 master weights
+    assert first_conv.weight.is_contiguous(memory_format=torch.channels_last)
+    seen.clear()
+    trainer.validate()
+    assert seen == [torch.float32]
+
+
+def test_the_card_records_the_precision_and_the_weights_are_plain(tiny_data, tmp_path):
+    run_training(_options(tiny_data, tmp_path / "m.pth", precision="bf16", epochs=1), lambda e: None)
+    import json
+
+    lineage = json.loads((tmp_path / "m.json").read_text())["lineage"]
+    assert lineage["precision"] == "bf16" and lineage["mixed_precision"] is True
+    state = torch.load(tmp_path / "m.pth", weights_only=True)
+    assert all(t.is_contiguous() for t in state.values())

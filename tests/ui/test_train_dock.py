@@ -54,6 +54,10 @@ def test_training_run_fills_the_curves_and_the_model_selector(window, qtbot, tmp
     assert outcome == "complete", message
     out = str(tmp_path / "out" / "tiny.pth")
     assert window.model_dock.selected_spec() == out          # in the selector, and selected
+    arguments = dock.arguments()
+    assert arguments[arguments.index("--precision") + 1] == "auto"
+    lineage = json.loads((tmp_path / "out" / "tiny.json").read_text())["lineage"]
+    assert lineage["precision"] in ("bf16", "fp32")          # what auto chose on this CPU, recorded
     x, y = dock.loss_curve.getData()
     assert len(x) >= 2 and all(v > 0 for v in y)
     mx, my = dock.miou_curve.getData()
