@@ -5,12 +5,14 @@ arithmetic: the image tokens travel through the two-way transformer as a permute
 projection and layer norm on them copies or strides), the two 2x2 stride-2 transposed convolutions
 take oneDNN's slow path on that layout, and the first layer recomputes, for every click, projections of
 the image side that do not depend on the prompt. This module runs the same modules and the same
-operations in the same order with three changes (ADR 0025):
+operations in the same order with four changes (ADR 0025):
 
-* the image tokens are made contiguous once, ``(1, HW, C)``;
-* without a mask input the first layer's image-side projections (keys and values of the
-  token-to-image attention, queries of the image-to-token attention) are computed once per image
-  and reused for every click on it;
+* the image tokens are made contiguous once, ``(1, HW, C)``; what does not depend on the prompt
+  (the positional encoding as tokens, SAM 2's skip features in the layout below) is arranged once
+  per image;
+* without a mask input (a first click) the first layer's image-side projections (keys and values
+  of the token-to-image attention, queries of the image-to-token attention) are computed once per
+  image and reused for every such click on it;
 * the image-to-token attention (4,096 queries, a handful of keys) takes its softmax over the keys
   with the queries contiguous, a vectorised reduction instead of one over a last dimension of ~8;
 * each 2x2 stride-2 transposed convolution (no overlap: every output pixel is one input pixel times
@@ -62,17 +64,25 @@ def _activate(act, x: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
+class _FirstLayer:
+    """The first layer's image side without a mask input: the same for every such click on an image."""
+
+    src: torch.Tensor               # (1, HW, C) image tokens + the no-mask embedding
+    keys_pe: torch.Tensor           # src + positional encoding
+    k: torch.Tensor                 # token-to-image keys and values
+    v: torch.Tensor
+    q: torch.Tensor                 # image-to-token queries
+
+
+@dataclass
 class _ImageSide:
-    """What the decoder needs of one image, prompt-independent (without a mask input)."""
+    """What the decoder needs of one image whatever the prompt."""
 
     held: tuple                     # the inputs, held so that their addresses cannot be reused
     key: tuple
-    src: torch.Tensor               # (1, HW, C) image tokens + the no-mask embedding
-    keys_pe: torch.Tensor           # src + positional encoding
-    first_k: torch.Tensor           # layer 1, token-to-image keys and values
-    first_v: torch.Tensor
-    first_q: torch.Tensor           # layer 1, image-to-token queries
-    high_res: tuple | None          # SAM 2's skip features in the blocked layout
+    pe: torch.Tensor                # (1, HW, C) positional encoding
+    high_res: tuple | None          # SAM 2's skip features, blocked, with the convolution biases added
+    first: _FirstLayer | None = None
 
 
 class FastMaskDecoding:
@@ -88,6 +98,8 @@ class FastMaskDecoding:
         self.sdpa = sdpa
         self.upstream = decoder.predict_masks
         up = decoder.output_upscaling
+        self.sam2 = hasattr(decoder, "pred_obj_scores")     # SAM 2's decoder: its signature and outputs
+        self.obj_token = bool(getattr(decoder, "pred_obj_scores", False))
         self.high_res = bool(getattr(decoder, "use_high_res_features", False))
         convs = (up[0], up[3])
         self.usable = (len(up) == 5 and all(_is_pixel_deconv(c) for c in convs)
@@ -118,7 +130,7 @@ class FastMaskDecoding:
             out = torch.softmax(attn, dim=-1) @ v
         return att.out_proj(_merge_heads(out))
 
-    def _block(self, layer, queries, keys, query_pe, key_pe, first: _ImageSide | None):
+    def _block(self, layer, queries, keys, query_pe, key_pe, first: _FirstLayer | None):
         t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
         if layer.skip_first_layer_pe:
             queries = layer.self_attn(q=queries, k=queries, v=queries)
@@ -128,18 +140,18 @@ class FastMaskDecoding:
         queries = layer.norm1(queries)
         q = queries + query_pe
         if first is not None:
-            keys_pe, k_img, v_img = first.keys_pe, first.first_k, first.first_v
+            keys_pe, k_img, v_img = first.keys_pe, first.k, first.v
         else:
             keys_pe = keys + key_pe
             k_img, v_img = t2i.k_proj(keys_pe), t2i.v_proj(keys)
         queries = layer.norm2(queries + self._attend(t2i, t2i.q_proj(q), k_img, v_img))
         queries = layer.norm3(queries + layer.mlp(queries))
         q = queries + query_pe
-        q_img = first.first_q if first is not None else i2t.q_proj(keys_pe)
+        q_img = first.q if first is not None else i2t.q_proj(keys_pe)
         keys = layer.norm4(keys + self._attend(i2t, q_img, i2t.k_proj(q), i2t.v_proj(queries)))
         return queries, keys
 
-    def _transformer(self, src, pe, tokens, first: _ImageSide | None):
+    def _transformer(self, src, pe, tokens, first: _FirstLayer | None):
         tr = self.decoder.transformer
         queries, keys = tokens, src
         for i, layer in enumerate(tr.layers):
@@ -154,26 +166,28 @@ class FastMaskDecoding:
     def _tokens(x: torch.Tensor) -> torch.Tensor:
         return x.flatten(2).transpose(1, 2).contiguous()
 
-    def _image_side(self, image_embeddings, pe, high_res_features) -> _ImageSide:
+    def _image_side(self, image_embeddings, image_pe, high_res_features) -> _ImageSide:
         # Embeddings are inference tensors (never written after the encoder made them); holding them
-        # keeps their addresses theirs.
+        # keeps their addresses theirs. The positional encoding depends on the model alone.
         key = (image_embeddings.data_ptr(), tuple(image_embeddings.shape), tuple(image_embeddings.stride()),
                tuple(t.data_ptr() for t in high_res_features or ()))
-        if self._image is not None and self._image.key == key:
-            return self._image
-        self._image = None
-        layer = self.decoder.transformer.layers[0]
-        dense = self.no_mask.reshape(1, -1, 1, 1).expand(*image_embeddings.shape)
-        src = self._tokens(image_embeddings + dense)
-        keys_pe = src + pe
-        high_res = None
-        if self.high_res:
-            high_res = self._blocked_high_res(high_res_features)
-        self._image = _ImageSide(
-            (image_embeddings, *(high_res_features or ())), key, src, keys_pe,
-            layer.cross_attn_token_to_image.k_proj(keys_pe), layer.cross_attn_token_to_image.v_proj(src),
-            layer.cross_attn_image_to_token.q_proj(keys_pe), high_res)
+        if self._image is None or self._image.key != key:
+            self._image = None
+            high_res = self._blocked_high_res(high_res_features) if self.high_res else None
+            self._image = _ImageSide((image_embeddings, *(high_res_features or ())), key,
+                                     self._tokens(image_pe), high_res)
         return self._image
+
+    def _first_layer(self, image: _ImageSide, image_embeddings) -> _FirstLayer:
+        if image.first is None:
+            layer = self.decoder.transformer.layers[0]
+            dense = self.no_mask.reshape(1, -1, 1, 1).expand(*image_embeddings.shape)
+            src = self._tokens(image_embeddings + dense)
+            keys_pe = src + image.pe
+            image.first = _FirstLayer(src, keys_pe, layer.cross_attn_token_to_image.k_proj(keys_pe),
+                                      layer.cross_attn_token_to_image.v_proj(src),
+                                      layer.cross_attn_image_to_token.q_proj(keys_pe))
+        return image.first
 
     def _blocked_high_res(self, high_res_features):
         """SAM 2's stride-4 and stride-8 features in the layouts the upscaling produces, plus the
@@ -210,36 +224,34 @@ class FastMaskDecoding:
     # -- the method ---------------------------------------------------------------------------
     def predict_masks(self, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings,
                       repeat_image: bool = True, high_res_features=None):
-        sam2 = self.high_res or hasattr(self.decoder, "pred_obj_scores")
         if sparse_prompt_embeddings.size(0) != 1 or image_embeddings.size(0) != 1:
-            if sam2:
+            if self.sam2:
                 return self.upstream(image_embeddings, image_pe, sparse_prompt_embeddings,
                                      dense_prompt_embeddings, repeat_image, high_res_features)
             return self.upstream(image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings)
         dec = self.decoder
-        obj = bool(getattr(dec, "pred_obj_scores", False))
+        obj = self.obj_token
         parts = ([dec.obj_score_token.weight] if obj else []) + [dec.iou_token.weight, dec.mask_tokens.weight]
         tokens = torch.cat((torch.cat(parts, dim=0).unsqueeze(0), sparse_prompt_embeddings), dim=1)
-        _, c, h, w = image_embeddings.shape
-        pe = self._tokens(image_pe)
+        h, w = image_embeddings.shape[-2:]
+        image = self._image_side(image_embeddings, image_pe, high_res_features)
         if self._is_no_mask(dense_prompt_embeddings):
-            first = self._image_side(image_embeddings, pe, high_res_features)
-            src, high_res = first.src, first.high_res
+            first = self._first_layer(image, image_embeddings)
+            src = first.src
         else:
             first = None
             src = self._tokens(image_embeddings + dense_prompt_embeddings)
-            high_res = self._blocked_high_res(high_res_features) if self.high_res else None
-        hs, keys = self._transformer(src, pe, tokens, first)
+        hs, keys = self._transformer(src, image.pe, tokens, first)
         s = 1 if obj else 0
         mask_tokens_out = hs[:, s + 1:s + 1 + dec.num_mask_tokens, :]
-        upscaled = self._upscale(keys, h, w, high_res)
+        upscaled = self._upscale(keys, h, w, image.high_res)
         hyper_in = torch.stack([mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(dec.output_hypernetworks_mlps)],
                                dim=1)
         n = hyper_in.shape[1]
         masks = (upscaled.reshape(-1, upscaled.shape[-1]) @ hyper_in[0].T).view(h, w, 2, 2, 2, 2, n)
         masks = masks.permute(6, 0, 2, 4, 1, 3, 5).reshape(1, n, 4 * h, 4 * w)
         iou_pred = dec.iou_prediction_head(hs[:, s, :])
-        if not sam2:
+        if not self.sam2:
             return masks, iou_pred
         if obj:
             object_score_logits = dec.pred_obj_score_head(hs[:, 0, :])
