@@ -258,7 +258,8 @@ class Trainer:
         self.emit({"event": "start", "epochs": config.epochs, "steps_per_epoch": self.steps_per_epoch,
                    "train_images": len(self.train_images), "val_images": len(self.val_images),
                    "crop": self.sampler.crop, "batch_size": config.batch_size, "device": str(self.device),
-                   "mixed_precision": self.amp, "precision": self.precision, "resumed_at_step": self.step, "max_minutes": config.max_minutes})
+                   "mixed_precision": self.amp, "precision": self.precision, "resumed_at_step": self.step,
+                   "max_minutes": config.max_minutes})
         if self.step == 0 and self.baseline is None:
             self.baseline = self.validate()
             self.emit({"event": "baseline", "val_miou": self.baseline["miou"],

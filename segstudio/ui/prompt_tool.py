@@ -37,10 +37,11 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def _contours(mask: np.ndarray, box) -> list[np.ndarray]:
+def _contours(mask: np.ndarray, box, crop: np.ndarray | None = None) -> list[np.ndarray]:
+    """The outlines of ``mask`` in ``box`` (``crop``: that part of it as 0/1 uint8, when at hand)."""
     x0, y0, x1, y1 = box
-    crop = np.pad(mask[y0:y1, x0:x1].astype(np.uint8), 1)
-    contours, _ = cv2.findContours(crop, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    crop = mask[y0:y1, x0:x1].astype(np.uint8) if crop is None else crop
+    contours, _ = cv2.findContours(np.pad(crop, 1), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     return list(contours)
 
 
@@ -101,7 +102,7 @@ class ProposalOverlay:
             crop = np.ascontiguousarray(crop)
             edge = crop & ~cv2.erode(crop, _SQUARE, borderType=cv2.BORDER_CONSTANT, borderValue=0)
             # tracing thousands of specks costs more than the decoder: count the edge pixels first
-            contours = _contours(mask, box) if cv2.countNonZero(edge) <= MAX_EDGE_PIXELS else None
+            contours = _contours(mask, box, crop) if cv2.countNonZero(edge) <= MAX_EDGE_PIXELS else None
             if contours is None or sum(len(c) for c in contours) > MAX_PATH_POINTS:
                 self._edge_pixels(edge, box)
                 contours = None
