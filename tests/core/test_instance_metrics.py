@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from segstudio.core.io.masks import InstanceMask
-from segstudio.core.evaluation.metrics import InstanceMetrics, instance_overlaps, match_instances
+from segstudio.core.evaluation.instances import InstanceMetrics, instance_overlaps, match_instances
 
 
 def boxes(shape, items):

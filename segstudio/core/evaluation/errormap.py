@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from segstudio.core.errors import MaskSizeMismatch
-from segstudio.core.evaluation.metrics import greedy_matches, instance_overlaps
+from segstudio.core.evaluation.instances import greedy_matches, instance_overlaps
 
 __all__ = [
     "CORRECT", "FALSE_POSITIVE", "FALSE_NEGATIVE", "IGNORED", "MISCLASSIFIED", "BACKGROUND",
@@ -354,7 +354,7 @@ def instance_error_marks(gt_inst: Any, pred_inst: Any, iou_threshold: float = 0.
     ``split``. Symmetrically a gt instance is *covered* by a prediction when at least
     ``inside_fraction`` of the gt lies inside it and it makes up at least ``min_fraction`` of the
     prediction; a prediction covering >= 2 gts is ``merged``. Unmatched instances (see
-    :func:`segstudio.core.evaluation.metrics.match_instances`) not already explained by a split or merge are
+    :func:`segstudio.core.evaluation.instances.match_instances`) not already explained by a split or merge are
     ``missed`` (gt) or ``spurious`` (prediction).
 
     Parameters

@@ -29,7 +29,7 @@ import numpy as np
 from segstudio.core.errors import PredictionError
 from segstudio.core.io.datasets import Dataset, Sample
 from segstudio.core.io.datasets.base import files_by_stem, scan_files
-from segstudio.core.io.datasets.coco import _polygon_problem, _rle_problem
+from segstudio.core.io.coco_segmentation import polygon_problem, rle_problem
 from segstudio.core.io.masks import InstanceMask, read_instance_mask
 
 __all__ = ["CocoInstanceResults", "InstancePredictionFolder", "open_instance_predictions"]
@@ -196,8 +196,8 @@ class CocoInstanceResults:
     def _decode(self, mask_utils, segm, height: int, width: int, where: str) -> np.ndarray:
         try:
             # The dataset reader's guards: malformed RLE or huge polygons crash pycocotools.
-            problem = (_polygon_problem(segm, height, width) if isinstance(segm, list)
-                       else _rle_problem(_counts_bytes(segm.get("counts")), height * width))
+            problem = (polygon_problem(segm, height, width) if isinstance(segm, list)
+                       else rle_problem(_counts_bytes(segm.get("counts")), height * width))
             if problem:
                 raise PredictionError(self.path, f"{where}: {problem}")
             if isinstance(segm, list):

@@ -41,7 +41,8 @@ from segstudio.core.io.datasets import Dataset, Sample
 from segstudio.core.io.datasets.base import files_by_stem, natural_key, scan_files
 from segstudio.core.errors import DatasetError, PredictionError
 from segstudio.core.io.masks import InstanceMask, read_semantic_mask
-from segstudio.core.evaluation.metrics import ConfusionMatrix, match_instances
+from segstudio.core.evaluation.instances import match_instances
+from segstudio.core.evaluation.metrics import ConfusionMatrix
 
 __all__ = ["PredictionFolder", "ReportBuilder", "SampleScore", "build_report", "evaluate", "format_summary",
            "image_entry", "instance_figures", "score_sample", "write_report"]
