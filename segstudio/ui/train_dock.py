@@ -122,31 +122,12 @@ class TrainDock(QWidget):
         form.addRow("Labels", self.labels)
         form.addRow("Loss", self.loss)
         form.addRow("", self.class_weights)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Epochs"))
-        row.addWidget(self.epochs)
-        row.addWidget(QLabel("Time"))
-        row.addWidget(self.minutes)
-        form.addRow(row)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("LR"))
-        row.addWidget(self.lr)
-        row.addWidget(QLabel("Batch"))
-        row.addWidget(self.batch)
-        row.addWidget(QLabel("Crop"))
-        row.addWidget(self.crop)
-        form.addRow(row)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Validation"))
-        row.addWidget(self.val_share)
-        row.addWidget(QLabel("Seed"))
-        row.addWidget(self.seed)
-        form.addRow(row)
-        row = QHBoxLayout()
-        row.addWidget(self.device, 1)
-        row.addWidget(QLabel("Precision"))
-        row.addWidget(self.precision)
-        form.addRow("Device", row)
+        form.addRow(_row("Epochs", self.epochs, "Time", self.minutes))
+        form.addRow(_row("LR", self.lr, "Batch", self.batch, "Crop", self.crop))
+        form.addRow(_row("Validation", self.val_share, "Seed", self.seed))
+        device = _row(self.device, "Precision", self.precision)
+        device.setStretch(0, 1)
+        form.addRow("Device", device)
         form.addRow("Save as", self.out)
         form.addRow("Options", self.extra)
         buttons = QHBoxLayout()
@@ -312,6 +293,14 @@ class TrainDock(QWidget):
 
 def _fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "–"
+
+
+def _row(*parts) -> QHBoxLayout:
+    """A form row of widgets, a text standing for a label before the widget it names."""
+    row = QHBoxLayout()
+    for part in parts:
+        row.addWidget(QLabel(part) if isinstance(part, str) else part)
+    return row
 
 
 def _combo(choices) -> QComboBox:

@@ -2,24 +2,20 @@
 
 The architecture (ViT-B / L / H, or any other size) is read from the checkpoint's shapes, the model is
 built with the package's own classes and the weights loaded with ``torch.load(weights_only=True)``.
-Two ``SamPredictor`` share the model: one encodes (``set_image``, the inference lane), the other
-decodes from a cached embedding (``predict``, the task runner), so a click never waits for an encoding
-of another image and never sees a half-set predictor. The decoder's ``predict_masks`` is
-``FastMaskDecoding`` (same maths, about half the CPU time per click).
+Two ``SamPredictor`` share the model (``PredictorPair``: one encodes, one decodes from cached
+embeddings). The decoder's ``predict_masks`` is ``FastMaskDecoding`` (same maths, about half the CPU
+time per click).
 """
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 
-import numpy as np
-import torch
 
 from segstudio.core.errors import CheckpointError
-from segstudio.core.prompting.types import Embedding, Prompt, Proposal, as_rgb8
 from segstudio.inference.checkpoints import load_state_dict_file
 from segstudio.inference.prompting.fast_decoder import FastMaskDecoding
+from segstudio.inference.prompting.pair import PredictorPair
 from segstudio.inference.prompting.registry import require
 
 __all__ = ["SamBackend", "build_sam_from_state", "sam_architecture"]
@@ -54,55 +50,31 @@ def build_sam_from_state(state: dict, path=None):
     return model.eval()
 
 
-class SamBackend:
+class SamBackend(PredictorPair):
     """SAM from a weights file (see the module docstring)."""
 
-    supports_mask_input = True      # the previous proposal's 256x256 logits
-
     def __init__(self, path: str | Path, device: str = "cpu"):
-        self.path = Path(path)
-        self.device = device
+        super().__init__(path, device)
         self.model_id = f"sam:{self.path.resolve()}"
-        self._load_lock = threading.Lock()
-        self._encode_lock = threading.Lock()
-        self._decode_lock = threading.Lock()
-        self._encoder = self._decoder = None
 
-    def load(self) -> None:
-        with self._load_lock:
-            if self._encoder is not None:
-                return
-            predictor = require("segment_anything.predictor")
-            model = build_sam_from_state(load_state_dict_file(self.path), self.path).to(self.device)
-            FastMaskDecoding(model.mask_decoder, model.prompt_encoder, sdpa=False).install()
-            self._encoder = predictor.SamPredictor(model)
-            self._decoder = predictor.SamPredictor(model)
+    def _build(self):
+        predictor = require("segment_anything.predictor")
+        model = build_sam_from_state(load_state_dict_file(self.path), self.path).to(self.device)
+        FastMaskDecoding(model.mask_decoder, model.prompt_encoder, sdpa=False).install()
+        return predictor.SamPredictor(model), predictor.SamPredictor(model)
 
-    @torch.inference_mode()
-    def set_image(self, image: np.ndarray) -> Embedding:
-        self.load()
-        rgb = as_rgb8(image)
-        with self._encode_lock:
-            p = self._encoder
-            p.set_image(rgb, image_format="RGB")
-            state = {"features": p.features, "original_size": p.original_size, "input_size": p.input_size}
-            p.reset_image()
-        features = state["features"]
-        return Embedding(rgb.shape[:2], state, features.element_size() * features.nelement())
+    def _encode(self, predictor, rgb):
+        predictor.set_image(rgb, image_format="RGB")
+        state = {"features": predictor.features, "original_size": predictor.original_size,
+                 "input_size": predictor.input_size}
+        predictor.reset_image()
+        return state, [state["features"]]
 
-    @torch.inference_mode()
-    def predict(self, embedding: Embedding, prompt: Prompt) -> Proposal:
-        self.load()
-        with self._decode_lock:
-            p = self._decoder
-            p.features = embedding.state["features"]
-            p.original_size = embedding.state["original_size"]
-            p.input_size = embedding.state["input_size"]
-            p.is_image_set = True
-            try:
-                masks, scores, logits = p.predict(**prompt.predictor_arguments())
-            finally:
-                p.reset_image()
-        return Proposal(masks.astype(bool), scores.astype(np.float32), logits.astype(np.float32))
+    def _attach(self, predictor, state):
+        predictor.features = state["features"]
+        predictor.original_size = state["original_size"]
+        predictor.input_size = state["input_size"]
+        predictor.is_image_set = True
 
-
+    def _detach(self, predictor):
+        predictor.reset_image()

@@ -4,22 +4,19 @@ The model is built from the package's Hydra config (or a YAML file the user name
 package's own classes, with the post-processing ``build_sam2`` applies by default, and the weights
 are loaded with ``torch.load(weights_only=True)``. Without a config the Hiera size is taken from the
 file name (``sam2.1_hiera_tiny.pt``) or else from the weights' shapes. As for SAM, one
-``SAM2ImagePredictor`` encodes and another decodes from cached embeddings, through
-``FastMaskDecoding`` as for SAM.
+``SAM2ImagePredictor`` encodes and another decodes from cached embeddings (``PredictorPair``),
+through ``FastMaskDecoding`` as for SAM.
 """
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 
-import numpy as np
-import torch
 
 from segstudio.core.errors import CheckpointError
-from segstudio.core.prompting.types import Embedding, Prompt, Proposal, as_rgb8
 from segstudio.inference.checkpoints import load_state_dict_file
 from segstudio.inference.prompting.fast_decoder import FastMaskDecoding
+from segstudio.inference.prompting.pair import PredictorPair
 from segstudio.inference.prompting.registry import require
 
 __all__ = ["Sam2Backend", "POSTPROCESSING", "config_for", "load_sam2_config"]
@@ -86,64 +83,41 @@ def load_sam2_config(name: str):
     return cfg
 
 
-class Sam2Backend:
+class Sam2Backend(PredictorPair):
     """SAM 2 / 2.1 from a weights file and a config (see the module docstring)."""
 
-    supports_mask_input = True
-
     def __init__(self, path: str | Path, config: str | None = None, device: str = "cpu"):
-        self.path = Path(path)
+        super().__init__(path, device)
         self.config = config
-        self.device = device
         self.model_id = f"sam2:{self.path.resolve()}:{config or ''}"
-        self._load_lock = threading.Lock()
-        self._encode_lock = threading.Lock()
-        self._decode_lock = threading.Lock()
-        self._encoder = self._decoder = None
 
-    def load(self) -> None:
-        with self._load_lock:
-            if self._encoder is not None:
-                return
-            require("sam2")
-            from hydra.utils import instantiate
-            from sam2.sam2_image_predictor import SAM2ImagePredictor
+    def _build(self):
+        require("sam2")
+        from hydra.utils import instantiate
+        from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-            state = load_state_dict_file(self.path)
-            name = config_for(self.path, state, self.config)
-            model = instantiate(load_sam2_config(name).model, _recursive_=True)
-            missing, unexpected = model.load_state_dict(state, strict=False)
-            if missing or unexpected:
-                raise CheckpointError(self.path, f"weights do not fit the config {name}: "
-                                      f"{len(missing)} missing (e.g. {missing[:2]}), "
-                                      f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})")
-            model = model.to(self.device).eval()
-            FastMaskDecoding(model.sam_mask_decoder, model.sam_prompt_encoder, sdpa=True).install()
-            self._encoder = SAM2ImagePredictor(model)
-            self._decoder = SAM2ImagePredictor(model)
+        state = load_state_dict_file(self.path)
+        name = config_for(self.path, state, self.config)
+        model = instantiate(load_sam2_config(name).model, _recursive_=True)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(self.path, f"weights do not fit the config {name}: "
+                                  f"{len(missing)} missing (e.g. {missing[:2]}), "
+                                  f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})")
+        model = model.to(self.device).eval()
+        FastMaskDecoding(model.sam_mask_decoder, model.sam_prompt_encoder, sdpa=True).install()
+        return SAM2ImagePredictor(model), SAM2ImagePredictor(model)
 
-    @torch.inference_mode()
-    def set_image(self, image: np.ndarray) -> Embedding:
-        self.load()
-        rgb = as_rgb8(image)
-        with self._encode_lock:
-            p = self._encoder
-            p.set_image(rgb)
-            state = {"features": p._features, "orig_hw": p._orig_hw}
-            p.reset_predictor()
-        tensors = [state["features"]["image_embed"], *state["features"]["high_res_feats"]]
-        return Embedding(rgb.shape[:2], state, sum(t.element_size() * t.nelement() for t in tensors))
+    def _encode(self, predictor, rgb):
+        predictor.set_image(rgb)
+        state = {"features": predictor._features, "orig_hw": predictor._orig_hw}
+        predictor.reset_predictor()
+        return state, [state["features"]["image_embed"], *state["features"]["high_res_feats"]]
 
-    @torch.inference_mode()
-    def predict(self, embedding: Embedding, prompt: Prompt) -> Proposal:
-        self.load()
-        with self._decode_lock:
-            p = self._decoder
-            p._features = embedding.state["features"]
-            p._orig_hw = embedding.state["orig_hw"]
-            p._is_image_set, p._is_batch = True, False
-            try:
-                masks, scores, logits = p.predict(**prompt.predictor_arguments())
-            finally:
-                p.reset_predictor()
-        return Proposal(masks > 0, scores.astype(np.float32), logits.astype(np.float32))
+    def _attach(self, predictor, state):
+        predictor._features = state["features"]
+        predictor._orig_hw = state["orig_hw"]
+        predictor._is_image_set, predictor._is_batch = True, False
+
+    def _detach(self, predictor):
+        predictor.reset_predictor()
