@@ -151,6 +151,17 @@ def test_bad_input_is_one_line_exit_2(data, capsys, extra, needle):
     assert needle in one_error_line(capsys.readouterr().err)
 
 
+def test_a_report_that_cannot_be_written_is_one_line_exit_2_after_the_summary(data, capsys):
+    tmp, *_ = data
+    (tmp / "a_file").write_text("not a folder")
+    report = tmp / "a_file" / "r.json"
+    assert main(["compare", "--dataset", str(tmp / "ds"), "--a", str(tmp / "pa"), "--b", str(tmp / "pb"),
+                 "--resamples", "50", "--report", str(report)]) == 2
+    out, err = capsys.readouterr()
+    assert "cannot write the report" in one_error_line(err) and str(report) in err
+    assert out.startswith("Dataset ") and f"A            {tmp / 'pa'}" in out     # the summary came first
+
+
 def test_prediction_of_wrong_size_is_exit_2(data, capsys):
     tmp, *_ = data
     write_png(tmp / "pb" / "img2.png", np.zeros((5, 5), np.uint8))

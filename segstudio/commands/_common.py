@@ -46,3 +46,53 @@ def print_error(prog: str, message: str) -> int:
     """Print ``<prog>: error: <message>`` on stderr; return ``EXIT_BAD_INPUT`` (to return in turn)."""
     say(prog, f"error: {message}")
     return EXIT_BAD_INPUT
+
+
+def print_stdout(text: str) -> None:
+    """A table or summary on stdout. Image names reach it: their control characters are escaped line
+    by line (and lone surrogates, which would not encode); backslashreplace covers a terminal that is
+    not UTF-8."""
+    text = "\n".join(printable(line) for line in text.split("\n"))
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    sys.stdout.write(text.encode(encoding, errors="backslashreplace").decode(encoding) + "\n")
+    sys.stdout.flush()
+
+
+def guarded(prog: str, dataset_path, bar, work, resource=lambda: None):
+    """``work()`` (the report, or an exit code) with the review commands' failure handling.
+
+    A bad file (``SegStudioError``) or an OS error ends the run with one line (exit 2); Ctrl+C
+    cancels what ``resource()`` runs (an object with ``cancel()`` and ``close()``, or None) and exits
+    130; the resource is closed whatever happens, and the progress ``bar`` once the work ends.
+    """
+    from segstudio.core.errors import SegStudioError  # noqa: PLC0415
+
+    try:
+        result = work()
+        bar.close()
+        return result
+    except SegStudioError as exc:
+        bar.close()
+        return print_error(prog, str(exc))
+    except OSError as exc:
+        bar.close()
+        return print_error(prog, f"{exc.filename or dataset_path}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        if resource() is not None:
+            resource().cancel()
+        bar.close()
+        say(prog, "cancelled")
+        return EXIT_CANCELLED
+    finally:
+        if resource() is not None:
+            resource().close()
+
+
+def write_report(prog: str, report, path, writer) -> int | None:
+    """``writer(report, path)`` when a ``--report`` path was given; an exit code when it fails."""
+    if path:
+        try:
+            writer(report, path)
+        except OSError as exc:
+            return print_error(prog, f"{path}: cannot write the report: {exc.strerror or exc}")
+    return None

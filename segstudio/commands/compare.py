@@ -16,8 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
-                                        print_error, printable, say)
+from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
+                                        guarded, print_error, print_stdout, say, write_report)
 from segstudio.commands._data import CLASSES_HELP
 from segstudio.commands._progress import Progress
 from segstudio.commands.engines.options import (add_engine_arguments, check_engine_arguments, parse_shard,
@@ -57,13 +57,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", metavar="FILE", default=None, help="write the full report to FILE.json or FILE.csv")
     add_engine_arguments(parser, stats=False,
                          shard_help="only the i-th of N parts of the dataset sorted by name (i from 0); compare reports are not merged")
-
-
-def _print_stdout(text: str) -> None:
-    text = "\n".join(printable(line) for line in text.split("\n"))
-    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    sys.stdout.write(text.encode(encoding, errors="backslashreplace").decode(encoding) + "\n")
-    sys.stdout.flush()
 
 
 EXPLICIT_PREFIXES = {"folder:": "predictions", "model:": "model"}
@@ -187,67 +180,55 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         return print_error(PROG, problem)
     bar = Progress(sys.stderr, PROG)
-    models = None
-    try:
+    opened: dict = {}
+
+    def work() -> dict:
         dataset = open_dataset(args.dataset, args.format, class_table=args.classes, split=args.split,
                                allow_outside_root=args.allow_outside_root)
         for warning in dataset.warnings:
             say(PROG, f"warning: {warning}")
         dataset = shard_dataset(dataset, parse_shard(args.shard))
-        models = _Models(args, dataset)
+        models = opened["models"] = _Models(args, dataset)
         options = dict(resamples=args.resamples, seed=args.seed, progress=bar)
         if args.engine == "ray":
             from segstudio.distributed.ray_review import compare_on_ray  # noqa: PLC0415
             report, models.failures, models.total = compare_on_ray(
                 args, dataset, (kind_a, value_a), (kind_b, value_b), progress=bar,
                 warn=lambda line: say(PROG, line))
-        elif kind_a == "labels":
+            return report
+        if kind_a == "labels":
             versions = {"original": original_labels, "corrected": corrected_labels(dataset, args.corrections)}
             if args.model is not None:
                 models.check_spec(args.model)
                 predictions, name = models.stream(args.model)
             else:
                 predictions, name = args.predictions, args.predictions
-            report = compare_label_versions(dataset, predictions, labels_a=versions[value_a],
-                                            labels_b=versions[value_b], name_a=args.a, name_b=args.b,
-                                            predictions_name=name, **options)
-        else:
-            for kind, value in ((kind_a, value_a), (kind_b, value_b)):
-                if kind == "model":
-                    models.check_spec(value)
-            sources = [models.stream(value) if kind == "model" else (value, value)
-                       for kind, value in ((kind_a, value_a), (kind_b, value_b))]
-            report = compare_predictions(dataset, sources[0][0], sources[1][0], name_a=sources[0][1],
-                                         name_b=sources[1][1], **options)
-        bar.close()
-        if args.shard:
-            report["shard"] = args.shard
-        if report["missing"]:
-            say(PROG, f"warning: {len(report['missing'])} image(s) left out (no labels, or no prediction "
-                f"from a source), e.g. {report['missing'][0]}")
-        if not report["images"]:
-            return print_error(PROG, f"{args.dataset}: no image has labels and a prediction from both sources")
-    except SegStudioError as exc:
-        bar.close()
-        return print_error(PROG, str(exc))
-    except OSError as exc:
-        bar.close()
-        return print_error(PROG, f"{exc.filename or args.dataset}: {exc.strerror or exc}")
-    except KeyboardInterrupt:
-        if models is not None:
-            models.cancel()
-        bar.close()
-        say(PROG, "cancelled")
-        return EXIT_CANCELLED
-    finally:
-        if models is not None:
-            models.close()
-    _print_stdout(format_compare_summary(report))
-    if args.report:
-        try:
-            write_compare_report(report, args.report)
-        except OSError as exc:
-            return print_error(PROG, f"{args.report}: cannot write the report: {exc.strerror or exc}")
+            return compare_label_versions(dataset, predictions, labels_a=versions[value_a],
+                                          labels_b=versions[value_b], name_a=args.a, name_b=args.b,
+                                          predictions_name=name, **options)
+        for kind, value in ((kind_a, value_a), (kind_b, value_b)):
+            if kind == "model":
+                models.check_spec(value)
+        sources = [models.stream(value) if kind == "model" else (value, value)
+                   for kind, value in ((kind_a, value_a), (kind_b, value_b))]
+        return compare_predictions(dataset, sources[0][0], sources[1][0], name_a=sources[0][1],
+                                   name_b=sources[1][1], **options)
+
+    report = guarded(PROG, args.dataset, bar, work, lambda: opened.get("models"))
+    if isinstance(report, int):
+        return report
+    models = opened["models"]
+    if args.shard:
+        report["shard"] = args.shard
+    if report["missing"]:
+        say(PROG, f"warning: {len(report['missing'])} image(s) left out (no labels, or no prediction "
+            f"from a source), e.g. {report['missing'][0]}")
+    if not report["images"]:
+        return print_error(PROG, f"{args.dataset}: no image has labels and a prediction from both sources")
+    print_stdout(format_compare_summary(report))
+    code = write_report(PROG, report, args.report, write_compare_report)
+    if code is not None:
+        return code
     if models.failures:
         for message in models.failures:
             print_error(PROG, message)

@@ -18,7 +18,7 @@ import argparse
 import sys
 
 from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
-                                        print_error, printable, say, trust_if_asked)
+                                        print_error, print_stdout, say, trust_if_asked)
 from segstudio.commands._data import (CLASSES_HELP, add_ground_truth_arguments, check_evaluated,
                                       check_ground_truth, open_ground_truth, prediction_folder)
 from segstudio.commands._progress import Progress
@@ -70,15 +70,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instance-score-threshold", type=float, default=0.0, metavar="S",
                         help="drop --instance-predictions scoring below S (default: keep all)")
     add_engine_arguments(parser)
-
-
-def _print_stdout(text: str) -> None:
-    # Image names reach the table: escape their control characters line by line (and lone
-    # surrogates, which would not encode); backslashreplace covers a terminal that is not UTF-8.
-    text = "\n".join(printable(line) for line in text.split("\n"))
-    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    sys.stdout.write(text.encode(encoding, errors="backslashreplace").decode(encoding) + "\n")
-    sys.stdout.flush()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -151,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         say(PROG, "cancelled")
         return EXIT_CANCELLED
     # The summary first: a report that cannot be written must not throw away the evaluation.
-    _print_stdout(format_summary(report))
+    print_stdout(format_summary(report))
     if args.report:
         try:
             write_report(report, args.report)

@@ -14,8 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
-                                        print_error, printable, say, trust_if_asked)
+from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
+                                        guarded, print_error, print_stdout, say, trust_if_asked, write_report)
 from segstudio.commands._data import CLASSES_HELP
 from segstudio.commands._progress import Progress
 from segstudio.commands.engines.options import add_engine_arguments, check_engine_arguments
@@ -58,13 +58,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", metavar="FILE", default=None, help="write the full report to FILE.json or FILE.csv")
     add_engine_arguments(parser, stats=False,
                          shard_help="refused: the thresholds need the whole dataset (use --engine ray)")
-
-
-def _print_stdout(text: str) -> None:
-    text = "\n".join(printable(line) for line in text.split("\n"))
-    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    sys.stdout.write(text.encode(encoding, errors="backslashreplace").decode(encoding) + "\n")
-    sys.stdout.flush()
 
 
 def check_label_model(args: argparse.Namespace, dataset):
@@ -138,9 +131,10 @@ class _ModelPasses:
         if index not in self.failures:  # the same image fails on both passes: report it once
             self.failures[index] = str(exc) if isinstance(exc, SegStudioError) else f"{self.dataset[index].image_path}: {exc}"
 
-    def close(self, cancel: bool = False) -> None:
-        if cancel:
-            self.token.cancel()
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    def close(self) -> None:
         for stream in self.streams:
             stream.close()
 
@@ -168,54 +162,38 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         return print_error(PROG, problem)
     bar = Progress(sys.stderr, PROG)
-    model = None
-    failed: dict[int, str] = {}
-    labelled = 0
-    try:
+    opened: dict = {}
+
+    def work():
         dataset = open_dataset(args.dataset, args.format, class_table=args.classes, split=args.split,
                                allow_outside_root=args.allow_outside_root)
         for warning in dataset.warnings:
             say(PROG, f"warning: {warning}")
         if args.engine == "ray":
             from segstudio.distributed.ray_review import label_errors_on_ray  # noqa: PLC0415
-            report, failed, labelled = label_errors_on_ray(args, dataset, progress=bar)
-        elif args.probabilities is not None:
+            return label_errors_on_ray(args, dataset, progress=bar)
+        if args.probabilities is not None:
             folder = ProbabilityFolder(args.probabilities, dataset.class_table.num_classes)
-            report = find_label_errors(dataset, lambda: folder, min_area=args.min_area, min_width=args.min_width,
-                                       source=str(folder.path), progress=bar)
-        else:
-            model = _ModelPasses(args, dataset)
-            report = find_label_errors(dataset, model, min_area=args.min_area, min_width=args.min_width,
-                                       source=model.name, progress=bar)
-        bar.close()
-        if report["missing"]:
-            say(PROG, f"warning: {len(report['missing'])} image(s) have no labels or no probabilities, "
-                f"e.g. {report['missing'][0]}")
-        if not report["images"]:
-            return print_error(PROG, f"{args.dataset}: no image has both labels and probabilities")
-    except SegStudioError as exc:
-        bar.close()
-        return print_error(PROG, str(exc))
-    except OSError as exc:
-        bar.close()
-        return print_error(PROG, f"{exc.filename or args.dataset}: {exc.strerror or exc}")
-    except KeyboardInterrupt:
-        if model is not None:
-            model.close(cancel=True)
-        bar.close()
-        say(PROG, "cancelled")
-        return EXIT_CANCELLED
-    finally:
-        if model is not None:
-            model.close()
-    _print_stdout(format_label_error_summary(report))
-    if args.report:
-        try:
-            write_label_error_report(report, args.report)
-        except OSError as exc:
-            return print_error(PROG, f"{args.report}: cannot write the report: {exc.strerror or exc}")
-    if model is not None:
-        failed, labelled = model.failures, len(model.indices)
+            return find_label_errors(dataset, lambda: folder, min_area=args.min_area, min_width=args.min_width,
+                                     source=str(folder.path), progress=bar), {}, 0
+        model = opened["model"] = _ModelPasses(args, dataset)
+        report = find_label_errors(dataset, model, min_area=args.min_area, min_width=args.min_width,
+                                   source=model.name, progress=bar)
+        return report, model.failures, len(model.indices)
+
+    result = guarded(PROG, args.dataset, bar, work, lambda: opened.get("model"))
+    if isinstance(result, int):
+        return result
+    report, failed, labelled = result
+    if report["missing"]:
+        say(PROG, f"warning: {len(report['missing'])} image(s) have no labels or no probabilities, "
+            f"e.g. {report['missing'][0]}")
+    if not report["images"]:
+        return print_error(PROG, f"{args.dataset}: no image has both labels and probabilities")
+    print_stdout(format_label_error_summary(report))
+    code = write_report(PROG, report, args.report, write_label_error_report)
+    if code is not None:
+        return code
     if failed:
         for _, message in sorted(failed.items()):
             print_error(PROG, message)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from segstudio.commands._common import print_error
+from segstudio.commands._common import print_error, print_stdout
 
 PROG = "segstudio merge-reports"
 
@@ -25,7 +25,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Merge; return 0, or 2 for reports that cannot be merged or a report that cannot be written."""
-    from segstudio.commands.evaluate import _print_stdout  # noqa: PLC0415
     from segstudio.core.evaluation.merge import load_report, merge_reports  # noqa: PLC0415
     from segstudio.core.evaluation.report import format_summary, write_report  # noqa: PLC0415
     from segstudio.core.errors import SegStudioError  # noqa: PLC0415
@@ -38,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         merged = merge_reports([load_report(p) for p in args.reports], list(args.reports))
     except SegStudioError as exc:
         return print_error(PROG, str(exc))
-    _print_stdout(format_summary(merged))
+    print_stdout(format_summary(merged))
     if args.report:
         try:
             write_report(merged, args.report)
