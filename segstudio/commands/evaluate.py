@@ -18,7 +18,7 @@ import argparse
 import sys
 
 from segstudio.commands._common import (ALLOW_OUTSIDE_ROOT_HELP, EXIT_CANCELLED, EXIT_SOME_FAILED, TRUST_MODEL_HELP,
-                                        print_error, print_stdout, say, trust_if_asked)
+                                        print_error, print_stdout, say, trust_if_asked, write_report)
 from segstudio.commands._data import (CLASSES_HELP, add_ground_truth_arguments, check_evaluated,
                                       check_ground_truth, open_ground_truth, prediction_folder)
 from segstudio.commands._progress import Progress
@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation; return the exit code (0, 1 when images failed, 2 for bad input, 130 when interrupted)."""
-    from segstudio.core.evaluation.report import evaluate, format_summary, write_report
+    from segstudio.core.evaluation.report import evaluate, format_summary, write_report as write_json_or_csv
 
     if args.report and not args.report.lower().endswith((".json", ".csv")):
         return print_error(PROG, f"{args.report}: the report must be a .json or .csv file")
@@ -143,11 +143,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CANCELLED
     # The summary first: a report that cannot be written must not throw away the evaluation.
     print_stdout(format_summary(report))
-    if args.report:
-        try:
-            write_report(report, args.report)
-        except OSError as exc:
-            return print_error(PROG, f"{args.report}: cannot write the report: {exc.strerror or exc}")
+    code = write_report(PROG, report, args.report, write_json_or_csv)
+    if code is not None:
+        return code
     if args.stats and write_stats_or_error(PROG, report, args.stats):
         return 2
     if failures:
