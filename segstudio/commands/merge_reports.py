@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from segstudio.commands._common import print_error, print_stdout
+from segstudio.commands._common import print_error, print_stdout, write_report
 
 PROG = "segstudio merge-reports"
 
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Merge; return 0, or 2 for reports that cannot be merged or a report that cannot be written."""
     from segstudio.core.evaluation.merge import load_report, merge_reports  # noqa: PLC0415
-    from segstudio.core.evaluation.report import format_summary, write_report  # noqa: PLC0415
+    from segstudio.core.evaluation.report import format_summary, write_report as write_json_or_csv  # noqa: PLC0415
     from segstudio.core.errors import SegStudioError  # noqa: PLC0415
 
     if args.report and not args.report.lower().endswith((".json", ".csv")):
@@ -38,11 +38,9 @@ def run(args: argparse.Namespace) -> int:
     except SegStudioError as exc:
         return print_error(PROG, str(exc))
     print_stdout(format_summary(merged))
-    if args.report:
-        try:
-            write_report(merged, args.report)
-        except OSError as exc:
-            return print_error(PROG, f"{args.report}: cannot write the report: {exc.strerror or exc}")
+    code = write_report(PROG, merged, args.report, write_json_or_csv)
+    if code is not None:
+        return code
     if args.stats:
         from segstudio.commands.engines.options import write_stats_or_error  # noqa: PLC0415
         return write_stats_or_error(PROG, merged, args.stats)
