@@ -1,8 +1,11 @@
-"""What the command-line subcommands share: exit codes and the escaped message line (progress: _progress.py)."""
+"""What the command-line subcommands share: exit codes, the escaped message line, stdout tables, the
+review commands' failure handling and report writing (progress: _progress.py)."""
 from __future__ import annotations
 
 import re
 import sys
+
+from segstudio.core.errors import SegStudioError
 
 EXIT_BAD_INPUT = 2
 EXIT_SOME_FAILED = 1     # the run went on past images that could not be read or predicted
@@ -65,8 +68,6 @@ def guarded(prog: str, dataset_path, bar, work, resource=lambda: None):
     cancels what ``resource()`` runs (an object with ``cancel()`` and ``close()``, or None) and exits
     130; the resource is closed whatever happens, and the progress ``bar`` once the work ends.
     """
-    from segstudio.core.errors import SegStudioError  # noqa: PLC0415
-
     try:
         result = work()
         bar.close()
